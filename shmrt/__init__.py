@@ -1,0 +1,1 @@
+"""shmrt: a multiprocess shared-memory runtime for Python."""

@@ -1,0 +1,231 @@
+/*
+ * arena.c -- the blob arena: refcounted blocks for payloads that do not fit
+ * in a slot, and BlobView, a buffer exporter over one block.
+ *
+ * Allocation is by power-of-two size classes (class c holds 4096 << c bytes,
+ * a 64-byte block header included).  Each class has a free stack (Treiber,
+ * ABA tag in the head, link in the block header); a class with an empty stack
+ * carves a new block from the bump pointer.  Blocks are never split or
+ * merged: simple, lock-free, and crash-tolerant (a dead process can leak a
+ * block, never corrupt the allocator).  The cost is fragmentation when a
+ * workload's sizes drift; the inspector shows live and carved bytes.
+ *
+ * A block's refs count its owners: the slot that carries it (args or result)
+ * and every BlobView over it.  The last release pushes it on its class's
+ * free stack.  So a numpy array unpickled on top of a BlobView keeps its
+ * memory alive for exactly as long as the array lives: zero-copy without
+ * use-after-free.
+ *
+ * Offsets are arena-relative block offsets (multiples of 64) on the wire, and
+ * every one read back is checked: inside the arena, aligned, header magic and
+ * class consistent, length within the block.
+ */
+#include "core.h"
+
+static int class_for(u64 need) {
+    u64 size = ARENA_MIN_BLOCK;
+    for (int c = 0; c < ARENA_CLASSES; c++, size <<= 1)
+        if (need <= size) return c;
+    return -1;
+}
+
+static block_t *block_at(SegmentObject *s, u64 off) {
+    if (off % CACHE_LINE || s->L.arena_size < BLOCK_HEADER_SIZE ||
+        off > s->L.arena_size - BLOCK_HEADER_SIZE)
+        return NULL;
+    block_t *b = (block_t *)(s->L.base + s->L.arena_off + off);
+    u64 mc = LOAD_RLX(&b->magic_class);
+    u64 c = mc & 0xffffffffULL;
+    if ((mc >> 32) != BLOCK_MAGIC || c >= ARENA_CLASSES) return NULL;
+    if ((u64)ARENA_MIN_BLOCK << c > s->L.arena_size - off) return NULL;
+    return b;
+}
+
+/* Returns the block's arena offset, or -1 when the arena is exhausted. */
+long long arena_alloc_block(SegmentObject *s, u64 len) {
+    if (len > s->L.arena_size) return -1;
+    int c = class_for(len + BLOCK_HEADER_SIZE);
+    if (c < 0) return -1;
+    header_t *h = HDR(s);
+    u64 *fh = &h->arena_free[c];
+    u64 head = LOAD_ACQ(fh); /* pairs with release's CAS */
+    u64 off;
+    for (;;) {
+        u64 top = head & 0xffffffffULL;
+        if (top == 0) break;
+        off = (top - 1) * CACHE_LINE;
+        block_t *b = block_at(s, off);
+        if (!b) return -1; /* corrupt stack: refuse rather than trust it */
+        u64 next = LOAD_ACQ(&b->next);
+        u64 nh = (((head >> 32) + 1) << 32) | (next & 0xffffffffULL);
+        if (CAS_ACQREL(fh, &head, nh)) goto got;
+    }
+    /* carve from the bump pointer */
+    u64 size = (u64)ARENA_MIN_BLOCK << c;
+    u64 bump = LOAD_ACQ(&h->arena_bump);
+    for (;;) {
+        if (bump > s->L.arena_size || size > s->L.arena_size - bump) return -1;
+        if (CAS_ACQREL(&h->arena_bump, &bump, bump + size)) break;
+    }
+    off = bump;
+    STORE_RLX(&((block_t *)(s->L.base + s->L.arena_off + off))->magic_class,
+              ((u64)BLOCK_MAGIC << 32) | (u64)c);
+got:;
+    block_t *b = (block_t *)(s->L.base + s->L.arena_off + off);
+    STORE_RLX(&b->len, len);
+    STORE_REL(&b->refs, 1);
+    FETCH_ADD_RLX(&h->arena_live_bytes, (u64)ARENA_MIN_BLOCK << c);
+    return (long long)off;
+}
+
+char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out) {
+    block_t *b = block_at(s, off);
+    if (!b) return NULL;
+    u64 c = LOAD_RLX(&b->magic_class) & 0xffffffffULL;
+    u64 len = LOAD_RLX(&b->len);
+    if (len > ((u64)ARENA_MIN_BLOCK << c) - BLOCK_HEADER_SIZE) return NULL;
+    *len_out = len;
+    return (char *)b + BLOCK_HEADER_SIZE;
+}
+
+/* Drop one reference; the last one frees the block.  Returns 0, or -1 for a
+ * bad offset / refcount (nothing is changed then). */
+int arena_release_block(SegmentObject *s, u64 off) {
+    block_t *b = block_at(s, off);
+    if (!b) return -1;
+    u64 r = LOAD_RLX(&b->refs);
+    for (;;) {
+        if (r == 0) return -1; /* never underflow */
+        if (CAS_ACQREL(&b->refs, &r, r - 1)) break; /* last dropper sees all writes */
+    }
+    if (r != 1) return 0;
+    u64 c = LOAD_RLX(&b->magic_class) & 0xffffffffULL;
+    header_t *h = HDR(s);
+    FETCH_SUB_ACQREL(&h->arena_live_bytes, (u64)ARENA_MIN_BLOCK << c);
+    u64 *fh = &h->arena_free[c];
+    u64 head = LOAD_RLX(fh);
+    for (;;) {
+        STORE_RLX(&b->next, head & 0xffffffffULL);
+        u64 nh = (((head >> 32) + 1) << 32) | (off / CACHE_LINE + 1);
+        if (CAS_REL(fh, &head, nh)) return 0; /* pairs with alloc's acquire */
+    }
+}
+
+/* ---- BlobView ------------------------------------------------------------ */
+typedef struct {
+    PyObject_HEAD
+    SegmentObject *seg;
+    u64 off;
+    u64 len;
+    char *data;
+    int readonly;
+} BlobViewObject;
+
+PyObject *blobview_new(SegmentObject *s, u64 off) {
+    u64 len;
+    char *data = arena_block_data(s, off, &len);
+    block_t *b = block_at(s, off);
+    if (!data || !b) return PyErr_Format(SegmentError, "bad arena block offset %llu", off);
+    u64 r = LOAD_RLX(&b->refs);
+    for (;;) { /* take our own reference; refuse a dead block */
+        if (r == 0) return PyErr_Format(SegmentError, "arena block %llu already freed", off);
+        if (CAS_ACQREL(&b->refs, &r, r + 1)) break;
+    }
+    BlobViewObject *v = PyObject_New(BlobViewObject, &BlobView_Type);
+    if (!v) {
+        arena_release_block(s, off);
+        return NULL;
+    }
+    Py_INCREF(s);
+    v->seg = s;
+    v->off = off;
+    v->len = len;
+    v->data = data;
+    v->readonly = !s->L.writable;
+    s->exports++;
+    return (PyObject *)v;
+}
+
+static void BlobView_dealloc(BlobViewObject *v) {
+    if (v->seg) {
+        v->seg->exports--;
+        if (!v->seg->closed) arena_release_block(v->seg, v->off);
+        Py_DECREF(v->seg);
+    }
+    PyObject_Free(v);
+}
+
+static int BlobView_getbuffer(BlobViewObject *v, Py_buffer *view, int flags) {
+    if (v->seg->closed) {
+        PyErr_SetString(SegmentError, "segment is closed");
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, (PyObject *)v, v->data, (Py_ssize_t)v->len, v->readonly, flags);
+}
+
+static PyBufferProcs BlobView_as_buffer = {(getbufferproc)BlobView_getbuffer, NULL};
+
+static Py_ssize_t BlobView_len(BlobViewObject *v) { return (Py_ssize_t)v->len; }
+static PySequenceMethods BlobView_as_seq = {.sq_length = (lenfunc)BlobView_len};
+
+static PyObject *BlobView_get_offset(BlobViewObject *v, void *c) {
+    return PyLong_FromUnsignedLongLong(v->off);
+}
+static PyGetSetDef BlobView_getset[] = {
+    {"offset", (getter)BlobView_get_offset, NULL, "arena offset of the block", NULL}, {NULL}};
+
+PyTypeObject BlobView_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shmrt._core.BlobView",
+    .tp_basicsize = sizeof(BlobViewObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)BlobView_dealloc,
+    .tp_as_buffer = &BlobView_as_buffer,
+    .tp_as_sequence = &BlobView_as_seq,
+    .tp_getset = BlobView_getset,
+    .tp_doc = "A zero-copy view of one arena block; keeps the block alive.",
+};
+
+/* ---- Python methods ------------------------------------------------------ */
+/* blob_alloc(len) -> (offset, BlobView) writable view for the producer, or
+ * None when the arena is exhausted.  The slot-side reference is the one
+ * returned by alloc; the view holds a second. */
+static PyObject *AR_blob_alloc(SegmentObject *s, PyObject *arg) {
+    unsigned long long len = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    long long off = arena_alloc_block(s, len);
+    if (off < 0) Py_RETURN_NONE;
+    PyObject *v = blobview_new(s, (u64)off);
+    if (!v) {
+        arena_release_block(s, (u64)off);
+        return NULL;
+    }
+    return Py_BuildValue("(LN)", off, v);
+}
+
+static PyObject *AR_blob_release(SegmentObject *s, PyObject *arg) {
+    unsigned long long off = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    if (arena_release_block(s, off)) return PyErr_Format(SegmentError, "bad blob offset %llu", off);
+    Py_RETURN_NONE;
+}
+
+static PyObject *AR_blob_view(SegmentObject *s, PyObject *arg) {
+    unsigned long long off = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, 0)) return NULL;
+    return blobview_new(s, off);
+}
+
+static PyObject *AR_arena_stats(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 0)) return NULL;
+    header_t *h = HDR(s);
+    return Py_BuildValue("{sKsKsK}", "size", s->L.arena_size, "carved", LOAD_RLX(&h->arena_bump),
+                         "live", LOAD_RLX(&h->arena_live_bytes));
+}
+
+PyMethodDef arena_methods[] = {
+    {"blob_alloc", (PyCFunction)AR_blob_alloc, METH_O,
+     "blob_alloc(len) -> (offset, writable BlobView) | None"},
+    {"blob_release", (PyCFunction)AR_blob_release, METH_O, "blob_release(offset)"},
+    {"blob_view", (PyCFunction)AR_blob_view, METH_O, "blob_view(offset) -> BlobView"},
+    {"arena_stats", (PyCFunction)AR_arena_stats, METH_NOARGS, "arena_stats() -> dict"},
+    {NULL}};

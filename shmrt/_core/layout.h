@@ -1,0 +1,263 @@
+/*
+ * layout.h -- the segment layout: one POSIX shared-memory segment per runtime.
+ *
+ *   +---------------------+ 0
+ *   | header (4 KiB)      |  config (written once at creation), then mutable
+ *   |                     |  words, each on its own cache line
+ *   +---------------------+ workers_off
+ *   | workers[N]          |  256 B each: identity, park futex, counters
+ *   +---------------------+ queues_off
+ *   | local queues[N]     |  1152 B each: head, tail, ring of u32 slot indices
+ *   +---------------------+ inject_off
+ *   | inject ring         |  Vyukov MPMC ring of slot indices + length
+ *   +---------------------+ clients_off
+ *   | clients[C]          |  per client: identity, futex, completion ring
+ *   +---------------------+ funcs_off
+ *   | function table[F]   |  pickled callables, sent once, then by id
+ *   +---------------------+ slots_off
+ *   | slots[K]            |  fixed-size task slots (192 B header + payload)
+ *   +---------------------+ arena_off
+ *   | blob arena          |  size-classed refcounted blocks (large payloads)
+ *   +---------------------+ total_size
+ *
+ * Who writes what:
+ *   - header config words: the creator, before any other process maps the
+ *     segment.  Everyone else copies them into a private `layout_t` after
+ *     validating them, and never reads them from shared memory again, so a
+ *     later scribble on the header cannot send the C core out of bounds.
+ *   - worker entry line 0: only that worker (pid, state, owner-only counters),
+ *     except `state`, which a notifier may CAS from PARKED to NOTIFIED and the
+ *     coordinator may set to DEAD.
+ *   - everything else: through the protocols in sched.c and arena.c.
+ *
+ * Python mirrors nothing by hand: the module exports the offsets of every
+ * named field (HEADER_FIELDS, WORKER_FIELDS, SLOT_FIELDS, ...) from the
+ * structs below, and shmrt/layout.py reads them.
+ */
+#ifndef SHMRT_LAYOUT_H
+#define SHMRT_LAYOUT_H
+
+#include <stddef.h>
+#include "atomics.h"
+
+#define SHMRT_MAGIC 0x3176544d524d4853ULL /* "SHMRMTv1" little endian */
+#define SHMRT_LAYOUT_VERSION 1
+#define CACHE_LINE 64
+
+/* Local run queue capacity: a compile-time maximum.  The effective capacity
+ * (a power of two <= this) is recorded in the header, so a test can shrink
+ * it to 4 to drive the overflow and steal paths hard. */
+#define LOCAL_CAP_MAX 256
+#define HEADER_SIZE 4096
+#define SLOT_HEADER_SIZE 192
+#define ARENA_MIN_BLOCK 4096 /* class 0 block size; class c is 4096 << c */
+#define ARENA_CLASSES 24     /* up to 32 GiB blocks */
+#define BLOCK_HEADER_SIZE 64
+#define BLOCK_MAGIC 0x424c4f42u /* "BLOB" */
+
+#define PAD(n) char _pad_##n[CACHE_LINE]
+
+/* ---- header ------------------------------------------------------------ */
+typedef struct {
+    /* line 0-2: configuration, written once by the creator */
+    u64 magic;
+    u64 version;
+    u64 total_size;
+    u64 n_workers;
+    u64 n_slots;
+    u64 slot_size;
+    u64 local_cap;
+    u64 inject_cap;  /* power of two >= n_slots: pushes can never fail */
+    u64 n_clients;
+    u64 n_funcs;
+    u64 arena_size;
+    u64 workers_off;
+    u64 queues_off;
+    u64 inject_off;
+    u64 clients_off;
+    u64 funcs_off;
+    u64 slots_off;
+    u64 arena_off;
+    u64 owner_uid;
+    u64 created_ns;   /* CLOCK_REALTIME at creation */
+    u64 coord_pid;
+    u64 coord_start;  /* /proc/<pid>/stat starttime: pid-reuse proof */
+    u64 max_payload;
+    u64 _cfg_reserved[9];
+    /* line 4: run state (RUN_*), written by the coordinator */
+    _Alignas(CACHE_LINE) u64 run_state;
+    u64 epoch;         /* bumped by the coordinator on every worker respawn */
+    u64 shutdown_seq;  /* futex word: bumped when run_state changes */
+    /* line 5: Tokio's idle word: (num_unparked << 16) | num_searching */
+    _Alignas(CACHE_LINE) u64 idle;
+    /* line 6: free-slot stack head: (tag << 32) | (index + 1), 0 = empty */
+    _Alignas(CACHE_LINE) u64 free_head;
+    u64 free_count;
+    /* line 7: function table fill level */
+    _Alignas(CACHE_LINE) u64 fn_count;
+    /* line 8: arena bump pointer (bytes used from the arena start) */
+    _Alignas(CACHE_LINE) u64 arena_bump;
+    u64 arena_live_bytes;
+    /* line 9-11: arena per-class free stacks, same packing as free_head */
+    _Alignas(CACHE_LINE) u64 arena_free[ARENA_CLASSES];
+    /* global counters (relaxed; for the inspector) */
+    _Alignas(CACHE_LINE) u64 submitted;
+    u64 completed;
+    u64 crashed;
+    u64 retried;
+} header_t;
+
+enum { RUN_INIT = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };
+
+/* ---- worker entry ------------------------------------------------------ */
+enum {
+    W_EMPTY = 0,
+    W_STARTING = 1,
+    W_RUNNING = 2,
+    W_SEARCHING = 3,
+    W_PARKED = 4,
+    W_NOTIFIED = 5, /* a notifier claimed this parked worker */
+    W_DEAD = 6,
+    W_EXITED = 7,
+};
+
+typedef struct {
+    /* line 0: identity and state; written by the worker itself */
+    u64 pid;
+    u64 start;         /* process start time (pid-reuse proof) */
+    u64 epoch;
+    u64 state;         /* W_*; see sched.c for the park protocol */
+    u64 current;       /* slot index + 1 of the innermost running task */
+    u64 current_since; /* CLOCK_MONOTONIC ns */
+    u64 lifo;          /* slot index + 1 in the LIFO slot, 0 = empty */
+    u64 help_depth;
+    /* line 1: park futex word (low 32 bits used), bumped by notifiers */
+    _Alignas(CACHE_LINE) u64 park_seq;
+    /* line 2-3: counters, owner-only writes */
+    _Alignas(CACHE_LINE) u64 tasks_run;
+    u64 steals;
+    u64 steal_attempts;
+    u64 stolen_tasks;
+    u64 parks;
+    u64 wakeups;
+    u64 inject_pulls;
+    u64 overflows;
+    u64 spins;
+    u64 lifo_hits;
+    u64 helped;
+    u64 _ctr_reserved[5];
+} worker_t;
+
+/* ---- local run queue (Tokio's queue.rs) ---------------------------------
+ *   head: | steal (32) | real (32) |   both positions, wrapping u32
+ *   tail: u32, written only by the owner
+ * The owner pops at `real`; a stealer first moves `real` forward (claiming a
+ * batch), copies, then moves `steal` up to `real`.  While steal != real a
+ * steal is in progress and no other stealer may start. */
+typedef struct {
+    u64 head;
+    _Alignas(CACHE_LINE) u64 tail; /* low 32 bits */
+    _Alignas(CACHE_LINE) u32 buf[LOCAL_CAP_MAX];
+} local_queue_t;
+
+/* ---- Vyukov bounded MPMC ring (inject queue, completion rings) ---------- */
+typedef struct {
+    u64 seq;
+    u64 val;
+} ring_cell_t;
+
+typedef struct {
+    u64 enq;
+    _Alignas(CACHE_LINE) u64 deq;
+    _Alignas(CACHE_LINE) u64 len; /* approximate, for wake decisions */
+    _Alignas(CACHE_LINE) ring_cell_t cells[];
+} ring_t;
+
+/* ---- client entry -------------------------------------------------------
+ * Clients submit from outside the pool (the coordinator is client 0;
+ * shmrt.connect() claims a free entry by CAS on pid). Completed tasks of a
+ * client are pushed on its completion ring. */
+typedef struct {
+    u64 pid;   /* 0 = free; claimed by CAS */
+    u64 start;
+    u64 submitted;
+    u64 harvested;
+    _Alignas(CACHE_LINE) u64 seq;      /* futex word, bumped per completion */
+    u64 sleeping;                      /* a thread waits on seq: wake it */
+    u64 spinning;                      /* threads polling the ring: no wake needed */
+    _Alignas(CACHE_LINE) u64 ring[];   /* a ring_t (Vyukov) starts here */
+} client_t;
+
+/* ---- function table entry --------------------------------------------- */
+enum { FN_EMPTY = 0, FN_WRITING = 1, FN_READY = 2 };
+typedef struct {
+    u64 state;
+    u64 blob; /* arena offset of the block holding the pickled callable */
+    u64 len;
+    u64 hash;
+} func_t;
+
+/* ---- task slot ----------------------------------------------------------
+ * Hot line: state word and what a worker needs to run it.  Cold line:
+ * timestamps and lineage.  Payload follows (args, then the result). */
+typedef struct {
+    /* line 0 (hot) */
+    u64 state;    /* see state.h: flags low, refcount from bit 6 */
+    u64 next;     /* free-list link (index + 1) */
+    u64 fn_id;
+    u64 holder;   /* who holds the join handle: client id, or HOLDER_WORKER|wid */
+    u64 owner;    /* (pid << 32) | (worker id + 1) while running, else 0 */
+    u64 flags;    /* SLOT_F_* */
+    u64 args_len;
+    u64 result;   /* (status << 32) | inline result length */
+    /* line 1 (cold) */
+    u64 submitted_ns;
+    u64 started_ns;
+    u64 finished_ns;
+    u64 attempts; /* (max_retries << 32) | attempts so far */
+    u64 parent;   /* parent slot index + 1 (spawn trees) */
+    u64 gen;      /* allocation generation: (gen << 32) | index is a task key */
+    u64 args_blob;   /* arena offset of the args block (SLOT_F_ARGS_BLOB) */
+    u64 result_blob; /* arena offset of the result block (SLOT_F_RESULT_BLOB) */
+    /* line 2 (relay) */
+    u64 flow;
+    u64 seq;
+    u64 kind; /* 0 task, 1 relay packet */
+    u64 _reserved[5];
+} slot_t;
+
+#define HOLDER_WORKER 0x10000ULL
+#define SLOT_F_ARGS_BLOB 1ULL   /* the slot owns a ref on args_blob */
+#define SLOT_F_RESULT_BLOB 2ULL /* the slot owns a ref on result_blob */
+
+enum { ST_NONE = 0, ST_OK = 1, ST_ERROR = 2, ST_CRASHED = 3, ST_CANCELLED = 4 };
+
+/* ---- arena block header ----------------------------------------------- */
+typedef struct {
+    u64 magic_class; /* (BLOCK_MAGIC << 32) | class */
+    u64 refs;
+    u64 len;
+    u64 next; /* free-stack link: (block offset / 64) + 1 */
+    u64 _reserved[4];
+} block_t;
+
+/* ---- private, validated copy of the configuration ---------------------- */
+typedef struct {
+    char *base;
+    u64 size;
+    int writable;
+    u64 n_workers, n_slots, slot_size, local_cap, inject_cap, n_clients;
+    u64 n_funcs, arena_size, max_payload;
+    u64 workers_off, queues_off, inject_off, clients_off, funcs_off, slots_off,
+        arena_off;
+    u64 client_stride;
+} layout_t;
+
+static inline ring_t *client_ring(client_t *c) { return (ring_t *)(void *)c->ring; }
+static inline u64 ring_bytes(u64 cap) { return sizeof(ring_t) + cap * sizeof(ring_cell_t); }
+static inline u64 client_stride(u64 cap) {
+    u64 s = offsetof(client_t, ring) + ring_bytes(cap);
+    return (s + CACHE_LINE - 1) & ~(u64)(CACHE_LINE - 1);
+}
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * module.c -- shmrt._core: module init, constants, and the field-offset tables
+ * that let Python (layout.py, the inspector) read the structs of layout.h
+ * without restating them.
+ */
+#include "core.h"
+#include "state.h"
+
+PyObject *core_compute_layout(PyObject *self, PyObject *arg);
+int segment_type_ready(void);
+
+#define FIELD(d, T, f)                                                        \
+    do {                                                                      \
+        PyObject *v = PyLong_FromSize_t(offsetof(T, f));                      \
+        if (!v || PyDict_SetItemString((d), #f, v)) { Py_XDECREF(v); return -1; } \
+        Py_DECREF(v);                                                         \
+    } while (0)
+
+static int add_table(PyObject *m, const char *name, PyObject *d) {
+    if (!d) return -1;
+    return PyModule_AddObject(m, name, d) ? (Py_DECREF(d), -1) : 0;
+}
+
+static int header_fields(PyObject *m) {
+    PyObject *d = PyDict_New();
+    if (!d) return -1;
+    FIELD(d, header_t, magic); FIELD(d, header_t, version); FIELD(d, header_t, total_size);
+    FIELD(d, header_t, n_workers); FIELD(d, header_t, n_slots); FIELD(d, header_t, slot_size);
+    FIELD(d, header_t, local_cap); FIELD(d, header_t, inject_cap); FIELD(d, header_t, n_clients);
+    FIELD(d, header_t, n_funcs); FIELD(d, header_t, arena_size); FIELD(d, header_t, workers_off);
+    FIELD(d, header_t, queues_off); FIELD(d, header_t, inject_off); FIELD(d, header_t, clients_off);
+    FIELD(d, header_t, funcs_off); FIELD(d, header_t, slots_off); FIELD(d, header_t, arena_off);
+    FIELD(d, header_t, owner_uid); FIELD(d, header_t, created_ns); FIELD(d, header_t, coord_pid);
+    FIELD(d, header_t, coord_start); FIELD(d, header_t, max_payload); FIELD(d, header_t, run_state);
+    FIELD(d, header_t, epoch); FIELD(d, header_t, shutdown_seq); FIELD(d, header_t, idle);
+    FIELD(d, header_t, free_head); FIELD(d, header_t, free_count); FIELD(d, header_t, fn_count);
+    FIELD(d, header_t, arena_bump); FIELD(d, header_t, arena_live_bytes);
+    FIELD(d, header_t, submitted); FIELD(d, header_t, completed); FIELD(d, header_t, crashed);
+    FIELD(d, header_t, retried);
+    return add_table(m, "HEADER_FIELDS", d);
+}
+
+static int worker_fields(PyObject *m) {
+    PyObject *d = PyDict_New();
+    if (!d) return -1;
+    FIELD(d, worker_t, pid); FIELD(d, worker_t, start); FIELD(d, worker_t, epoch);
+    FIELD(d, worker_t, state); FIELD(d, worker_t, current); FIELD(d, worker_t, current_since);
+    FIELD(d, worker_t, lifo); FIELD(d, worker_t, help_depth); FIELD(d, worker_t, park_seq);
+    FIELD(d, worker_t, tasks_run); FIELD(d, worker_t, steals); FIELD(d, worker_t, steal_attempts);
+    FIELD(d, worker_t, stolen_tasks); FIELD(d, worker_t, parks); FIELD(d, worker_t, wakeups);
+    FIELD(d, worker_t, inject_pulls); FIELD(d, worker_t, overflows); FIELD(d, worker_t, spins);
+    FIELD(d, worker_t, lifo_hits); FIELD(d, worker_t, helped);
+    return add_table(m, "WORKER_FIELDS", d);
+}
+
+static int slot_fields(PyObject *m) {
+    PyObject *d = PyDict_New();
+    if (!d) return -1;
+    FIELD(d, slot_t, state); FIELD(d, slot_t, next); FIELD(d, slot_t, fn_id);
+    FIELD(d, slot_t, holder); FIELD(d, slot_t, owner); FIELD(d, slot_t, flags);
+    FIELD(d, slot_t, args_len); FIELD(d, slot_t, result); FIELD(d, slot_t, submitted_ns);
+    FIELD(d, slot_t, started_ns); FIELD(d, slot_t, finished_ns); FIELD(d, slot_t, attempts);
+    FIELD(d, slot_t, parent); FIELD(d, slot_t, gen); FIELD(d, slot_t, args_blob);
+    FIELD(d, slot_t, result_blob); FIELD(d, slot_t, flow); FIELD(d, slot_t, seq);
+    FIELD(d, slot_t, kind);
+    return add_table(m, "SLOT_FIELDS", d);
+}
+
+static int queue_fields(PyObject *m) {
+    PyObject *d = PyDict_New();
+    if (!d) return -1;
+    FIELD(d, local_queue_t, head); FIELD(d, local_queue_t, tail); FIELD(d, local_queue_t, buf);
+    FIELD(d, ring_t, enq); FIELD(d, ring_t, deq); FIELD(d, ring_t, len); FIELD(d, ring_t, cells);
+    FIELD(d, client_t, pid); FIELD(d, client_t, start); FIELD(d, client_t, submitted);
+    FIELD(d, client_t, harvested); FIELD(d, client_t, seq); FIELD(d, client_t, sleeping);
+    FIELD(d, client_t, spinning); FIELD(d, client_t, ring);
+    return add_table(m, "QUEUE_FIELDS", d);
+}
+
+static PyMethodDef module_methods[] = {
+    {"compute_layout", core_compute_layout, METH_O,
+     "compute_layout(cfg: dict) -> dict: offsets and total size for a configuration"},
+    {NULL}};
+
+static struct PyModuleDef coremodule = {PyModuleDef_HEAD_INIT, "shmrt._core",
+                                        "shmrt's C core: atomics, futex, lock-free protocols.",
+                                        -1, module_methods};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    if (segment_type_ready() < 0 || PyType_Ready(&BlobView_Type) < 0) return NULL;
+    PyObject *m = PyModule_Create(&coremodule);
+    if (!m) return NULL;
+    SegmentError = PyErr_NewException("shmrt._core.SegmentError", PyExc_RuntimeError, NULL);
+    Py_INCREF(SegmentError);
+    Py_INCREF(&Segment_Type);
+    Py_INCREF(&BlobView_Type);
+    if (PyModule_AddObject(m, "SegmentError", SegmentError) ||
+        PyModule_AddObject(m, "Segment", (PyObject *)&Segment_Type) ||
+        PyModule_AddObject(m, "BlobView", (PyObject *)&BlobView_Type) ||
+        header_fields(m) || worker_fields(m) || slot_fields(m) || queue_fields(m))
+        goto fail;
+#define CONST(n) if (PyModule_AddIntConstant(m, #n, (long long)(n))) goto fail
+    CONST(SHMRT_LAYOUT_VERSION); CONST(LOCAL_CAP_MAX); CONST(HEADER_SIZE);
+    CONST(SLOT_HEADER_SIZE); CONST(CACHE_LINE); CONST(BLOCK_HEADER_SIZE);
+    CONST(S_RUNNING); CONST(S_COMPLETE); CONST(S_NOTIFIED); CONST(S_JOIN_INTEREST);
+    CONST(S_JOIN_WAKER); CONST(S_CANCELLED); CONST(REF_ONE); CONST(REF_SHIFT);
+    CONST(HOLDER_WORKER); CONST(SLOT_F_ARGS_BLOB); CONST(SLOT_F_RESULT_BLOB);
+    CONST(ST_NONE); CONST(ST_OK); CONST(ST_ERROR); CONST(ST_CRASHED); CONST(ST_CANCELLED);
+    CONST(W_EMPTY); CONST(W_STARTING); CONST(W_RUNNING); CONST(W_SEARCHING);
+    CONST(W_PARKED); CONST(W_NOTIFIED); CONST(W_DEAD); CONST(W_EXITED);
+    CONST(RUN_INIT); CONST(RUN_RUNNING); CONST(RUN_STOPPING); CONST(RUN_STOPPED);
+    CONST(FN_READY);
+    if (PyModule_AddObject(m, "MAGIC", PyLong_FromUnsignedLongLong(SHMRT_MAGIC))) goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

@@ -1,0 +1,402 @@
+/*
+ * sched.c -- the scheduler's shared mechanisms: idle word, park / notify, and
+ * the worker-side queue operations (local pop, LIFO slot, refill from inject,
+ * steal).  The policy that strings them together (LIFO at most 3 in a row,
+ * inject check every ~61 tasks, when to search) lives in workers/cpu.py.
+ *
+ * Idle word (header.idle), after tokio scheduler/multi_thread/idle.rs:
+ *
+ *   | 63 ..... 32 | 31 ........ 16 | 15 ......... 0 |
+ *   |   unused    |  num_unparked  | num_searching  |
+ *
+ * Park protocol (no lost wakeups).  Worker w going to sleep:
+ *   1. state[w] = PARKED                                  (SeqCst store)
+ *   2. idle -= one unparked (and one searching if it was searching)
+ *   3. seq = park_seq[w]; re-check every queue and the run state   (SeqCst)
+ *   4. work seen: CAS state PARKED -> RUNNING; success = unparked again.
+ *   5. else futex_wait(park_seq[w], seq, timeout)
+ *   6. after waking: CAS PARKED -> RUNNING (timeout / spurious: unpark self),
+ *      or find NOTIFIED: a notifier already counted us unparked + searching.
+ * Notifier, after making work visible (SeqCst push):
+ *   if num_searching == 0 and num_unparked < n: CAS idle += (1 unparked,
+ *   1 searching); CAS some worker PARKED -> NOTIFIED; bump its park_seq;
+ *   futex_wake.  If no worker is PARKED after all (it is self-unparking in
+ *   step 4/6), undo the idle increment: that worker will look for work anyway.
+ * Either the parker's step 3 sees the work, or the notifier sees PARKED:
+ * both sides use SeqCst on (queue length, state), a Dekker handshake.
+ */
+#include "core.h"
+#include "queue.h"
+#include "state.h"
+
+#include <sched.h>
+
+#define IDLE_SEARCH_MASK 0xffffULL
+#define IDLE_UNPARK_ONE (1ULL << 16)
+
+int ring_push(ring_t *r, u64 cap, u64 val) { return ring_push_inl(r, cap, val); }
+long ring_pop(ring_t *r, u64 cap) { return ring_pop_inl(r, cap); }
+
+int sched_init_structures(SegmentObject *s) {
+    header_t *h = HDR(s);
+    ring_init(inject_ring(s), s->L.inject_cap);
+    for (u64 c = 0; c < s->L.n_clients; c++) ring_init(client_ring(client_at(s, c)), s->L.inject_cap);
+    /* free list: every slot, index 0 on top */
+    for (u64 i = 0; i < s->L.n_slots; i++) {
+        slot_t *sl = slot_at(s, i);
+        sl->next = (i + 1 < s->L.n_slots) ? i + 2 : 0;
+    }
+    h->free_head = 1; /* tag 0, index 0 */
+    h->free_count = s->L.n_slots;
+    h->idle = s->L.n_workers * IDLE_UNPARK_ONE; /* all unparked, none searching */
+    h->run_state = RUN_INIT;
+    return 0;
+}
+
+/* ---- notify ------------------------------------------------------------- */
+static int notify_parked(SegmentObject *s) {
+    header_t *h = HDR(s);
+    u64 n = s->L.n_workers;
+    u64 st = LOAD_SEQ(&h->idle); /* pairs with the parker's SeqCst idle RMW */
+    for (;;) {
+        if ((st & IDLE_SEARCH_MASK) != 0 || (st >> 16) >= n) return 0;
+        if (CAS_SEQ(&h->idle, &st, st + 1 + IDLE_UNPARK_ONE)) break;
+    }
+    static __thread u64 rot = 0;
+    for (u64 k = 0; k < n; k++) {
+        worker_t *w = worker_at(s, (rot + k) % n);
+        u64 exp = W_PARKED;
+        if (LOAD_SEQ(&w->state) == W_PARKED && CAS_SEQ(&w->state, &exp, W_NOTIFIED)) {
+            rot += k + 1;
+            FETCH_ADD_SEQ(&w->park_seq, 1); /* makes a racing futex_wait return */
+            futex_wake_u32(&w->park_seq, 1);
+            return 1;
+        }
+    }
+    FETCH_SUB_SEQ(&h->idle, 1 + IDLE_UNPARK_ONE); /* nobody to wake: undo */
+    return 0;
+}
+
+int sched_notify(SegmentObject *s) { return notify_parked(s); }
+
+/* Is there visible work anywhere?  SeqCst loads: step 3 of the protocol. */
+static int has_work(SegmentObject *s) {
+    if ((int64_t)LOAD_SEQ(&inject_ring(s)->len) > 0) return 1;
+    for (u64 i = 0; i < s->L.n_workers; i++) {
+        local_queue_t *q = queue_at(s, i);
+        u64 hd = LOAD_SEQ(&q->head);
+        if ((u32)LOAD_SEQ(&q->tail) != head_real(hd)) return 1;
+    }
+    return LOAD_SEQ(&HDR(s)->run_state) != RUN_RUNNING;
+}
+
+/* park(wid, spin_s, timeout_s, searching) -> 0 self-unparked (not searching),
+ * 1 notified (now a searcher, already counted), 2 timed out (not searching).
+ * Spins first (GIL released) for spin_s seconds watching for work. */
+static PyObject *S_park(SegmentObject *s, PyObject *args) {
+    unsigned long long wid;
+    double spin_s, timeout_s;
+    int searching;
+    if (!PyArg_ParseTuple(args, "Kddp", &wid, &spin_s, &timeout_s, &searching) ||
+        seg_check_open(s, 1))
+        return NULL;
+    worker_t *w = worker_at(s, wid);
+    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    header_t *h = HDR(s);
+    int result = 0, seen = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (spin_s > 0) {
+        u64 end = now_ns() + (u64)(spin_s * 1e9);
+        unsigned i = 0;
+        while (!(seen = has_work(s))) {
+            if ((++i & 15) == 0) {
+                if (now_ns() >= end) break;
+                sched_yield(); /* 2 cores: let a runnable process have the CPU */
+            } else {
+                cpu_relax();
+            }
+        }
+        COUNTER_BUMP(&w->spins, 1);
+    }
+    if (seen) {
+        result = searching ? 1 : 0; /* work seen while spinning: keep our role */
+    } else {
+        STORE_SEQ(&w->state, (u64)W_PARKED);                                  /* step 1 */
+        FETCH_SUB_SEQ(&h->idle, IDLE_UNPARK_ONE + (searching ? 1 : 0));       /* step 2 */
+        u32 seq = (u32)LOAD_SEQ(&w->park_seq);                                /* step 3 */
+        int woke = 0;
+        if (!has_work(s)) {
+            COUNTER_BUMP(&w->parks, 1);
+            futex_wait_u32(&w->park_seq, seq, timeout_s);                    /* step 5 */
+            woke = 1;
+        }
+        u64 exp = W_PARKED;
+        if (CAS_SEQ(&w->state, &exp, (u64)W_RUNNING)) {                       /* step 4/6 */
+            FETCH_ADD_SEQ(&h->idle, IDLE_UNPARK_ONE);
+            result = woke && !has_work(s) ? 2 : 0;
+        } else {
+            /* A notifier moved us PARKED -> NOTIFIED and counted us as an
+             * unparked searcher. */
+            STORE_SEQ(&w->state, (u64)W_SEARCHING);
+            COUNTER_BUMP(&w->wakeups, 1);
+            result = 1;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(result);
+}
+
+/* try_search(wid) -> bool: become a searcher if 2 * searching < workers. */
+static PyObject *S_try_search(SegmentObject *s, PyObject *arg) {
+    unsigned long long wid = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    worker_t *w = worker_at(s, wid);
+    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    header_t *h = HDR(s);
+    u64 st = LOAD_SEQ(&h->idle);
+    for (;;) {
+        if (2 * (st & IDLE_SEARCH_MASK) >= s->L.n_workers) Py_RETURN_FALSE;
+        if (CAS_SEQ(&h->idle, &st, st + 1)) {
+            STORE_RLX(&w->state, (u64)W_SEARCHING);
+            Py_RETURN_TRUE;
+        }
+    }
+}
+
+/* end_search(wid, more_work) -> None: leave the searching state; the last
+ * searcher wakes a parked worker when it saw more work than it took (tokio
+ * wakes unconditionally; waking only on a backlog saves a futex wake per
+ * task when one task at a time trickles in). */
+static PyObject *S_end_search(SegmentObject *s, PyObject *args) {
+    unsigned long long wid;
+    int more = 1;
+    if (!PyArg_ParseTuple(args, "K|p", &wid, &more) || seg_check_open(s, 1)) return NULL;
+    worker_t *w = worker_at(s, wid);
+    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    STORE_RLX(&w->state, (u64)W_RUNNING);
+    u64 prev = FETCH_SUB_SEQ(&HDR(s)->idle, 1);
+    if ((prev & IDLE_SEARCH_MASK) == 0) {
+        FETCH_ADD_SEQ(&HDR(s)->idle, 1); /* was not counted: undo, corrupt caller */
+        return PyErr_Format(SegmentError, "end_search without search");
+    }
+    if ((prev & IDLE_SEARCH_MASK) == 1) {
+        if (more || (int64_t)LOAD_SEQ(&inject_ring(s)->len) > 0) notify_parked(s);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *S_notify(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 1)) return NULL;
+    return PyBool_FromLong(notify_parked(s));
+}
+
+/* wake_all() -> int: bump every park word (shutdown). */
+static PyObject *S_wake_all(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 1)) return NULL;
+    int n = 0;
+    for (u64 i = 0; i < s->L.n_workers; i++) {
+        worker_t *w = worker_at(s, i);
+        FETCH_ADD_SEQ(&w->park_seq, 1);
+        n += futex_wake_u32(&w->park_seq, 1);
+    }
+    return PyLong_FromLong(n);
+}
+
+/* ---- worker-side queue operations ---------------------------------------- */
+static void inject_many(SegmentObject *s, u32 *v, u32 n) {
+    for (u32 i = 0; i < n; i++) ring_push_inl(inject_ring(s), s->L.inject_cap, v[i]);
+}
+
+/* Push onto wid's local queue (overflow: half + this task to inject). */
+int sched_push_local(SegmentObject *s, u64 wid, u32 idx) {
+    local_queue_t *q = queue_at(s, wid);
+    u32 moved[LOCAL_CAP_MAX / 2 + 1], n = 0;
+    if (lq_push(q, s->L.local_cap, idx, moved, &n)) {
+        inject_many(s, moved, n);
+        COUNTER_BUMP(&worker_at(s, wid)->overflows, 1);
+    }
+    return 0;
+}
+
+/* Put a task in the LIFO slot; the previous occupant goes to the queue. */
+int sched_push_lifo(SegmentObject *s, u64 wid, u32 idx) {
+    worker_t *w = worker_at(s, wid);
+    u64 prev = LOAD_RLX(&w->lifo); /* owner-only */
+    STORE_REL(&w->lifo, (u64)idx + 1);
+    if (prev) sched_push_local(s, wid, (u32)(prev - 1));
+    return 0;
+}
+
+static long checked_idx(SegmentObject *s, long v) {
+    if (v < 0) return -1;
+    if ((u64)v >= s->L.n_slots) {
+        PyErr_Format(SegmentError, "queue held out-of-range slot index %ld", v);
+        return -2;
+    }
+    return v;
+}
+
+/* next_local(wid, use_lifo) -> slot index or -1. */
+static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
+    unsigned long long wid;
+    int use_lifo;
+    if (!PyArg_ParseTuple(args, "Kp", &wid, &use_lifo) || seg_check_open(s, 1)) return NULL;
+    worker_t *w = worker_at(s, wid);
+    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    long v = -1;
+    if (use_lifo) {
+        u64 l = LOAD_RLX(&w->lifo);
+        if (l) {
+            STORE_RLX(&w->lifo, 0);
+            v = (long)(l - 1);
+            COUNTER_BUMP(&w->lifo_hits, 1);
+        }
+    }
+    if (v < 0) v = lq_pop(queue_at(s, wid), s->L.local_cap);
+    v = checked_idx(s, v);
+    if (v == -2) return NULL;
+    return PyLong_FromLong(v);
+}
+
+/* refill(wid) -> slot index or -1: take min(len / workers + 1, cap / 2) from
+ * inject, run the first, keep the rest in the local queue. */
+static PyObject *S_refill(SegmentObject *s, PyObject *arg) {
+    unsigned long long wid = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    worker_t *w = worker_at(s, wid);
+    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    ring_t *r = inject_ring(s);
+    int64_t len = (int64_t)LOAD_ACQ(&r->len);
+    if (len <= 0) return PyLong_FromLong(-1);
+    u64 want = (u64)len / s->L.n_workers + 1;
+    u32 cur = lq_len(queue_at(s, wid));
+    u64 half = s->L.local_cap / 2, room = cur < half ? half - cur : 0;
+    if (want > room + 1) want = room + 1;
+    long first = -1;
+    for (u64 i = 0; i < want; i++) {
+        long v = checked_idx(s, ring_pop_inl(r, s->L.inject_cap));
+        if (v == -2) return NULL;
+        if (v < 0) break;
+        if (first < 0)
+            first = v;
+        else
+            sched_push_local(s, wid, (u32)v);
+    }
+    if (first >= 0) COUNTER_BUMP(&w->inject_pulls, 1);
+    return PyLong_FromLong(first);
+}
+
+/* steal(wid, victim) -> slot index or -1: steal half of victim's queue. */
+static PyObject *S_steal(SegmentObject *s, PyObject *args) {
+    unsigned long long wid, victim;
+    if (!PyArg_ParseTuple(args, "KK", &wid, &victim) || seg_check_open(s, 1)) return NULL;
+    worker_t *w = worker_at(s, wid);
+    if (!w || !worker_at(s, victim) || wid == victim)
+        return PyErr_Format(SegmentError, "bad worker ids %llu/%llu", wid, victim);
+    local_queue_t *dst = queue_at(s, wid), *src = queue_at(s, victim);
+    COUNTER_BUMP(&w->steal_attempts, 1);
+    u64 cap = s->L.local_cap;
+    u32 dst_tail = (u32)LOAD_RLX(&dst->tail);
+    u32 dst_steal = head_steal(LOAD_ACQ(&dst->head));
+    if (dst_tail - dst_steal > cap / 2) return PyLong_FromLong(-1);
+    u32 n = lq_steal_into2(src, dst, cap, dst_tail);
+    if (n == 0) return PyLong_FromLong(-1);
+    n -= 1;
+    long ret = (long)LOAD_RLX(&dst->buf[(dst_tail + n) & (cap - 1)]);
+    if (n) STORE_REL(&dst->tail, (u64)(dst_tail + n)); /* pairs with stealers' acquire */
+    COUNTER_BUMP(&w->steals, 1);
+    COUNTER_BUMP(&w->stolen_tasks, n + 1);
+    ret = checked_idx(s, ret);
+    if (ret == -2) return NULL;
+    return PyLong_FromLong(ret);
+}
+
+/* drain_worker(wid) -> int: move a dead worker's LIFO slot and whole local
+ * queue to the inject queue (coordinator, after the owner is gone). */
+static PyObject *S_drain_worker(SegmentObject *s, PyObject *arg) {
+    unsigned long long wid = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    worker_t *w = worker_at(s, wid);
+    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    local_queue_t *q = queue_at(s, wid);
+    u64 cap = s->L.local_cap;
+    long moved = 0;
+    u64 l = LOAD_ACQ(&w->lifo);
+    STORE_REL(&w->lifo, 0);
+    if (l && l - 1 < s->L.n_slots) {
+        ring_push_inl(inject_ring(s), s->L.inject_cap, l - 1);
+        moved++;
+    }
+    long v;
+    while ((v = lq_pop(q, cap)) >= 0) { /* we act as the (dead) owner */
+        if ((u64)v < s->L.n_slots) {
+            ring_push_inl(inject_ring(s), s->L.inject_cap, (u64)v);
+            moved++;
+        }
+    }
+    /* A stealer that died mid-steal leaves steal != real: reset the head so
+     * the respawned worker starts clean (its claimed tasks are lost). */
+    u64 hd = LOAD_ACQ(&q->head);
+    u32 t = (u32)LOAD_ACQ(&q->tail);
+    STORE_REL(&q->head, head_pack(t, t));
+    (void)hd;
+    if (moved) notify_parked(s);
+    return PyLong_FromLong(moved);
+}
+
+static PyObject *S_queue_len(SegmentObject *s, PyObject *arg) {
+    unsigned long long wid = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, 0)) return NULL;
+    if (!queue_at(s, wid)) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    return PyLong_FromUnsignedLong(lq_len(queue_at(s, wid)));
+}
+
+static PyObject *S_inject_len(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 0)) return NULL;
+    int64_t len = (int64_t)LOAD_ACQ(&inject_ring(s)->len);
+    return PyLong_FromLongLong(len < 0 ? 0 : len);
+}
+
+/* Test hooks for the protocol stress tests: raw push/pop on a local queue,
+ * acting as its owner. */
+static PyObject *S_lq_push(SegmentObject *s, PyObject *args) {
+    unsigned long long wid, idx;
+    if (!PyArg_ParseTuple(args, "KK", &wid, &idx) || seg_check_open(s, 1)) return NULL;
+    if (!queue_at(s, wid) || idx >= s->L.n_slots) return PyErr_Format(SegmentError, "bad args");
+    sched_push_local(s, wid, (u32)idx);
+    Py_RETURN_NONE;
+}
+
+static PyObject *S_inject_pop(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 1)) return NULL;
+    long v = checked_idx(s, ring_pop_inl(inject_ring(s), s->L.inject_cap));
+    if (v == -2) return NULL;
+    return PyLong_FromLong(v);
+}
+
+static PyObject *S_inject_push(SegmentObject *s, PyObject *arg) {
+    unsigned long long idx = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    if (idx >= s->L.n_slots) return PyErr_Format(SegmentError, "bad slot index %llu", idx);
+    if (ring_push_inl(inject_ring(s), s->L.inject_cap, idx))
+        return PyErr_Format(SegmentError, "inject ring full (corrupt?)");
+    Py_RETURN_NONE;
+}
+
+PyMethodDef sched_methods[] = {
+    {"park", (PyCFunction)S_park, METH_VARARGS,
+     "park(wid, spin_s, timeout_s, searching) -> 0 self-unparked, 1 notified (searcher), 2 timeout"},
+    {"try_search", (PyCFunction)S_try_search, METH_O, "try_search(wid) -> bool"},
+    {"end_search", (PyCFunction)S_end_search, METH_VARARGS, "end_search(wid, more=True)"},
+    {"notify", (PyCFunction)S_notify, METH_NOARGS, "notify() -> bool: wake one parked worker"},
+    {"wake_all", (PyCFunction)S_wake_all, METH_NOARGS, "wake_all() -> n"},
+    {"next_local", (PyCFunction)S_next_local, METH_VARARGS, "next_local(wid, use_lifo) -> idx|-1"},
+    {"refill", (PyCFunction)S_refill, METH_O, "refill(wid) -> idx|-1"},
+    {"steal", (PyCFunction)S_steal, METH_VARARGS, "steal(wid, victim) -> idx|-1"},
+    {"drain_worker", (PyCFunction)S_drain_worker, METH_O, "drain_worker(wid) -> moved"},
+    {"queue_len", (PyCFunction)S_queue_len, METH_O, "queue_len(wid) -> int"},
+    {"inject_len", (PyCFunction)S_inject_len, METH_NOARGS, "inject_len() -> int"},
+    {"lq_push", (PyCFunction)S_lq_push, METH_VARARGS, "test hook: owner push"},
+    {"inject_pop", (PyCFunction)S_inject_pop, METH_NOARGS, "test hook: pop inject"},
+    {"inject_push", (PyCFunction)S_inject_push, METH_O, "test hook: push inject"},
+    {NULL}};

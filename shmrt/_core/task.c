@@ -1,0 +1,410 @@
+/*
+ * task.c -- a task's life in its slot: allocate, submit / spawn, begin,
+ * finish, deliver, harvest / join, cancel, free.  Plus the function table and
+ * client registration, and the coordinator's crash reclaim.
+ *
+ * A task is named by its key = (gen << 32) | index; gen is bumped at every
+ * allocation, so a stale key can never touch a recycled slot.
+ *
+ * Life of a client task (refs: H = handle, S = scheduler):
+ *   submit:  alloc, fill, state = NOTIFIED|JOIN_INTEREST|2 refs, push inject
+ *   begin:   NOTIFIED -> RUNNING (acquire; pairs with submit's release)
+ *   finish:  write result, RUNNING -> COMPLETE (release), push the index on
+ *            the holder's completion ring (client) or wake the joiner
+ *            (worker, if JOIN_WAKER), drop S
+ *   harvest: pop the ring, copy / view the result, drop H -> slot freed
+ * Whoever drops the last ref frees the slot: its blob refs are released and
+ * it is pushed on the free stack (Treiber stack, ABA tag in the head).
+ */
+#include "core.h"
+#include "queue.h"
+#include "state.h"
+
+#include <unistd.h>
+
+int sched_push_lifo(SegmentObject *s, u64 wid, u32 idx);
+int sched_notify(SegmentObject *s);
+PyObject *blobview_new(SegmentObject *s, u64 off);
+
+#define KEY_IDX(k) ((u64)(k) & 0xffffffffULL)
+#define KEY_GEN(k) ((u64)(k) >> 32)
+
+/* ---- free stack ---------------------------------------------------------- */
+static long slot_alloc(SegmentObject *s) {
+    header_t *h = HDR(s);
+    u64 head = LOAD_ACQ(&h->free_head); /* pairs with slot_free's release CAS */
+    for (;;) {
+        u64 top = head & 0xffffffffULL;
+        if (top == 0) return -1;
+        if (top > s->L.n_slots) return -2;
+        slot_t *sl = slot_at(s, top - 1);
+        u64 next = LOAD_ACQ(&sl->next);
+        if (next > s->L.n_slots) next = 0; /* corrupt link: cut the stack */
+        u64 nh = (((head >> 32) + 1) << 32) | next;
+        if (CAS_ACQREL(&h->free_head, &head, nh)) {
+            FETCH_SUB_SEQ(&h->free_count, 1);
+            return (long)(top - 1);
+        }
+    }
+}
+
+static void slot_free(SegmentObject *s, u64 idx) {
+    slot_t *sl = slot_at(s, idx);
+    u64 f = LOAD_RLX(&sl->flags);
+    if (f & SLOT_F_ARGS_BLOB) arena_release_block(s, LOAD_RLX(&sl->args_blob));
+    if (f & SLOT_F_RESULT_BLOB) arena_release_block(s, LOAD_RLX(&sl->result_blob));
+    STORE_RLX(&sl->flags, 0);
+    STORE_RLX(&sl->owner, 0);
+    header_t *h = HDR(s);
+    u64 head = LOAD_RLX(&h->free_head);
+    for (;;) {
+        STORE_RLX(&sl->next, head & 0xffffffffULL);
+        u64 nh = (((head >> 32) + 1) << 32) | (idx + 1);
+        if (CAS_REL(&h->free_head, &head, nh)) break; /* pairs with alloc's acquire */
+    }
+    FETCH_ADD_SEQ(&h->free_count, 1);
+}
+
+int drop_ref(SegmentObject *s, u64 idx) {
+    tr_t r = ref_dec(&slot_at(s, idx)->state);
+    if (r == TR_LAST_REF) slot_free(s, idx);
+    return r;
+}
+
+/* Resolve a key to its slot, or raise. */
+slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx) {
+    *idx = KEY_IDX(key);
+    slot_t *sl = slot_at(s, *idx);
+    if (!sl || LOAD_RLX(&sl->gen) != KEY_GEN(key)) {
+        PyErr_Format(SegmentError, "stale or invalid task key %llx", key);
+        return NULL;
+    }
+    return sl;
+}
+
+/* Fill a freshly allocated slot.  Returns the key. */
+static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
+                     u64 args_blob, u64 retries, u64 parent) {
+    slot_t *sl = slot_at(s, idx);
+    if (!sl) return 0; /* unreachable: idx comes from slot_alloc, which checks */
+    u64 gen = (LOAD_RLX(&sl->gen) + 1) & 0xffffffffULL;
+    STORE_RLX(&sl->gen, gen);
+    sl->fn_id = fn_id;
+    sl->holder = holder;
+    sl->owner = 0;
+    sl->flags = args_blob ? SLOT_F_ARGS_BLOB : 0;
+    sl->args_blob = args_blob;
+    sl->result_blob = 0;
+    sl->args_len = (u64)b->len;
+    sl->result = 0;
+    sl->submitted_ns = now_ns();
+    sl->started_ns = sl->finished_ns = 0;
+    sl->attempts = retries << 32;
+    sl->parent = parent;
+    sl->kind = 0;
+    if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
+    STORE_REL(&sl->state, STATE_INITIAL); /* publishes the fields above */
+    return (gen << 32) | idx;
+}
+
+static int check_payload(SegmentObject *s, Py_buffer *b) {
+    if ((u64)b->len > payload_cap(s)) {
+        PyErr_Format(PyExc_ValueError, "inline payload of %zd bytes exceeds the slot (%llu)",
+                     b->len, (unsigned long long)payload_cap(s));
+        return -1;
+    }
+    return 0;
+}
+
+/* submit(cid, fn_id, data, args_blob=0, retries=0) -> key, or -1 if no slot */
+static PyObject *T_submit(SegmentObject *s, PyObject *args) {
+    unsigned long long cid, fn_id, args_blob = 0, retries = 0;
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "KKy*|KK", &cid, &fn_id, &b, &args_blob, &retries)) return NULL;
+    PyObject *res = NULL;
+    client_t *c = client_at(s, cid);
+    if (seg_check_open(s, 1) || check_payload(s, &b)) goto out;
+    if (!c) {
+        PyErr_Format(SegmentError, "bad client id %llu", cid);
+        goto out;
+    }
+    long idx = slot_alloc(s);
+    if (idx == -2) {
+        PyErr_SetString(SegmentError, "free-slot stack corrupt");
+        goto out;
+    }
+    if (idx < 0) {
+        res = PyLong_FromLong(-1);
+        goto out;
+    }
+    u64 key = slot_fill(s, (u64)idx, cid, fn_id, &b, args_blob, retries, 0);
+    ring_push(inject_ring(s), s->L.inject_cap, (u64)idx);
+    COUNTER_BUMP(&c->submitted, 1);
+    FETCH_ADD_RLX(&HDR(s)->submitted, 1);
+    sched_notify(s);
+    res = PyLong_FromUnsignedLongLong(key);
+out:
+    PyBuffer_Release(&b);
+    return res;
+}
+
+/* spawn(wid, fn_id, data, args_blob=0, parent_idx=-1) -> key, or -1 */
+static PyObject *T_spawn(SegmentObject *s, PyObject *args) {
+    unsigned long long wid, fn_id, args_blob = 0;
+    long long parent = -1;
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "KKy*|KL", &wid, &fn_id, &b, &args_blob, &parent)) return NULL;
+    PyObject *res = NULL;
+    if (seg_check_open(s, 1) || check_payload(s, &b)) goto out;
+    if (!worker_at(s, wid)) {
+        PyErr_Format(SegmentError, "bad worker id %llu", wid);
+        goto out;
+    }
+    long idx = slot_alloc(s);
+    if (idx < 0) {
+        if (idx == -2) PyErr_SetString(SegmentError, "free-slot stack corrupt");
+        else res = PyLong_FromLong(-1);
+        goto out;
+    }
+    u64 par = (parent >= 0 && (u64)parent < s->L.n_slots) ? (u64)parent + 1 : 0;
+    u64 key = slot_fill(s, (u64)idx, HOLDER_WORKER | wid, fn_id, &b, args_blob, 0, par);
+    sched_push_lifo(s, wid, (u32)idx);
+    FETCH_ADD_RLX(&HDR(s)->submitted, 1);
+    sched_notify(s);
+    res = PyLong_FromUnsignedLongLong(key);
+out:
+    PyBuffer_Release(&b);
+    return res;
+}
+
+/* begin(wid, idx) -> None (cancelled: dropped) or (key, fn_id, data, parent)
+ * data is bytes (inline) or a BlobView (args block). */
+static PyObject *T_begin(SegmentObject *s, PyObject *args) {
+    unsigned long long wid, idx;
+    if (!PyArg_ParseTuple(args, "KK", &wid, &idx) || seg_check_open(s, 1)) return NULL;
+    worker_t *w = worker_at(s, wid);
+    slot_t *sl = slot_at(s, idx);
+    if (!w || !sl) return PyErr_Format(SegmentError, "bad worker %llu or slot %llu", wid, idx);
+    tr_t r = transition_to_running(&sl->state);
+    if (r == TR_CANCELLED) {
+        drop_ref(s, idx);
+        Py_RETURN_NONE;
+    }
+    if (r != TR_OK)
+        return PyErr_Format(SegmentError, "slot %llu: impossible state %llx for begin", idx,
+                            (unsigned long long)LOAD_RLX(&sl->state));
+    u64 t = now_ns();
+    STORE_RLX(&sl->owner, ((u64)getpid() << 32) | (wid + 1));
+    STORE_RLX(&sl->started_ns, t);
+    sl->attempts += 1;
+    STORE_RLX(&w->current, idx + 1);
+    STORE_RLX(&w->current_since, t);
+    PyObject *data;
+    if (sl->flags & SLOT_F_ARGS_BLOB) {
+        data = blobview_new(s, sl->args_blob);
+    } else {
+        u64 n = sl->args_len;
+        if (n > payload_cap(s)) return PyErr_Format(SegmentError, "slot %llu: bad args_len", idx);
+        data = PyBytes_FromStringAndSize(slot_payload(s, sl), (Py_ssize_t)n);
+    }
+    if (!data) return NULL;
+    u64 key = (LOAD_RLX(&sl->gen) << 32) | idx;
+    long long parent = sl->parent ? (long long)sl->parent - 1 : -1;
+    return Py_BuildValue("(KKNL)", key, (unsigned long long)sl->fn_id, data, parent);
+}
+
+/* Deliver a completed task to whoever holds its handle. */
+static void deliver(SegmentObject *s, u64 idx, slot_t *sl, u64 prev_state) {
+    u64 holder = LOAD_RLX(&sl->holder);
+    if (holder & HOLDER_WORKER) {
+        worker_t *jw = worker_at(s, holder & 0xffff);
+        if (jw && (prev_state & S_JOIN_WAKER)) {
+            FETCH_ADD_SEQ(&jw->park_seq, 1);
+            futex_wake_u32(&jw->park_seq, 1);
+        }
+        return;
+    }
+    client_t *c = client_at(s, holder);
+    if (!c) return; /* corrupt holder: the slot leaks, the inspector shows it */
+    ring_push(client_ring(c), s->L.inject_cap, idx);
+    FETCH_ADD_SEQ(&c->seq, 1);
+    /* SeqCst: pairs with the client's store of sleeping/spinning followed by
+     * its load of ring.len (client_wait / client_spin). */
+    if (LOAD_SEQ(&c->sleeping) && !LOAD_SEQ(&c->spinning)) futex_wake_u32(&c->seq, 1);
+}
+
+int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b,
+                         u64 result_blob) {
+    if ((u64)b->len > payload_cap(s)) {
+        PyErr_Format(PyExc_ValueError, "inline result of %zd bytes exceeds the slot", b->len);
+        return -1;
+    }
+    u64 f = sl->flags;
+    if (f & SLOT_F_ARGS_BLOB) { /* args consumed: drop the slot's ref */
+        f &= ~SLOT_F_ARGS_BLOB;
+        arena_release_block(s, sl->args_blob);
+    }
+    if (result_blob) {
+        f |= SLOT_F_RESULT_BLOB;
+        sl->result_blob = result_blob;
+    }
+    sl->flags = f;
+    if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
+    sl->result = (status << 32) | (u64)b->len;
+    sl->finished_ns = now_ns();
+    u64 prev;
+    if (transition_to_complete(&sl->state, &prev) != TR_OK) {
+        PyErr_Format(SegmentError, "slot %llu: impossible state for complete", idx);
+        return -1;
+    }
+    deliver(s, idx, sl, prev);
+    drop_ref(s, idx); /* the scheduler's reference */
+    FETCH_ADD_RLX(&HDR(s)->completed, 1);
+    return 0;
+}
+
+/* finish(wid, idx, status, data, result_blob=0, outer=-1) */
+static PyObject *T_finish(SegmentObject *s, PyObject *args) {
+    unsigned long long wid, idx, status, result_blob = 0;
+    long long outer = -1;
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "KKKy*|KL", &wid, &idx, &status, &b, &result_blob, &outer))
+        return NULL;
+    worker_t *w = worker_at(s, wid);
+    slot_t *sl = slot_at(s, idx);
+    int rc = -1;
+    if (seg_check_open(s, 1)) goto out;
+    if (!w || !sl) {
+        PyErr_Format(SegmentError, "bad worker %llu or slot %llu", wid, idx);
+        goto out;
+    }
+    if ((LOAD_RLX(&sl->owner) & 0xffff) != wid + 1) {
+        PyErr_Format(SegmentError, "slot %llu is not owned by worker %llu", idx, wid);
+        goto out;
+    }
+    rc = complete_slot(s, idx, sl, status, &b, result_blob);
+    STORE_RLX(&w->current, outer >= 0 ? (u64)outer + 1 : 0);
+    STORE_RLX(&w->current_since, outer >= 0 ? now_ns() : 0);
+    COUNTER_BUMP(&w->tasks_run, 1);
+out:
+    PyBuffer_Release(&b);
+    if (rc) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Read a completed slot's result: (status, bytes | BlobView). */
+static PyObject *take_result(SegmentObject *s, u64 idx, slot_t *sl) {
+    u64 r = LOAD_RLX(&sl->result), n = r & 0xffffffffULL;
+    if (n > payload_cap(s)) return PyErr_Format(SegmentError, "slot %llu: bad result length", idx);
+    PyObject *data = (sl->flags & SLOT_F_RESULT_BLOB)
+                         ? blobview_new(s, sl->result_blob)
+                         : PyBytes_FromStringAndSize(slot_payload(s, sl), (Py_ssize_t)n);
+    if (!data) return NULL;
+    return Py_BuildValue("(KN)", r >> 32, data);
+}
+
+/* harvest(cid, max=1024) -> [(key, status, data), ...]; drops the handle refs */
+static PyObject *T_harvest(SegmentObject *s, PyObject *args) {
+    unsigned long long cid;
+    long max = 1024;
+    if (!PyArg_ParseTuple(args, "K|l", &cid, &max) || seg_check_open(s, 1)) return NULL;
+    client_t *c = client_at(s, cid);
+    if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (long i = 0; i < max; i++) {
+        long v = ring_pop(client_ring(c), s->L.inject_cap);
+        if (v < 0) break;
+        slot_t *sl = slot_at(s, (u64)v);
+        if (!sl) continue; /* ring_pop masks to 31 bits; still check */
+        u64 st = LOAD_ACQ(&sl->state); /* pairs with complete's release */
+        if (!(st & S_COMPLETE)) {
+            Py_DECREF(out);
+            return PyErr_Format(SegmentError, "slot %ld on completion ring not complete", v);
+        }
+        PyObject *res = take_result(s, (u64)v, sl);
+        if (!res) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        u64 key = (LOAD_RLX(&sl->gen) << 32) | (u64)v;
+        PyObject *item = Py_BuildValue("(KOO)", key, PyTuple_GET_ITEM(res, 0), PyTuple_GET_ITEM(res, 1));
+        Py_DECREF(res);
+        if (!item || PyList_Append(out, item)) {
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(item);
+        drop_ref(s, (u64)v); /* the handle's reference */
+        COUNTER_BUMP(&c->harvested, 1);
+    }
+    return out;
+}
+
+/* join_poll(key) -> None while running, else (status, data); drops the handle */
+static PyObject *T_join_poll(SegmentObject *s, PyObject *arg) {
+    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
+    u64 idx;
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    slot_t *sl = slot_for_key(s, key, &idx);
+    if (!sl) return NULL;
+    if (!(LOAD_ACQ(&sl->state) & S_COMPLETE)) Py_RETURN_NONE; /* pairs with complete */
+    PyObject *res = take_result(s, idx, sl);
+    if (res) drop_ref(s, idx);
+    return res;
+}
+
+/* join_register(key) -> bool: ask for a wake on completion; False if done */
+static PyObject *T_join_register(SegmentObject *s, PyObject *arg) {
+    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
+    u64 idx;
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    slot_t *sl = slot_for_key(s, key, &idx);
+    if (!sl) return NULL;
+    return PyBool_FromLong(set_join_waker(&sl->state) == TR_OK);
+}
+
+/* cancel(key) -> 0 cancelled (handle dropped), 1 running, 2 complete */
+static PyObject *T_cancel(SegmentObject *s, PyObject *arg) {
+    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
+    u64 idx;
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    slot_t *sl = slot_for_key(s, key, &idx);
+    if (!sl) return NULL;
+    tr_t r = transition_to_cancelled(&sl->state);
+    if (r == TR_OK) {
+        unset_join_interest(&sl->state);
+        drop_ref(s, idx);
+        return PyLong_FromLong(0);
+    }
+    if (r == TR_INVALID) return PyErr_Format(SegmentError, "slot %llu: impossible state", idx);
+    return PyLong_FromLong(r == TR_RUNNING ? 1 : 2);
+}
+
+/* release(key): drop a handle without reading the result */
+static PyObject *T_release(SegmentObject *s, PyObject *arg) {
+    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
+    u64 idx;
+    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    slot_t *sl = slot_for_key(s, key, &idx);
+    if (!sl) return NULL;
+    unset_join_interest(&sl->state);
+    drop_ref(s, idx);
+    Py_RETURN_NONE;
+}
+
+PyMethodDef task_methods[] = {
+    {"submit", (PyCFunction)T_submit, METH_VARARGS,
+     "submit(cid, fn_id, data, args_blob=0, retries=0) -> key | -1 (no free slot)"},
+    {"spawn", (PyCFunction)T_spawn, METH_VARARGS,
+     "spawn(wid, fn_id, data, args_blob=0, parent=-1) -> key | -1"},
+    {"begin", (PyCFunction)T_begin, METH_VARARGS, "begin(wid, idx) -> None | (key, fn, data, parent)"},
+    {"finish", (PyCFunction)T_finish, METH_VARARGS,
+     "finish(wid, idx, status, data, result_blob=0, outer=-1)"},
+    {"harvest", (PyCFunction)T_harvest, METH_VARARGS, "harvest(cid, max) -> [(key, status, data)]"},
+    {"join_poll", (PyCFunction)T_join_poll, METH_O, "join_poll(key) -> None | (status, data)"},
+    {"join_register", (PyCFunction)T_join_register, METH_O, "join_register(key) -> bool"},
+    {"cancel", (PyCFunction)T_cancel, METH_O, "cancel(key) -> 0 cancelled, 1 running, 2 done"},
+    {"release", (PyCFunction)T_release, METH_O, "release(key)"},
+    {NULL}};
