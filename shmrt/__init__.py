@@ -1,1 +1,68 @@
-"""shmrt: a multiprocess shared-memory runtime for Python."""
+"""shmrt: a multiprocess shared-memory runtime for Python.
+
+Public API (pinned by tests/test_api.py):
+
+* ``Pool`` -- a ``concurrent.futures.Executor`` on a work-stealing runtime;
+* ``connect(name)`` -- a client of a named runtime from another process;
+* ``spawn(fn, *args, **kwargs)`` -- inside a task: start a child, ``.join()`` it;
+* ``retry(n)`` -- decorator: re-run a task up to n times if its worker dies;
+* errors: ``ShmrtError``, ``WorkerCrashed``, ``PayloadTooLarge``,
+  ``RuntimeNotFound``, ``RuntimeExists``, ``NotInWorker``, ``BrokenPool``,
+  ``SegmentError``, ``RemoteTraceback``, ``Full``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .client import Client, connect
+from .errors import (
+    BrokenPool,
+    Full,
+    NotInWorker,
+    PayloadTooLarge,
+    RemoteTraceback,
+    RuntimeExists,
+    RuntimeNotFound,
+    SegmentError,
+    ShmrtError,
+    WorkerCrashed,
+)
+from .pool import Pool
+from .workers.cpu import Handle
+
+__version__ = "0.1.0"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Handle:
+    """Start ``fn(*args, **kwargs)`` as a child of the running task.
+
+    Returns a handle whose ``join()`` returns the child's result (or raises
+    its exception), running other ready tasks while it waits.  Only valid
+    inside a task running on a shmrt worker (else ``NotInWorker``)."""
+    from .workers.cpu import current_worker
+
+    return current_worker().spawn(fn, args, kwargs)
+
+
+def retry(n: int) -> Callable[[F], F]:
+    """Decorator: if the worker running this function dies, run it again, up
+    to ``n`` more times, before failing with ``WorkerCrashed``."""
+    if n < 0:
+        raise ValueError("retries must be >= 0")
+
+    def deco(fn: F) -> F:
+        fn.__shmrt_retries__ = n  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+__all__ = [
+    "Pool", "Client", "Handle", "connect", "spawn", "retry",
+    "ShmrtError", "WorkerCrashed", "PayloadTooLarge", "RuntimeNotFound", "RuntimeExists",
+    "NotInWorker", "BrokenPool", "SegmentError", "RemoteTraceback", "Full",
+]

@@ -76,7 +76,8 @@ extern PyMethodDef task_methods[];
 extern PyMethodDef admin_methods[];
 int drop_ref(SegmentObject *s, u64 idx);
 slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx);
-int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b, u64 result_blob);
+int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b,
+                  long long result_blob);
 int sched_notify(SegmentObject *s);
 PyObject *blobview_new(SegmentObject *s, u64 off);
 

@@ -236,7 +236,9 @@ static long checked_idx(SegmentObject *s, long v) {
     return v;
 }
 
-/* next_local(wid, use_lifo) -> slot index or -1. */
+/* next_local(wid, use_lifo) -> slot index (| NEXT_FROM_LIFO when it came
+ * from the LIFO slot) or -1. */
+#define NEXT_FROM_LIFO (1L << 30)
 static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
     unsigned long long wid;
     int use_lifo;
@@ -252,10 +254,11 @@ static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
             COUNTER_BUMP(&w->lifo_hits, 1);
         }
     }
+    long from_lifo = v >= 0 ? NEXT_FROM_LIFO : 0;
     if (v < 0) v = lq_pop(queue_at(s, wid), s->L.local_cap);
     v = checked_idx(s, v);
     if (v == -2) return NULL;
-    return PyLong_FromLong(v);
+    return PyLong_FromLong(v < 0 ? v : v | from_lifo);
 }
 
 /* refill(wid) -> slot index or -1: take min(len / workers + 1, cap / 2) from

@@ -84,7 +84,7 @@ slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx) {
 
 /* Fill a freshly allocated slot.  Returns the key. */
 static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
-                     u64 args_blob, u64 retries, u64 parent) {
+                     long long args_blob, u64 retries, u64 parent) {
     slot_t *sl = slot_at(s, idx);
     if (!sl) return 0; /* unreachable: idx comes from slot_alloc, which checks */
     u64 gen = (LOAD_RLX(&sl->gen) + 1) & 0xffffffffULL;
@@ -92,8 +92,8 @@ static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer
     sl->fn_id = fn_id;
     sl->holder = holder;
     sl->owner = 0;
-    sl->flags = args_blob ? SLOT_F_ARGS_BLOB : 0;
-    sl->args_blob = args_blob;
+    sl->flags = args_blob >= 0 ? SLOT_F_ARGS_BLOB : 0;
+    sl->args_blob = args_blob >= 0 ? (u64)args_blob : 0;
     sl->result_blob = 0;
     sl->args_len = (u64)b->len;
     sl->result = 0;
@@ -116,11 +116,13 @@ static int check_payload(SegmentObject *s, Py_buffer *b) {
     return 0;
 }
 
-/* submit(cid, fn_id, data, args_blob=0, retries=0) -> key, or -1 if no slot */
+/* submit(cid, fn_id, data, args_blob=-1, retries=0) -> key, or -1 if no slot.
+ * args_blob >= 0: the slot takes over the caller's reference on that block. */
 static PyObject *T_submit(SegmentObject *s, PyObject *args) {
-    unsigned long long cid, fn_id, args_blob = 0, retries = 0;
+    unsigned long long cid, fn_id, retries = 0;
+    long long args_blob = -1;
     Py_buffer b;
-    if (!PyArg_ParseTuple(args, "KKy*|KK", &cid, &fn_id, &b, &args_blob, &retries)) return NULL;
+    if (!PyArg_ParseTuple(args, "KKy*|LK", &cid, &fn_id, &b, &args_blob, &retries)) return NULL;
     PyObject *res = NULL;
     client_t *c = client_at(s, cid);
     if (seg_check_open(s, 1) || check_payload(s, &b)) goto out;
@@ -148,12 +150,12 @@ out:
     return res;
 }
 
-/* spawn(wid, fn_id, data, args_blob=0, parent_idx=-1) -> key, or -1 */
+/* spawn(wid, fn_id, data, args_blob=-1, parent_idx=-1) -> key, or -1 */
 static PyObject *T_spawn(SegmentObject *s, PyObject *args) {
-    unsigned long long wid, fn_id, args_blob = 0;
-    long long parent = -1;
+    unsigned long long wid, fn_id;
+    long long args_blob = -1, parent = -1;
     Py_buffer b;
-    if (!PyArg_ParseTuple(args, "KKy*|KL", &wid, &fn_id, &b, &args_blob, &parent)) return NULL;
+    if (!PyArg_ParseTuple(args, "KKy*|LL", &wid, &fn_id, &b, &args_blob, &parent)) return NULL;
     PyObject *res = NULL;
     if (seg_check_open(s, 1) || check_payload(s, &b)) goto out;
     if (!worker_at(s, wid)) {
@@ -234,7 +236,7 @@ static void deliver(SegmentObject *s, u64 idx, slot_t *sl, u64 prev_state) {
 }
 
 int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b,
-                         u64 result_blob) {
+                  long long result_blob) {
     if ((u64)b->len > payload_cap(s)) {
         PyErr_Format(PyExc_ValueError, "inline result of %zd bytes exceeds the slot", b->len);
         return -1;
@@ -244,9 +246,9 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         f &= ~SLOT_F_ARGS_BLOB;
         arena_release_block(s, sl->args_blob);
     }
-    if (result_blob) {
+    if (result_blob >= 0) {
         f |= SLOT_F_RESULT_BLOB;
-        sl->result_blob = result_blob;
+        sl->result_blob = (u64)result_blob;
     }
     sl->flags = f;
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
@@ -263,12 +265,12 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
     return 0;
 }
 
-/* finish(wid, idx, status, data, result_blob=0, outer=-1) */
+/* finish(wid, idx, status, data, result_blob=-1, outer=-1) */
 static PyObject *T_finish(SegmentObject *s, PyObject *args) {
-    unsigned long long wid, idx, status, result_blob = 0;
-    long long outer = -1;
+    unsigned long long wid, idx, status;
+    long long outer = -1, result_blob = -1;
     Py_buffer b;
-    if (!PyArg_ParseTuple(args, "KKKy*|KL", &wid, &idx, &status, &b, &result_blob, &outer))
+    if (!PyArg_ParseTuple(args, "KKKy*|LL", &wid, &idx, &status, &b, &result_blob, &outer))
         return NULL;
     worker_t *w = worker_at(s, wid);
     slot_t *sl = slot_at(s, idx);
@@ -396,12 +398,12 @@ static PyObject *T_release(SegmentObject *s, PyObject *arg) {
 
 PyMethodDef task_methods[] = {
     {"submit", (PyCFunction)T_submit, METH_VARARGS,
-     "submit(cid, fn_id, data, args_blob=0, retries=0) -> key | -1 (no free slot)"},
+     "submit(cid, fn_id, data, args_blob=-1, retries=0) -> key | -1 (no free slot)"},
     {"spawn", (PyCFunction)T_spawn, METH_VARARGS,
-     "spawn(wid, fn_id, data, args_blob=0, parent=-1) -> key | -1"},
+     "spawn(wid, fn_id, data, args_blob=-1, parent=-1) -> key | -1"},
     {"begin", (PyCFunction)T_begin, METH_VARARGS, "begin(wid, idx) -> None | (key, fn, data, parent)"},
     {"finish", (PyCFunction)T_finish, METH_VARARGS,
-     "finish(wid, idx, status, data, result_blob=0, outer=-1)"},
+     "finish(wid, idx, status, data, result_blob=-1, outer=-1)"},
     {"harvest", (PyCFunction)T_harvest, METH_VARARGS, "harvest(cid, max) -> [(key, status, data)]"},
     {"join_poll", (PyCFunction)T_join_poll, METH_O, "join_poll(key) -> None | (status, data)"},
     {"join_register", (PyCFunction)T_join_register, METH_O, "join_register(key) -> bool"},

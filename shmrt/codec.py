@@ -1,0 +1,174 @@
+"""Payload encoding: how arguments and results travel between processes.
+
+Why: per-task cost is the product, and most task arguments are a few small
+scalars.  Those go through msgspec (a fraction of a microsecond); anything
+else goes through pickle protocol 5.  Large buffers (bytes, bytearray,
+memoryview, numpy arrays of 64 KiB and more) are taken out of band by
+pickle 5 and copied once into one arena block next to the pickle stream;
+the receiver unpickles on top of a zero-copy view of that block, so a 16 MiB
+array is never pickled, piped or copied a second time.
+
+Message (first byte is the kind):
+
+    0x00  msgspec msgpack of the value
+    0x01  pickle 5, in band
+    0x02  pickle 5 with out-of-band buffers:
+          u32 count, then count * (u64 offset, u64 length) relative to the
+          message start, then the pickle stream; buffers 64-byte aligned
+    | 0x10  (call messages) the value is (args, kwargs) instead of args
+
+A message that fits in the slot payload travels inline; otherwise (or when it
+has out-of-band buffers) the whole message lives in one arena block.  Every
+length and offset is checked against the buffer before use.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from typing import Any
+
+import msgspec
+
+from .errors import PayloadTooLarge
+
+OOB_MIN = 64 * 1024
+K_MSGSPEC, K_PICKLE, K_OOB, K_KW = 0x00, 0x01, 0x02, 0x10
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
+_enc = msgspec.msgpack.Encoder()
+_dec_any = msgspec.msgpack.Decoder()
+_dec_tuple = msgspec.msgpack.Decoder(tuple)
+_U32 = struct.Struct("<I")
+_PAIR = struct.Struct("<QQ")
+
+
+class Encoded:
+    """An encoded message: inline bytes, or an arena block (offset >= 0)."""
+
+    __slots__ = ("inline", "blob", "size")
+
+    def __init__(self, inline: bytes, blob: int, size: int):
+        self.inline = inline
+        self.blob = blob  # -1: none
+        self.size = size
+
+
+def _pickle(value: Any, kind: int) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    bufs: list[pickle.PickleBuffer] = []
+
+    def keep(pb: pickle.PickleBuffer) -> bool:
+        if pb.raw().nbytes >= OOB_MIN:
+            bufs.append(pb)
+            return False  # out of band
+        return True
+
+    body = pickle.dumps(value, protocol=5, buffer_callback=keep)
+    return body, bufs
+
+
+def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap: int,
+           max_payload: int) -> Encoded:
+    """Encode ``value`` (the args tuple when ``call``) for one slot."""
+    if call:
+        if not kwargs and all(type(a) in _PLAIN for a in value):
+            try:
+                msg = b"\x00" + _enc.encode(value)
+                if len(msg) <= inline_cap:
+                    return Encoded(msg, -1, len(msg))
+            except (OverflowError, TypeError):
+                pass
+        kind = K_PICKLE | (K_KW if kwargs else 0)
+        obj = (value, kwargs) if kwargs else value
+    else:
+        if type(value) in _PLAIN:
+            try:
+                msg = b"\x00" + _enc.encode(value)
+                if len(msg) <= inline_cap:
+                    return Encoded(msg, -1, len(msg))
+            except (OverflowError, TypeError):
+                pass
+        kind = K_PICKLE
+        obj = value
+    body, bufs = _pickle(obj, kind)
+    if not bufs:
+        msg = bytes([kind]) + body
+        if len(msg) <= inline_cap:
+            return Encoded(msg, -1, len(msg))
+        return _to_blob(seg, [msg], [], max_payload)
+    head = bytearray([(kind & K_KW) | K_OOB])
+    n = len(bufs)
+    head += _U32.pack(n)
+    pos = len(head) + n * _PAIR.size + len(body)
+    raws = [pb.raw() for pb in bufs]
+    layout = []
+    for r in raws:
+        pos = (pos + 63) & ~63
+        layout.append((pos, r.nbytes))
+        pos += r.nbytes
+    for off, ln in layout:
+        head += _PAIR.pack(off, ln)
+    return _to_blob(seg, [bytes(head), body], list(zip(layout, raws)), max_payload)
+
+
+def _to_blob(seg: Any, parts: list[bytes], bufs: list, max_payload: int) -> Encoded:
+    size = sum(len(p) for p in parts)
+    if bufs:
+        (last_off, last_len), _ = bufs[-1]
+        size = last_off + last_len
+    if size > max_payload:
+        raise PayloadTooLarge(f"payload of {size} bytes exceeds the limit of {max_payload} bytes "
+                              "(Pool(max_payload=...) / arena_size)")
+    got = seg.blob_alloc(size)
+    if got is None:
+        raise PayloadTooLarge(f"arena exhausted: no block of {size} bytes free "
+                              "(raise Pool(arena_size=...))")
+    off, view = got
+    mv = memoryview(view).cast("B")
+    pos = 0
+    for p in parts:
+        mv[pos:pos + len(p)] = p
+        pos += len(p)
+    for (boff, blen), raw in bufs:
+        mv[boff:boff + blen] = raw.cast("B") if raw.format != "B" or raw.ndim != 1 else raw
+    mv.release()
+    del view
+    return Encoded(b"", off, size)
+
+
+def decode(data: Any, *, call: bool) -> Any:
+    """Decode a message (bytes or a BlobView).  For calls: (args, kwargs)."""
+    mv = memoryview(data)
+    n = mv.nbytes
+    if n == 0:
+        raise ValueError("empty message")
+    kind = mv[0]
+    base = kind & ~K_KW
+    if base == K_MSGSPEC:
+        if call:
+            return _dec_tuple.decode(mv[1:]), {}
+        return _dec_any.decode(mv[1:])
+    if base == K_PICKLE:
+        obj = pickle.loads(mv[1:])
+    elif base == K_OOB:
+        if n < 5:
+            raise ValueError("truncated message header")
+        (count,) = _U32.unpack_from(mv, 1)
+        hdr_end = 5 + count * _PAIR.size
+        if count > (n - 5) // _PAIR.size:
+            raise ValueError("message buffer table longer than the message")
+        buffers = []
+        for i in range(count):
+            off, ln = _PAIR.unpack_from(mv, 5 + i * _PAIR.size)
+            if off > n or ln > n - off:
+                raise ValueError("message buffer out of bounds")
+            buffers.append(mv[off:off + ln])
+        # pickle ignores the bytes after its STOP opcode (the buffers)
+        obj = pickle.loads(mv[hdr_end:], buffers=buffers)
+    else:
+        raise ValueError(f"unknown message kind {kind:#x}")
+    if call:
+        if kind & K_KW:
+            args, kwargs = obj
+            return tuple(args), kwargs
+        return tuple(obj), {}
+    return obj

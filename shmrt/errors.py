@@ -1,0 +1,78 @@
+"""The exceptions shmrt raises.  One hierarchy, rooted at ShmrtError, so that
+``except shmrt.ShmrtError`` catches every runtime failure while a task's own
+exception re-raises as itself in the caller."""
+
+from __future__ import annotations
+
+from concurrent.futures import BrokenExecutor
+
+from ._core import SegmentError
+
+__all__ = [
+    "ShmrtError",
+    "SegmentError",
+    "WorkerCrashed",
+    "PayloadTooLarge",
+    "RuntimeNotFound",
+    "RuntimeExists",
+    "NotInWorker",
+    "RemoteTraceback",
+    "BrokenPool",
+    "Full",
+]
+
+
+class ShmrtError(Exception):
+    """Base class of shmrt's own errors."""
+
+
+class WorkerCrashed(ShmrtError):
+    """The worker running a task died (killed by a signal or exited).
+
+    Only that task fails; the worker is replaced and every other task goes on.
+    """
+
+    def __init__(self, pid: int, signal: int | None, exitcode: int | None, attempts: int = 1):
+        self.pid = pid
+        self.signal = signal
+        self.exitcode = exitcode
+        self.attempts = attempts
+        how = f"killed by signal {signal}" if signal else f"exited with code {exitcode}"
+        super().__init__(f"worker pid {pid} {how} while running this task (attempt {attempts})")
+
+    def __reduce__(self):  # keep the fields across pickling
+        return (type(self), (self.pid, self.signal, self.exitcode, self.attempts))
+
+
+class PayloadTooLarge(ShmrtError, ValueError):
+    """An argument or result is larger than the runtime's configured limit."""
+
+
+class RuntimeNotFound(ShmrtError, FileNotFoundError):
+    """No runtime of that name is running."""
+
+
+class RuntimeExists(ShmrtError, FileExistsError):
+    """A runtime (or another shared-memory object) already has that name."""
+
+
+class NotInWorker(ShmrtError, RuntimeError):
+    """shmrt.spawn() was called outside a task running on a shmrt worker."""
+
+
+class BrokenPool(ShmrtError, BrokenExecutor):
+    """The pool can no longer run tasks (shut down, or its coordinator died)."""
+
+
+class Full(ShmrtError):
+    """A non-blocking send found the relay's in-flight budget used up."""
+
+
+class RemoteTraceback(Exception):
+    """Attached as ``__cause__`` of a task's exception: the worker's traceback."""
+
+    def __init__(self, tb: str):
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb

@@ -1,0 +1,212 @@
+"""Pool: a client that also owns its runtime (the coordinator).
+
+Why a coordinator: somebody must create the segment, start the workers, and
+notice when one dies.  The process that builds a ``Pool`` (or runs ``shmrt
+start``) is that somebody.  Its supervisor thread waits on the workers'
+sentinels; when a worker dies it
+
+1. marks it dead and restores the idle word for the state it died in,
+2. moves its LIFO slot and local queue to the inject queue,
+3. re-queues the tasks it was running if they have retries left, otherwise
+   completes them with ``WorkerCrashed(pid, signal)``,
+4. drops the join handles it held on its children,
+5. starts a replacement with the same worker id and a new epoch.
+
+Nothing else is lost: that is the case where ProcessPoolExecutor breaks the
+whole pool.
+
+Shutdown, in order: stop accepting work; wait for (or cancel) pending
+futures; set the run state to STOPPING and wake every worker; join them
+(terminate stragglers after a grace period); stop the supervisor and the
+harvester; unlink the segment; unmap it once no zero-copy view is alive.
+
+Workers are started with the spawn method, so functions defined in a
+script's ``__main__`` work as with ProcessPoolExecutor.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing as mp
+import os
+import threading
+import weakref
+from multiprocessing.connection import wait as mp_wait
+from typing import Any
+
+from . import _core, codec
+from .client import Client
+from .segment import Config, create, process_alive, random_name, unlink
+from .workers import cpu
+
+JOIN_GRACE_S = 5.0
+_live: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+class Pool(Client):
+    """A process pool on a shared-memory work-stealing runtime.
+
+    ``Pool(workers=None)`` starts ``os.cpu_count()`` workers.  It is a
+    ``concurrent.futures.Executor``: ``submit``, ``map``, ``shutdown``, and a
+    context manager; ``await pool.run(fn, *args)`` for asyncio.
+
+    Options: ``name`` makes it a named runtime other processes can
+    ``shmrt.connect()`` to; ``retries`` re-runs a task whose worker died (per
+    function: ``@shmrt.retry(n)``); ``imports`` are modules each worker
+    imports at start; ``slots``, ``slot_size``, ``arena_size``,
+    ``max_payload`` size the segment; ``local_queue_capacity`` (a power of
+    two <= 256) exists for protocol tests.
+    """
+
+    def __init__(self, workers: int | None = None, *, name: str | None = None, retries: int = 0,
+                 imports: tuple[str, ...] | list[str] = (), slots: int = 16384,
+                 slot_size: int = 512, arena_size: int = 64 << 20, max_payload: int | None = None,
+                 local_queue_capacity: int = _core.LOCAL_CAP_MAX, clients: int = 16):
+        n = workers if workers is not None else (os.cpu_count() or 1)
+        if n < 1:
+            raise ValueError("workers must be >= 1")
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        cfg = Config(n_workers=n, n_slots=slots, slot_size=slot_size,
+                     local_cap=local_queue_capacity, n_clients=clients, arena_size=arena_size,
+                     max_payload=max_payload)
+        rt_name = name or random_name()
+        seg, sname = create(rt_name, cfg)
+        self._sname = sname
+        self._imports = list(imports)
+        self._ctx = mp.get_context("spawn")
+        self._procs: list[Any] = [None] * n
+        self._epoch = 0
+        self._stopping = False
+        self._stopped = False
+        self._stop_lock = threading.Lock()
+        self._main_thread = threading.current_thread() is threading.main_thread()
+        seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_RUNNING)
+        try:
+            super().__init__(seg, name=rt_name, retries=retries, owner=True)
+            for wid in range(n):
+                self._start_worker(wid)
+        except BaseException:
+            self._stop_runtime()
+            raise
+        self._wake_r, self._wake_w = os.pipe()
+        self._supervisor = threading.Thread(target=self._supervise, name=f"shmrt-supervisor-{rt_name}",
+                                            daemon=True)
+        self._supervisor.start()
+        _live.add(self)
+
+    # ---- workers ----------------------------------------------------------
+    def _start_worker(self, wid: int) -> None:
+        self._epoch += 1
+        p = self._ctx.Process(target=cpu.main, name=f"shmrt-worker-{wid}",
+                              args=(self._sname, wid, self._epoch, self._imports, self._main_thread),
+                              daemon=True)
+        p.start()
+        self._procs[wid] = p
+
+    def _supervise(self) -> None:
+        while not self._stopping:
+            procs = {p.sentinel: wid for wid, p in enumerate(self._procs) if p is not None}
+            ready = mp_wait([*procs, self._wake_r], timeout=1.0)
+            if self._stopping:
+                return
+            for s in ready:
+                wid = procs.get(s)
+                if wid is not None:
+                    self._worker_died(wid)
+            self._reap_clients()
+
+    def _worker_died(self, wid: int) -> None:
+        seg = self._seg
+        p = self._procs[wid]
+        p.join(0.1)
+        code = p.exitcode
+        sig = -code if code is not None and code < 0 else None
+        seg.worker_dead(wid, False)
+        seg.drain_worker(wid)
+        for key, max_retries, attempts, _holder in seg.dead_running(wid):
+            if attempts <= max_retries:
+                seg.retry_task(key)
+            else:
+                enc = codec.encode(seg, (p.pid, sig, code, attempts), call=False, kwargs=None,
+                                   inline_cap=self._inline_cap, max_payload=self._max_payload)
+                seg.crash_task(key, _core.ST_CRASHED, enc.inline)
+        seg.drop_worker_handles(wid)
+        if not self._stopping:
+            self._start_worker(wid)
+
+    def _reap_clients(self) -> None:
+        """Release the entries of connected clients whose process is gone."""
+        seg = self._seg
+        lay = seg.layout
+        qf = _core.QUEUE_FIELDS
+        for cid in range(lay["n_clients"]):
+            if cid == self._cid:
+                continue
+            base = lay["clients_off"] + cid * lay["client_stride"]
+            pid = seg.load64(base + qf["pid"])
+            if pid and not process_alive(pid, seg.load64(base + qf["start"])):
+                seg.client_release(cid)
+
+    # ---- shutdown -----------------------------------------------------------
+    def _detach(self) -> None:
+        self._stop_runtime()
+
+    def _stop_runtime(self) -> None:
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._stopping = True
+        seg = self._seg
+        try:
+            seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPING)
+            seg.wake_all()
+        except Exception:
+            pass
+        if hasattr(self, "_wake_w"):
+            os.write(self._wake_w, b"x")
+            if self._supervisor is not threading.current_thread():
+                self._supervisor.join()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        for p in self._procs:
+            if p is not None:
+                p.join(JOIN_GRACE_S)
+        for p in self._procs:
+            if p is not None and p.is_alive():
+                p.kill()
+                p.join()
+        try:
+            seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPED)
+        except Exception:
+            pass
+        unlink(self._sname)
+        if seg.exports == 0:
+            seg.close()
+        _live.discard(self)
+
+    def kill_worker_for_test(self, wid: int, sig: int) -> int:
+        """Send ``sig`` to worker ``wid``; returns its pid (tests, demos)."""
+        pid = self._procs[wid].pid
+        os.kill(pid, sig)
+        return pid
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p is not None]
+
+    def __enter__(self) -> Pool:
+        return self
+
+
+def _shutdown_all() -> None:
+    for pool in list(_live):
+        try:
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool._stop_runtime()
+        except Exception:
+            pass
+
+
+atexit.register(_shutdown_all)

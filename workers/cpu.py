@@ -1,0 +1,336 @@
+"""The CPU worker: a process that runs the scheduling loop and the tasks.
+
+Why this shape: tokio's multi-thread worker, one process per core instead of
+one thread.  The mechanisms (queues, park/notify, state words) are in the C
+core; this module is the policy that strings them together:
+
+1. Take from the LIFO slot (at most 3 in a row), else the local queue.
+2. Every ``GLOBAL_QUEUE_INTERVAL`` tasks look at the inject queue first, so
+   remote submissions are never starved by a busy local queue.
+3. Local queue empty: refill from the inject queue (a batch).
+4. Still nothing: become a searcher (only if 2 * searching < workers) and
+   steal half of another worker's queue, victims in random order.
+5. Nothing: a searcher spins briefly (a spin hit costs ~0.3 us, a futex wake
+   ~47 us), then everyone parks on its futex word with a timeout; the park
+   re-checks every queue after announcing itself (no lost work).
+6. Found work as the last searcher with more left: wake one parked worker.
+
+Joining a spawned child runs other ready tasks while waiting ("work
+helping"), so recursive fork-join cannot deadlock the pool; the nesting depth
+is bounded, beyond it a joiner just parks until its child completes.
+
+Imports are kept light: a worker's start-up time is part of pool start-up.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import pickle
+import random
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from shmrt import _core, codec
+from shmrt.errors import NotInWorker
+
+GLOBAL_QUEUE_INTERVAL = 61
+LIFO_MAX = 3
+SPIN_S = 50e-6
+PARK_TIMEOUT_S = 0.5
+JOIN_PARK_S = 0.05
+HELP_DEPTH_MAX = 64
+NO_FN = 0xFFFFFFFF
+FROM_LIFO = 1 << 30
+
+_current: Worker | None = None
+
+
+def current_worker() -> Worker:
+    if _current is None:
+        raise NotInWorker("shmrt.spawn() is only available inside a task running on a shmrt worker")
+    return _current
+
+
+class Worker:
+    """One worker process's scheduler state.  Only this process touches it."""
+
+    def __init__(self, seg: _core.Segment, wid: int, coord_pid: int, coord_start: int):
+        self.seg = seg
+        self.wid = wid
+        lay = seg.layout
+        self.n = lay["n_workers"]
+        self.inline_cap = lay["slot_size"] - _core.SLOT_HEADER_SIZE
+        self.max_payload = lay["max_payload"]
+        self.others = [i for i in range(self.n) if i != wid]
+        self.fns: dict[int, Callable[..., Any]] = {}
+        self.fn_ids: dict[Any, int] = {}
+        self.stack: list[int] = []  # slot indices of the tasks running, innermost last
+        self.tick = 0
+        self.lifo_streak = 0
+        self.searching = False
+        self.coord = (coord_pid, coord_start)
+        self.run_off = _core.HEADER_FIELDS["run_state"]
+
+    # ---- finding work ----------------------------------------------------
+    def find(self) -> int:
+        """A runnable slot index, or -1.  Updates the searching role."""
+        seg, wid = self.seg, self.wid
+        self.tick += 1
+        idx = -1
+        if self.tick % GLOBAL_QUEUE_INTERVAL == 0:
+            idx = seg.refill(wid)
+        if idx < 0:
+            idx = seg.next_local(wid, self.lifo_streak < LIFO_MAX)
+            if idx >= 0:
+                if idx & FROM_LIFO:
+                    idx &= ~FROM_LIFO
+                    self.lifo_streak += 1
+                else:
+                    self.lifo_streak = 0
+        if idx < 0:
+            idx = seg.refill(wid)
+        if idx < 0 and self.others:
+            if not self.searching:
+                self.searching = seg.try_search(wid)
+            if self.searching:
+                victims = self.others
+                start = random.randrange(len(victims))
+                for k in range(len(victims)):
+                    idx = seg.steal(wid, victims[(start + k) % len(victims)])
+                    if idx >= 0:
+                        break
+                if idx < 0:
+                    idx = seg.refill(wid)
+        if idx >= 0 and self.searching:
+            self.searching = False
+            seg.end_search(wid, seg.queue_len(wid) > 0)
+        return idx
+
+    def park(self, timeout: float) -> int:
+        r = self.seg.park(self.wid, SPIN_S if self.searching else 0.0, timeout, self.searching)
+        self.searching = r == 1
+        return r
+
+    # ---- running ----------------------------------------------------------
+    def load_fn(self, fn_id: int) -> Callable[..., Any]:
+        fn = self.fns.get(fn_id)
+        if fn is None:
+            data = self.seg.get_fn(fn_id)
+            if data is None:
+                raise RuntimeError(f"function {fn_id} is not registered")
+            fn = self.fns[fn_id] = pickle.loads(data)
+        return fn
+
+    def run(self, idx: int) -> None:
+        seg = self.seg
+        t = seg.begin(self.wid, idx)
+        if t is None:
+            return  # cancelled before it started
+        key, fn_id, data, _parent = t
+        outer = self.stack[-1] if self.stack else -1
+        self.stack.append(idx)
+        try:
+            args, kwargs = codec.decode(data, call=True)
+            del data
+            if fn_id == NO_FN:
+                fn, args = args[0], args[1:]
+            else:
+                fn = self.load_fn(fn_id)
+            result = fn(*args, **kwargs)
+            enc = codec.encode(seg, result, call=False, kwargs=None,
+                               inline_cap=self.inline_cap, max_payload=self.max_payload)
+            status = _core.ST_OK
+        except BaseException as e:  # noqa: B036 - a task's failure is data, like ProcessPoolExecutor
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            enc = encode_exception(seg, e, self.inline_cap, self.max_payload)
+            status = _core.ST_ERROR
+        finally:
+            self.stack.pop()
+        seg.finish(self.wid, idx, status, enc.inline, enc.blob, outer)
+
+    def loop(self) -> None:
+        seg = self.seg
+        run_off = self.run_off
+        while True:
+            idx = self.find()
+            if idx >= 0:
+                self.run(idx)
+                continue
+            if seg.load64(run_off) != _core.RUN_RUNNING:
+                return
+            if self.park(PARK_TIMEOUT_S) == 2 and not self.coordinator_alive():
+                return
+
+    def coordinator_alive(self) -> bool:
+        from shmrt.segment import process_alive
+
+        return process_alive(*self.coord)
+
+    # ---- spawn / join (called from inside tasks) ----------------------------
+    def fn_id(self, fn: Callable[..., Any]) -> int:
+        return fn_id_for(self.seg, self.fn_ids, fn)
+
+    def spawn(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Handle:
+        fid = self.fn_id(fn)
+        if fid == NO_FN:
+            args = (fn, *args)
+        enc = codec.encode(self.seg, args, call=True, kwargs=kwargs,
+                           inline_cap=self.inline_cap, max_payload=self.max_payload)
+        parent = self.stack[-1] if self.stack else -1
+        while True:
+            key = self.seg.spawn(self.wid, fid, enc.inline, enc.blob, parent)
+            if key >= 0:
+                return Handle(self, key)
+            # no free slot: run something (frees slots) or wait a little
+            if not self.help_once():
+                self.seg.park(self.wid, 0.0, 0.001, False)
+
+    def help_once(self) -> bool:
+        """Run one other ready task while waiting.  Past HELP_DEPTH_MAX nested
+        tasks, only this worker's own LIFO slot and queue are used: they hold
+        its descendants (which the join may be waiting for, and nobody else
+        can take from the LIFO slot), and running them grows the stack no
+        deeper than the program's own recursion."""
+        if len(self.stack) < HELP_DEPTH_MAX:
+            idx = self.find()
+        else:
+            idx = self.seg.next_local(self.wid, True)
+            idx = idx & ~FROM_LIFO if idx >= 0 else idx
+        if idx < 0:
+            return False
+        self.run(idx)
+        return True
+
+    def join(self, key: int) -> Any:
+        seg = self.seg
+        while True:
+            r = seg.join_poll(key)
+            if r is not None:
+                return decode_result(*r)
+            if self.help_once():
+                continue
+            if not seg.join_register(key):
+                continue  # completed meanwhile
+            self.park(JOIN_PARK_S)
+
+
+class Handle:
+    """What shmrt.spawn() returns: join() waits for the child's result."""
+
+    __slots__ = ("_worker", "_key", "_done", "_value")
+
+    def __init__(self, worker: Worker, key: int):
+        self._worker = worker
+        self._key = key
+        self._done = False
+        self._value: Any = None
+
+    def join(self) -> Any:
+        if not self._done:
+            self._done = True
+            self._value = self._worker.join(self._key)
+        return self._value
+
+    def __del__(self) -> None:
+        if not self._done and _current is self._worker:
+            try:
+                self._worker.seg.release(self._key)
+            except Exception:
+                pass
+
+
+def fn_id_for(seg: _core.Segment, cache: dict[Any, int], fn: Callable[..., Any]) -> int:
+    """The function-table id of ``fn``: pickled once per process, then by id.
+
+    Only callables that pickle by reference (plain functions, builtins,
+    classes) are cached; anything else (bound methods, partials, callable
+    instances) carries state and is pickled with every call (NO_FN)."""
+    fid = cache.get(fn) if type(fn) in _BY_REF else None
+    if fid is not None:
+        return fid
+    if type(fn) not in _BY_REF:
+        return NO_FN
+    fid = seg.register_fn(pickle.dumps(fn, protocol=5))
+    if fid < 0:
+        fid = NO_FN
+    cache[fn] = fid
+    return fid
+
+
+_BY_REF = {type(fn_id_for), type(len), type}
+
+
+def encode_exception(seg: _core.Segment, e: BaseException, cap: int, max_payload: int) -> codec.Encoded:
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    e.__traceback__ = None
+    try:
+        return codec.encode(seg, (e, tb), call=False, kwargs=None, inline_cap=cap,
+                            max_payload=max_payload)
+    except Exception as pe:
+        from shmrt.errors import ShmrtError
+
+        sub = ShmrtError(f"task raised {type(e).__name__}: {e!r} (unpicklable: {pe})")
+        return codec.encode(seg, (sub, tb), call=False, kwargs=None, inline_cap=cap,
+                            max_payload=max_payload)
+
+
+def decode_result(status: int, data: Any) -> Any:
+    """Value of a finished task, or raise its exception (worker traceback as
+    __cause__)."""
+    value = codec.decode(data, call=False)
+    if status == _core.ST_OK:
+        return value
+    from shmrt.errors import RemoteTraceback
+
+    if status == _core.ST_ERROR:
+        exc, tb = value
+        exc.__cause__ = RemoteTraceback(tb)
+        raise exc
+    if status == _core.ST_CRASHED:
+        from shmrt.errors import WorkerCrashed
+
+        raise WorkerCrashed(*value)
+    raise RuntimeError(f"task finished with unknown status {status}")
+
+
+def _set_pdeathsig() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def main(shm_file: str, wid: int, epoch: int, imports: list[str], pdeathsig: bool) -> None:
+    """Entry point of a worker process (started with the spawn method)."""
+    global _current
+    if pdeathsig:
+        _set_pdeathsig()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: dump stacks
+    from shmrt.segment import attach_path, proc_start_time
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))  # nested helping
+    seg = attach_path(shm_file, writable=True)
+    h = _core.HEADER_FIELDS
+    coord = (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
+    for mod in imports:
+        __import__(mod)
+    w = Worker(seg, wid, *coord)
+    _current = w
+    pid = os.getpid()
+    seg.worker_register(wid, pid, proc_start_time(pid), epoch)
+    if not w.coordinator_alive():
+        return
+    try:
+        w.loop()
+    finally:
+        _current = None
+        sys.stdout.flush()
