@@ -36,26 +36,49 @@ from .segment import attach, proc_start_time
 from .workers.cpu import NO_FN, decode_result, fn_id_for
 
 RESULT_SPIN_S = 200e-6
+_DONE = frozenset({"FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED"})
 HARVEST_WAIT_S = 0.5
 
 
 class TaskFuture(cf.Future):
-    """A concurrent.futures.Future whose result() first polls shared memory."""
+    """A concurrent.futures.Future whose result() first polls shared memory.
 
-    def __init__(self, client: Client, key: int):
-        super().__init__()
+    All futures of one client share the client's Condition: creating a
+    Condition (and its RLock) per future cost more than the whole submit.
+    ``notify_all`` on completion may wake a waiter of another future, so
+    result() and exception() loop until their own future is done (the base
+    class waits once and would report a timeout)."""
+
+    def __init__(self, client: Client, key: int):  # no super().__init__: see above
+        self._condition = client._cond
+        self._state = "PENDING"
+        self._result = None
+        self._exception = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
         self._client = client
         self._key = key
 
-    def result(self, timeout: float | None = None) -> Any:
+    def _wait_done(self, timeout: float | None) -> None:
         if self._state == "PENDING":
             self._client._spin_for(self)
-        return super().result(timeout)
+        if self._state in _DONE:
+            return
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._condition:
+            while self._state not in _DONE:
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    raise cf.TimeoutError()
+                self._condition.wait(left)
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._wait_done(timeout)
+        return super().result(0)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        if self._state == "PENDING":
-            self._client._spin_for(self)
-        return super().exception(timeout)
+        self._wait_done(timeout)
+        return super().exception(0)
 
     def cancel(self) -> bool:
         with self._condition:
@@ -90,9 +113,11 @@ class Client(cf.Executor):
         self._pending: dict[int, TaskFuture] = {}
         self._orphans: dict[int, tuple[int, Any]] = {}
         self._fn_ids: dict[Any, int] = {}
+        self._fn_retries: dict[int, int] = {}
         self._shutdown = False
         self._closed = False
         self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._run_off = _core.HEADER_FIELDS["run_state"]
         self._harvester = threading.Thread(target=self._harvest_loop, name=f"shmrt-harvest-{name}",
                                            daemon=True)
@@ -106,11 +131,14 @@ class Client(cf.Executor):
         fid = self._fn_ids.get(fn)
         if fid is None:
             fid = fn_id_for(seg, self._fn_ids, fn)
+            self._fn_retries[fid] = getattr(fn, "__shmrt_retries__", self._retries)
         if fid == NO_FN:
             args = (fn, *args)
+            retries = getattr(fn, "__shmrt_retries__", self._retries)
+        else:
+            retries = self._fn_retries[fid]
         enc = codec.encode(seg, args, call=True, kwargs=kwargs, inline_cap=self._inline_cap,
                            max_payload=self._max_payload)
-        retries = getattr(fn, "__shmrt_retries__", self._retries)
         key = seg.submit(self._cid, fid, enc.inline, enc.blob, retries)
         if key < 0:
             key = self._submit_slow(fid, enc, retries)

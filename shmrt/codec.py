@@ -8,14 +8,20 @@ pickle 5 and copied once into one arena block next to the pickle stream;
 the receiver unpickles on top of a zero-copy view of that block, so a 16 MiB
 array is never pickled, piped or copied a second time.
 
-Message (first byte is the kind):
+Message kinds, told apart by the first byte, so the common cases carry no
+prefix at all:
 
-    0x00  msgspec msgpack of the value
-    0x01  pickle 5, in band
-    0x02  pickle 5 with out-of-band buffers:
-          u32 count, then count * (u64 offset, u64 length) relative to the
-          message start, then the pickle stream; buffers 64-byte aligned
-    | 0x10  (call messages) the value is (args, kwargs) instead of args
+    0x80        pickle 5 stream, in band (pickle 5 always starts 0x80 0x05)
+    0xc1 0x02   pickle 5 with out-of-band buffers: u32 count, then count *
+                (u64 offset, u64 length) relative to the message start, then
+                the pickle stream; buffers 64-byte aligned
+    0xc1 0x11   (call messages) pickle 5 of (args, kwargs)
+    0xc1 0x12   (call messages) out-of-band form of (args, kwargs)
+    anything    msgpack (msgspec) of the value: 0xc1 is never used by
+    else        msgpack, and a msgpack value never starts with 0x80 here
+                because only tuples of scalars (calls: 0x90-0x9f, 0xdc,
+                0xdd) and scalars/lists of scalars (results) take this path
+                (0x80 would be an empty map, which is never encoded so)
 
 A message that fits in the slot payload travels inline; otherwise (or when it
 has out-of-band buffers) the whole message lives in one arena block.  Every
@@ -33,7 +39,9 @@ import msgspec
 from .errors import PayloadTooLarge
 
 OOB_MIN = 64 * 1024
-K_MSGSPEC, K_PICKLE, K_OOB, K_KW = 0x00, 0x01, 0x02, 0x10
+PICKLE_START = 0x80
+SPECIAL = 0xC1
+K_OOB, K_KW = 0x02, 0x10
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 _enc = msgspec.msgpack.Encoder()
 _dec_any = msgspec.msgpack.Decoder()
@@ -53,7 +61,7 @@ class Encoded:
         self.size = size
 
 
-def _pickle(value: Any, kind: int) -> tuple[bytes, list[pickle.PickleBuffer]]:
+def _pickle(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
     bufs: list[pickle.PickleBuffer] = []
 
     def keep(pb: pickle.PickleBuffer) -> bool:
@@ -70,32 +78,37 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
            max_payload: int) -> Encoded:
     """Encode ``value`` (the args tuple when ``call``) for one slot."""
     if call:
-        if not kwargs and all(type(a) in _PLAIN for a in value):
-            try:
-                msg = b"\x00" + _enc.encode(value)
-                if len(msg) <= inline_cap:
-                    return Encoded(msg, -1, len(msg))
-            except (OverflowError, TypeError):
-                pass
-        kind = K_PICKLE | (K_KW if kwargs else 0)
-        obj = (value, kwargs) if kwargs else value
+        if not kwargs:
+            for a in value:
+                if type(a) not in _PLAIN:
+                    break
+            else:
+                try:
+                    msg = _enc.encode(value)
+                    if len(msg) <= inline_cap:
+                        return Encoded(msg, -1, len(msg))
+                except (OverflowError, TypeError):
+                    pass
+        kw = bool(kwargs)
+        obj = (value, kwargs) if kw else value
     else:
-        if type(value) in _PLAIN:
+        t = type(value)
+        if t in _PLAIN or (t is list and len(value) < 4096 and all(type(x) in _PLAIN for x in value)):
             try:
-                msg = b"\x00" + _enc.encode(value)
-                if len(msg) <= inline_cap:
+                msg = _enc.encode(value)
+                if len(msg) <= inline_cap and msg[0] != PICKLE_START:
                     return Encoded(msg, -1, len(msg))
             except (OverflowError, TypeError):
                 pass
-        kind = K_PICKLE
+        kw = False
         obj = value
-    body, bufs = _pickle(obj, kind)
+    body, bufs = _pickle(obj)
     if not bufs:
-        msg = bytes([kind]) + body
+        msg = bytes((SPECIAL, K_KW | 1)) + body if kw else body
         if len(msg) <= inline_cap:
             return Encoded(msg, -1, len(msg))
         return _to_blob(seg, [msg], [], max_payload)
-    head = bytearray([(kind & K_KW) | K_OOB])
+    head = bytearray((SPECIAL, (K_KW if kw else 0) | K_OOB))
     n = len(bufs)
     head += _U32.pack(n)
     pos = len(head) + n * _PAIR.size + len(body)
@@ -141,34 +154,37 @@ def decode(data: Any, *, call: bool) -> Any:
     n = mv.nbytes
     if n == 0:
         raise ValueError("empty message")
-    kind = mv[0]
-    base = kind & ~K_KW
-    if base == K_MSGSPEC:
-        if call:
-            return _dec_tuple.decode(mv[1:]), {}
-        return _dec_any.decode(mv[1:])
-    if base == K_PICKLE:
-        obj = pickle.loads(mv[1:])
-    elif base == K_OOB:
-        if n < 5:
+    first = mv[0]
+    if first == PICKLE_START:
+        obj = pickle.loads(mv)
+        return (tuple(obj), {}) if call else obj
+    if first != SPECIAL:
+        return (_dec_tuple.decode(mv), {}) if call else _dec_any.decode(mv)
+    if n < 2:
+        raise ValueError("truncated message")
+    kind = mv[1]
+    if kind & K_OOB:
+        if n < 6:
             raise ValueError("truncated message header")
-        (count,) = _U32.unpack_from(mv, 1)
-        hdr_end = 5 + count * _PAIR.size
-        if count > (n - 5) // _PAIR.size:
+        (count,) = _U32.unpack_from(mv, 2)
+        if count > (n - 6) // _PAIR.size:
             raise ValueError("message buffer table longer than the message")
+        hdr_end = 6 + count * _PAIR.size
         buffers = []
         for i in range(count):
-            off, ln = _PAIR.unpack_from(mv, 5 + i * _PAIR.size)
+            off, ln = _PAIR.unpack_from(mv, 6 + i * _PAIR.size)
             if off > n or ln > n - off:
                 raise ValueError("message buffer out of bounds")
             buffers.append(mv[off:off + ln])
         # pickle ignores the bytes after its STOP opcode (the buffers)
         obj = pickle.loads(mv[hdr_end:], buffers=buffers)
+    elif kind & K_KW:
+        obj = pickle.loads(mv[2:])
     else:
         raise ValueError(f"unknown message kind {kind:#x}")
-    if call:
-        if kind & K_KW:
-            args, kwargs = obj
-            return tuple(args), kwargs
-        return tuple(obj), {}
-    return obj
+    if not call:
+        return obj
+    if kind & K_KW:
+        args, kwargs = obj
+        return tuple(args), kwargs
+    return tuple(obj), {}
