@@ -14,9 +14,8 @@ Public API (pinned by tests/test_api.py):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .client import Client, connect
 from .errors import (
     BrokenPool,
     Full,
@@ -29,15 +28,33 @@ from .errors import (
     ShmrtError,
     WorkerCrashed,
 )
-from .pool import Pool
-from .workers.cpu import Handle
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .client import Client, connect
+    from .pool import Pool
+    from .workers.cpu import Handle
+
+_LAZY = {"Pool": ".pool", "Client": ".client", "connect": ".client", "Handle": ".workers.cpu"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavy parts on first use: a worker process imports
+    ``shmrt`` too, and its start-up time is part of the pool's."""
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'shmrt' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Handle:
+def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "Handle":
     """Start ``fn(*args, **kwargs)`` as a child of the running task.
 
     Returns a handle whose ``join()`` returns the child's result (or raises

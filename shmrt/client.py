@@ -22,7 +22,6 @@ future; it is parked in ``_orphans`` and picked up by ``submit``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
@@ -178,6 +177,8 @@ class Client(cf.Executor):
 
     async def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """``await pool.run(fn, *args)`` from asyncio code."""
+        import asyncio
+
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

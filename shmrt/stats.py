@@ -21,7 +21,7 @@ def runtime_statistics(seg: _core.Segment) -> dict[str, Any]:
     wf = _core.WORKER_FIELDS
     workers = []
     for wid in range(lay["n_workers"]):
-        base = lay["workers_off"] + wid * 256
+        base = lay["workers_off"] + wid * _core.WORKER_SIZE
         w: dict[str, Any] = {"id": wid, "pid": seg.load64(base + wf["pid"]),
                              "state": WORKER_STATES.get(seg.load64(base + wf["state"]), "?"),
                              "queue": seg.queue_len(wid)}

@@ -18,6 +18,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 PREFIX = f"shmrt.{os.geteuid()}."
 
+# multiprocessing's spawn method starts one resource-tracker process per
+# interpreter and keeps it: start it now so it is not counted as a leak.
+from multiprocessing import resource_tracker  # noqa: E402
+
+resource_tracker.ensure_running()
+
 
 def _segments() -> set[str]:
     try:

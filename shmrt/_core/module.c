@@ -110,6 +110,9 @@ PyMODINIT_FUNC PyInit__core(void) {
     CONST(W_PARKED); CONST(W_NOTIFIED); CONST(W_DEAD); CONST(W_EXITED);
     CONST(RUN_INIT); CONST(RUN_RUNNING); CONST(RUN_STOPPING); CONST(RUN_STOPPED);
     CONST(FN_READY);
+    if (PyModule_AddIntConstant(m, "WORKER_SIZE", (long)sizeof(worker_t)) ||
+        PyModule_AddIntConstant(m, "QUEUE_SIZE", (long)sizeof(local_queue_t)))
+        goto fail;
     if (PyModule_AddObject(m, "MAGIC", PyLong_FromUnsignedLongLong(SHMRT_MAGIC))) goto fail;
     return m;
 fail:
