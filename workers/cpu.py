@@ -74,6 +74,7 @@ class Worker:
         self.searching = False
         self.coord = (coord_pid, coord_start)
         self.run_off = _core.HEADER_FIELDS["run_state"]
+        self.spin_s = SPIN_S
 
     # ---- finding work ----------------------------------------------------
     def find(self) -> int:
@@ -111,7 +112,7 @@ class Worker:
         return idx
 
     def park(self, timeout: float) -> int:
-        r = self.seg.park(self.wid, SPIN_S if self.searching else 0.0, timeout, self.searching)
+        r = self.seg.park(self.wid, self.spin_s if self.searching else 0.0, timeout, self.searching)
         self.searching = r == 1
         return r
 
@@ -308,7 +309,8 @@ def _set_pdeathsig() -> None:
         pass
 
 
-def main(shm_file: str, wid: int, epoch: int, imports: list[str], pdeathsig: bool) -> None:
+def main(shm_file: str, wid: int, epoch: int, imports: list[str], pdeathsig: bool,
+         spin_s: float = SPIN_S) -> None:
     """Entry point of a worker process (started with the spawn method)."""
     global _current
     if pdeathsig:
@@ -324,6 +326,7 @@ def main(shm_file: str, wid: int, epoch: int, imports: list[str], pdeathsig: boo
     for mod in imports:
         __import__(mod)
     w = Worker(seg, wid, *coord)
+    w.spin_s = spin_s
     _current = w
     pid = os.getpid()
     seg.worker_register(wid, pid, proc_start_time(pid), epoch)
