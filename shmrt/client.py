@@ -31,7 +31,7 @@ from typing import Any
 
 from . import _core, codec
 from .errors import BrokenPool, RuntimeNotFound
-from .segment import attach, proc_start_time
+from .segment import attach, proc_start_time, process_alive
 from .workers.cpu import NO_FN, decode_result, fn_id_for
 
 RESULT_SPIN_S = 200e-6
@@ -100,6 +100,8 @@ class Client(cf.Executor):
         self._seg = seg
         self.name = name
         self._retries = retries
+        self._owner = owner
+        self._broken_reason: str | None = None
         lay = seg.layout
         self._workers = lay["n_workers"]
         self._inline_cap = lay["slot_size"] - _core.SLOT_HEADER_SIZE
@@ -125,6 +127,8 @@ class Client(cf.Executor):
     # ---- Executor API ----------------------------------------------------
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
         if self._shutdown:
+            if self._broken_reason:
+                raise BrokenPool(self._broken_reason)
             raise RuntimeError("cannot schedule new futures after shutdown")
         seg = self._seg
         fid = self._fn_ids.get(fn)
@@ -231,8 +235,10 @@ class Client(cf.Executor):
         seg, cid = self._seg, self._cid
         while not self._closed:
             try:
-                if not self._drain():
-                    seg.client_wait(cid, HARVEST_WAIT_S)
+                if not self._drain() and not seg.client_wait(cid, HARVEST_WAIT_S):
+                    if self._pending and not self._runtime_running():
+                        self._fail_pending(BrokenPool(f"runtime {self.name!r} stopped or its "
+                                                      "coordinator died"))
             except Exception:
                 if self._closed:
                     return
@@ -248,8 +254,8 @@ class Client(cf.Executor):
         return False
 
     def _check_alive(self) -> None:
-        if self._seg.load64(self._run_off) != _core.RUN_RUNNING:
-            raise BrokenPool(f"runtime {self.name!r} is not running")
+        if not self._runtime_running():
+            raise BrokenPool(self._broken_reason or f"runtime {self.name!r} is not running")
 
     def _wait_pending(self) -> None:
         while self._pending:
@@ -258,8 +264,12 @@ class Client(cf.Executor):
                 self._fail_pending(BrokenPool(f"runtime {self.name!r} stopped"))
 
     def _runtime_running(self) -> bool:
+        """Run state RUNNING and (for a connected client) a live coordinator:
+        a SIGKILLed coordinator never gets to change the run state."""
         try:
-            return self._seg.load64(self._run_off) == _core.RUN_RUNNING
+            if self._seg.load64(self._run_off) != _core.RUN_RUNNING:
+                return False
+            return self._owner or coordinator_alive(self._seg)
         except Exception:
             return False
 
@@ -321,6 +331,11 @@ def _results(fs: list[cf.Future], timeout: float | None, flatten: bool) -> Itera
             f.cancel()
 
 
+def coordinator_alive(seg: _core.Segment) -> bool:
+    h = _core.HEADER_FIELDS
+    return process_alive(seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
+
+
 def connect(name: str, *, retries: int = 0) -> Client:
     """A client of the named runtime (started with ``shmrt start NAME`` or
     ``shmrt.Pool(name=NAME)``) from any process of the same user."""
@@ -328,5 +343,9 @@ def connect(name: str, *, retries: int = 0) -> Client:
     if seg.load64(_core.HEADER_FIELDS["run_state"]) != _core.RUN_RUNNING:
         seg.close()
         raise RuntimeNotFound(f"runtime {name!r} exists but is not running")
+    if not coordinator_alive(seg):
+        seg.close()
+        raise RuntimeNotFound(f"runtime {name!r} is stale: its coordinator is dead "
+                              "(remove it with 'shmrt prune')")
     return Client(seg, name=name, retries=retries)
 

@@ -27,6 +27,7 @@ script's ``__main__`` work as with ProcessPoolExecutor.
 from __future__ import annotations
 
 import atexit
+import importlib
 import multiprocessing as mp
 import os
 import threading
@@ -40,6 +41,7 @@ from .segment import Config, create, process_alive, random_name, unlink
 from .workers import cpu
 
 JOIN_GRACE_S = 5.0
+START_FAILURES_MAX = 3  # consecutive deaths before registering: the pool is broken
 _live: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 
@@ -71,6 +73,8 @@ class Pool(Client):
             raise ValueError("workers must be >= 1")
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        for mod in imports:  # fail here, not in an endless worker crash loop
+            importlib.import_module(mod)
         cfg = Config(n_workers=n, n_slots=slots, slot_size=slot_size,
                      local_cap=local_queue_capacity, n_clients=clients, arena_size=arena_size,
                      max_payload=max_payload)
@@ -83,6 +87,7 @@ class Pool(Client):
         self._spin_s = spin_us * 1e-6
         self._ctx = mp.get_context("spawn")
         self._procs: list[Any] = [None] * n
+        self._start_failures = [0] * n
         self._epoch = 0
         self._stopping = False
         self._stopped = False
@@ -140,8 +145,25 @@ class Pool(Client):
                                    inline_cap=self._inline_cap, max_payload=self._max_payload)
                 seg.crash_task(key, _core.ST_CRASHED, enc.inline)
         seg.drop_worker_handles(wid)
+        registered = seg.load64(seg.layout["workers_off"] + wid * _core.WORKER_SIZE
+                                + _core.WORKER_FIELDS["pid"]) == p.pid
+        self._start_failures[wid] = 0 if registered else self._start_failures[wid] + 1
+        if self._start_failures[wid] >= START_FAILURES_MAX:
+            self._broken(f"worker {wid} died {START_FAILURES_MAX} times before it could start "
+                         f"(last exit code {code}); see its stderr")
+            return
         if not self._stopping:
             self._start_worker(wid)
+
+    def _broken(self, why: str) -> None:
+        """The runtime cannot run tasks: fail everything pending, refuse more."""
+        from .errors import BrokenPool
+
+        self._broken_reason = why
+        self._shutdown = True
+        self._seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPING)
+        self._seg.wake_all()
+        self._fail_pending(BrokenPool(why))
 
     def _reap_clients(self) -> None:
         """Release the entries of connected clients whose process is gone."""

@@ -49,7 +49,8 @@ def random_name() -> str:
 
 
 def proc_start_time(pid: int) -> int:
-    """Start time of ``pid`` in clock ticks since boot (0 if it is gone).
+    """Start time of ``pid`` in clock ticks since boot (0 if it is gone or a
+    zombie).
 
     pid + start time names a process for good: a recycled pid has another
     start time."""
@@ -60,6 +61,8 @@ def proc_start_time(pid: int) -> int:
         return 0
     # the command name may contain spaces and parentheses: split after the last ')'
     rest = data[data.rfind(b")") + 2:].split()
+    if rest and rest[0] in (b"Z", b"X"):
+        return 0  # a zombie has exited: it is not a live holder of anything
     try:
         return int(rest[19])
     except (IndexError, ValueError):
