@@ -54,7 +54,7 @@ def __getattr__(name: str) -> Any:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "Handle":
+def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Handle:
     """Start ``fn(*args, **kwargs)`` as a child of the running task.
 
     Returns a handle whose ``join()`` returns the child's result (or raises

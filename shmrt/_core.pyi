@@ -1,6 +1,5 @@
 """Type stubs for shmrt._core (the C core).  See shmrt/_core/*.c."""
 
-from typing import Any
 
 class SegmentError(RuntimeError): ...
 

@@ -167,7 +167,7 @@ class Client(cf.Executor):
             chunksize: int | None = None) -> Iterator[Any]:
         """Like Executor.map; chunksize=None picks a batch size from the
         input length (about 4 batches per worker, at most 10,000 items)."""
-        items = list(zip(*iterables))
+        items = list(zip(*iterables))  # noqa: B905 - Executor.map stops at the shortest
         if chunksize is None:
             chunksize = max(1, min(10_000, -(-len(items) // (self._workers * 4))))
         if chunksize < 1:

@@ -120,7 +120,7 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
         pos += r.nbytes
     for off, ln in layout:
         head += _PAIR.pack(off, ln)
-    return _to_blob(seg, [bytes(head), body], list(zip(layout, raws)), max_payload)
+    return _to_blob(seg, [bytes(head), body], list(zip(layout, raws, strict=True)), max_payload)
 
 
 def _to_blob(seg: Any, parts: list[bytes], bufs: list, max_payload: int) -> Encoded:

@@ -51,9 +51,7 @@ PPE_BURST = 10_000
 BURST_TIMEOUT = 120.0
 
 
-def _burst(
-    executor: cf.Executor, n: int, label: str, console: Console
-) -> tuple[float, int]:
+def _burst(executor: cf.Executor, n: int, label: str, console: Console) -> tuple[float, int]:
     """Submit ``n`` no-op tasks with a progress bar; return (seconds, failures).
 
     The clock stops inside the done-callback of the ``n``-th completed
@@ -95,14 +93,8 @@ def _burst(
             if time.perf_counter() > deadline:
                 break
         elapsed = (t_end[0] or time.perf_counter()) - t0
-        progress.update(
-            bar, completed=len(done), rate=f"{len(done) / elapsed:,.0f} tasks/s"
-        )
-    failures = (
-        n
-        - len(done)
-        + sum(1 for f in futures if f.done() and f.exception() is not None)
-    )
+        progress.update(bar, completed=len(done), rate=f"{len(done) / elapsed:,.0f} tasks/s")
+    failures = n - len(done) + sum(1 for f in futures if f.done() and f.exception() is not None)
     return elapsed, failures
 
 
@@ -180,9 +172,7 @@ def main(workers: int | None = None) -> int:
 
     s_rate = SHMRT_BURST / s_time
     p_rate = PPE_BURST / p_time
-    table = Table(
-        title="tiny-task burst: first submit -> last done-callback, warmed pools"
-    )
+    table = Table(title="tiny-task burst: first submit -> last done-callback, warmed pools")
     table.add_column("pool")
     table.add_column("tasks", justify="right")
     table.add_column("seconds", justify="right")
