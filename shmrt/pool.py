@@ -110,6 +110,7 @@ class Pool(Client):
     # ---- workers ----------------------------------------------------------
     def _start_worker(self, wid: int) -> None:
         self._epoch += 1
+        self._seg.store64(_core.HEADER_FIELDS["epoch"], self._epoch)
         p = self._ctx.Process(target=cpu.main, name=f"shmrt-worker-{wid}",
                               args=(self._sname, wid, self._epoch, self._imports, self._main_thread,
                                     self._spin_s),

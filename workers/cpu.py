@@ -176,32 +176,33 @@ class Worker:
     def fn_id(self, fn: Callable[..., Any]) -> int:
         return fn_id_for(self.seg, self.fn_ids, fn)
 
-    def spawn(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Handle:
+    def spawn(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Handle | InlineHandle:
         fid = self.fn_id(fn)
         if fid == NO_FN:
             args = (fn, *args)
         enc = codec.encode(self.seg, args, call=True, kwargs=kwargs,
                            inline_cap=self.inline_cap, max_payload=self.max_payload)
         parent = self.stack[-1] if self.stack else -1
-        while True:
-            key = self.seg.spawn(self.wid, fid, enc.inline, enc.blob, parent)
-            if key >= 0:
-                return Handle(self, key)
-            # no free slot: run something (frees slots) or wait a little
-            if not self.help_once():
-                self.seg.park(self.wid, 0.0, 0.001, False)
+        key = self.seg.spawn(self.wid, fid, enc.inline, enc.blob, parent)
+        if key >= 0:
+            return Handle(self, key)
+        # No free slot: run the child right here (fork-join's usual fallback;
+        # waiting for a slot could wait on ourselves).
+        if enc.blob >= 0:
+            self.seg.blob_release(enc.blob)
+        return InlineHandle(fn, args if fid != NO_FN else args[1:], kwargs)
 
     def help_once(self) -> bool:
         """Run one other ready task while waiting.  Past HELP_DEPTH_MAX nested
-        tasks, only this worker's own LIFO slot and queue are used: they hold
-        its descendants (which the join may be waiting for, and nobody else
-        can take from the LIFO slot), and running them grows the stack no
-        deeper than the program's own recursion."""
+        tasks, only this worker's own LIFO slot and queue, then the inject
+        queue (where an overflow may have moved its children) are used, not
+        stealing: its own tasks are mostly its descendants, which the join
+        may be waiting for."""
         if len(self.stack) < HELP_DEPTH_MAX:
             idx = self.find()
         else:
             idx = self.seg.next_local(self.wid, True)
-            idx = idx & ~FROM_LIFO if idx >= 0 else idx
+            idx = idx & ~FROM_LIFO if idx >= 0 else self.seg.refill(self.wid)
         if idx < 0:
             return False
         self.run(idx)
@@ -243,6 +244,25 @@ class Handle:
                 self._worker.seg.release(self._key)
             except Exception:
                 pass
+
+
+class InlineHandle:
+    """A spawn that found no free slot: the child ran inline, in the caller."""
+
+    __slots__ = ("_value", "_exc")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict):
+        self._value: Any = None
+        self._exc: BaseException | None = None
+        try:
+            self._value = fn(*args, **kwargs)
+        except Exception as e:
+            self._exc = e
+
+    def join(self) -> Any:
+        if self._exc is not None:
+            raise self._exc
+        return self._value
 
 
 def fn_id_for(seg: _core.Segment, cache: dict[Any, int], fn: Callable[..., Any]) -> int:

@@ -130,7 +130,7 @@ typedef struct {
     u64 current;       /* slot index + 1 of the innermost running task */
     u64 current_since; /* CLOCK_MONOTONIC ns */
     u64 lifo;          /* slot index + 1 in the LIFO slot, 0 = empty */
-    u64 help_depth;
+    u64 help_depth;    /* tasks on this worker's stack (nested by joins) */
     /* line 1: park futex word (low 32 bits used), bumped by notifiers */
     _Alignas(CACHE_LINE) u64 park_seq;
     /* line 2-3: counters, owner-only writes */

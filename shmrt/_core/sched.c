@@ -246,13 +246,17 @@ static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     long v = -1;
-    if (use_lifo) {
-        u64 l = LOAD_RLX(&w->lifo);
-        if (l) {
-            STORE_RLX(&w->lifo, 0);
-            v = (long)(l - 1);
-            COUNTER_BUMP(&w->lifo_hits, 1);
-        }
+    u64 l = LOAD_RLX(&w->lifo); /* owner-only */
+    if (l && use_lifo) {
+        STORE_RLX(&w->lifo, 0);
+        v = (long)(l - 1);
+        COUNTER_BUMP(&w->lifo_hits, 1);
+    } else if (l) {
+        /* LIFO streak exhausted: the task goes to the back of the queue, where
+         * it is run in turn and can be stolen (tokio does the same).  Leaving
+         * it in the slot would strand it: nobody else can take it. */
+        STORE_RLX(&w->lifo, 0);
+        if (l - 1 < s->L.n_slots) sched_push_local(s, wid, (u32)(l - 1));
     }
     long from_lifo = v >= 0 ? NEXT_FROM_LIFO : 0;
     if (v < 0) v = lq_pop(queue_at(s, wid), s->L.local_cap);

@@ -201,6 +201,9 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
     sl->attempts += 1;
     STORE_RLX(&w->current, idx + 1);
     STORE_RLX(&w->current_since, t);
+    u64 depth = LOAD_RLX(&w->help_depth); /* owner-only: tasks on this stack */
+    STORE_RLX(&w->help_depth, depth + 1);
+    if (depth) COUNTER_BUMP(&w->helped, 1);
     PyObject *data;
     if (sl->flags & SLOT_F_ARGS_BLOB) {
         data = blobview_new(s, sl->args_blob);
@@ -285,6 +288,8 @@ static PyObject *T_finish(SegmentObject *s, PyObject *args) {
         goto out;
     }
     rc = complete_slot(s, idx, sl, status, &b, result_blob);
+    u64 depth = LOAD_RLX(&w->help_depth);
+    STORE_RLX(&w->help_depth, depth ? depth - 1 : 0);
     STORE_RLX(&w->current, outer >= 0 ? (u64)outer + 1 : 0);
     STORE_RLX(&w->current_since, outer >= 0 ? now_ns() : 0);
     COUNTER_BUMP(&w->tasks_run, 1);
