@@ -6,6 +6,7 @@ Public API (pinned by tests/test_api.py):
 * ``connect(name)`` -- a client of a named runtime from another process;
 * ``spawn(fn, *args, **kwargs)`` -- inside a task: start a child, ``.join()`` it;
 * ``retry(n)`` -- decorator: re-run a task up to n times if its worker dies;
+* ``Relay``, ``UdpSink`` -- a CPU-parallel packet relay with per-flow order;
 * errors: ``ShmrtError``, ``WorkerCrashed``, ``PayloadTooLarge``,
   ``RuntimeNotFound``, ``RuntimeExists``, ``NotInWorker``, ``BrokenPool``,
   ``SegmentError``, ``RemoteTraceback``, ``Full``.
@@ -34,9 +35,11 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .client import Client, connect
     from .pool import Pool
+    from .relay import Relay, UdpSink
     from .workers.cpu import Handle
 
-_LAZY = {"Pool": ".pool", "Client": ".client", "connect": ".client", "Handle": ".workers.cpu"}
+_LAZY = {"Pool": ".pool", "Client": ".client", "connect": ".client", "Handle": ".workers.cpu",
+         "Relay": ".relay", "UdpSink": ".relay"}
 
 
 def __getattr__(name: str) -> Any:
@@ -79,7 +82,7 @@ def retry(n: int) -> Callable[[F], F]:
 
 
 __all__ = [
-    "Pool", "Client", "Handle", "connect", "spawn", "retry",
+    "Pool", "Client", "Handle", "connect", "spawn", "retry", "Relay", "UdpSink",
     "ShmrtError", "WorkerCrashed", "PayloadTooLarge", "RuntimeNotFound", "RuntimeExists",
     "NotInWorker", "BrokenPool", "SegmentError", "RemoteTraceback", "Full",
 ]

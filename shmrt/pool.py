@@ -33,12 +33,15 @@ import os
 import threading
 import weakref
 from multiprocessing.connection import wait as mp_wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core, codec
 from .client import Client
 from .segment import Config, create, process_alive, random_name, unlink
 from .workers import cpu
+
+if TYPE_CHECKING:
+    from .relay import RelaySpec
 
 JOIN_GRACE_S = 5.0
 START_FAILURES_MAX = 3  # consecutive deaths before registering: the pool is broken
@@ -67,7 +70,7 @@ class Pool(Client):
                  imports: tuple[str, ...] | list[str] = (), slots: int = 16384,
                  slot_size: int = 512, arena_size: int = 64 << 20, max_payload: int | None = None,
                  local_queue_capacity: int = _core.LOCAL_CAP_MAX, clients: int = 16,
-                 spin_us: float = cpu.SPIN_S * 1e6):
+                 spin_us: float = cpu.SPIN_S * 1e6, _relay: RelaySpec | None = None):
         n = workers if workers is not None else (os.cpu_count() or 1)
         if n < 1:
             raise ValueError("workers must be >= 1")
@@ -78,6 +81,12 @@ class Pool(Client):
         cfg = Config(n_workers=n, n_slots=slots, slot_size=slot_size,
                      local_cap=local_queue_capacity, n_clients=clients, arena_size=arena_size,
                      max_payload=max_payload)
+        self._relay_spec = _relay
+        if _relay is not None:
+            cfg.n_send = _relay.send_workers
+            cfg.inflight = _relay.max_inflight
+            cfg.send_cap = _relay.ring_capacity
+            cfg.n_waiters = _relay.waiters
         rt_name = name or random_name()
         seg, sname = create(rt_name, cfg)
         self._sname = sname
@@ -87,6 +96,7 @@ class Pool(Client):
         self._spin_s = spin_us * 1e-6
         self._ctx = mp.get_context("spawn")
         self._procs: list[Any] = [None] * n
+        self._senders: list[Any] = [None] * (_relay.send_workers if _relay else 0)
         self._start_failures = [0] * n
         self._epoch = 0
         self._stopping = False
@@ -98,6 +108,8 @@ class Pool(Client):
             super().__init__(seg, name=rt_name, retries=retries, owner=True)
             for wid in range(n):
                 self._start_worker(wid)
+            for sw in range(len(self._senders)):
+                self._start_sender(sw)
         except BaseException:
             self._stop_runtime()
             raise
@@ -118,16 +130,34 @@ class Pool(Client):
         p.start()
         self._procs[wid] = p
 
+    def _start_sender(self, sw: int) -> None:
+        from .workers import relay as relay_worker
+
+        spec = self._relay_spec
+        assert spec is not None
+        p = self._ctx.Process(target=relay_worker.main, name=f"shmrt-send-{sw}",
+                              args=(self._sname, sw, spec.sink, spec.ordered, self._main_thread),
+                              daemon=True)
+        p.start()
+        self._senders[sw] = p
+
     def _supervise(self) -> None:
         while not self._stopping:
             procs = {p.sentinel: wid for wid, p in enumerate(self._procs) if p is not None}
-            ready = mp_wait([*procs, self._wake_r], timeout=1.0)
+            senders = {p.sentinel: sw for sw, p in enumerate(self._senders) if p is not None}
+            ready = mp_wait([*procs, *senders, self._wake_r], timeout=1.0)
             if self._stopping:
                 return
             for s in ready:
                 wid = procs.get(s)
                 if wid is not None:
                     self._worker_died(wid)
+                elif s in senders:
+                    # A send worker's reorder buffer dies with it; its ring
+                    # survives in the segment and the replacement drains it.
+                    self._senders[senders[s]].join(0.1)
+                    if not self._stopping:
+                        self._start_sender(senders[s])
             self._reap_clients()
 
     def _worker_died(self, wid: int) -> None:
@@ -201,11 +231,16 @@ class Pool(Client):
                 self._supervisor.join()
             os.close(self._wake_r)
             os.close(self._wake_w)
-        for p in self._procs:
-            if p is not None:
-                p.join(JOIN_GRACE_S)
-        for p in self._procs:
-            if p is not None and p.is_alive():
+        if self._senders:
+            try:
+                seg.relay_wake_send()
+            except Exception:
+                pass
+        everyone = [p for p in (*self._procs, *self._senders) if p is not None]
+        for p in everyone:
+            p.join(JOIN_GRACE_S)
+        for p in everyone:
+            if p.is_alive():
                 p.kill()
                 p.join()
         try:

@@ -85,6 +85,10 @@ class Config:
     n_funcs: int = 4096
     arena_size: int = 64 << 20
     max_payload: int | None = None
+    n_send: int = 0
+    send_cap: int = 1024
+    n_waiters: int = 64
+    inflight: int = 0
 
     def as_dict(self) -> dict[str, int]:
         d = {k: v for k, v in self.__dict__.items() if v is not None}

@@ -131,8 +131,11 @@ class Worker:
         t = seg.begin(self.wid, idx)
         if t is None:
             return  # cancelled before it started
-        key, fn_id, data, _parent = t
+        key, fn_id, data, _parent, kind = t
         outer = self.stack[-1] if self.stack else -1
+        if kind == 1:
+            self.run_packet(idx, fn_id, data, outer)
+            return
         self.stack.append(idx)
         try:
             args, kwargs = codec.decode(data, call=True)
@@ -153,6 +156,34 @@ class Worker:
         finally:
             self.stack.pop()
         seg.finish(self.wid, idx, status, enc.inline, enc.blob, outer)
+
+    def run_packet(self, idx: int, fn_id: int, data: Any, outer: int) -> None:
+        """A relay packet: transform(memoryview) -> bytes-like | None.  The
+        output goes to the send ring (the C core's deliver), never blocks."""
+        seg = self.seg
+        blob = -1
+        self.stack.append(idx)
+        try:
+            out = self.load_fn(fn_id)(memoryview(data))
+            del data
+            if out is None:
+                status, out = _core.ST_FILTERED, b""
+            else:
+                status = _core.ST_OK
+                n = memoryview(out).nbytes
+                if n > self.inline_cap:
+                    got = seg.blob_alloc(n)
+                    if got is None:
+                        raise MemoryError(f"arena exhausted for a {n}-byte packet")
+                    blob, view = got
+                    memoryview(view).cast("B")[:] = memoryview(out).cast("B")
+                    del view
+                    out = b""
+        except Exception as e:
+            status, out, blob = _core.ST_ERROR, f"{type(e).__name__}: {e}".encode()[:200], -1
+        finally:
+            self.stack.pop()
+        seg.finish(self.wid, idx, status, out, blob, outer)
 
     def loop(self) -> None:
         seg = self.seg

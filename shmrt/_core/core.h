@@ -81,6 +81,11 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
 int sched_notify(SegmentObject *s);
 PyObject *blobview_new(SegmentObject *s, u64 off);
 
+/* ---- relay.c ----------------------------------------------------------- */
+extern PyMethodDef relay_methods[];
+int relay_init(SegmentObject *s);
+void relay_deliver(SegmentObject *s, u64 idx, slot_t *sl);
+
 /* ---- arena.c ----------------------------------------------------------- */
 extern PyMethodDef arena_methods[];
 int arena_release_block(SegmentObject *s, u64 off);

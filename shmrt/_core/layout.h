@@ -83,7 +83,12 @@ typedef struct {
     u64 coord_pid;
     u64 coord_start;  /* /proc/<pid>/stat starttime: pid-reuse proof */
     u64 max_payload;
-    u64 _cfg_reserved[9];
+    u64 n_send;      /* relay send workers (0: no relay region) */
+    u64 send_cap;    /* capacity of each send ring (power of two) */
+    u64 n_waiters;   /* waiter entries for clients blocked on the budget */
+    u64 inflight;    /* relay in-flight budget (units = packets) */
+    u64 relay_off;
+    u64 _cfg_reserved[4];
     /* line 4: run state (RUN_*), written by the coordinator */
     _Alignas(CACHE_LINE) u64 run_state;
     u64 epoch;         /* bumped by the coordinator on every worker respawn */
@@ -230,7 +235,57 @@ typedef struct {
 #define SLOT_F_ARGS_BLOB 1ULL   /* the slot owns a ref on args_blob */
 #define SLOT_F_RESULT_BLOB 2ULL /* the slot owns a ref on result_blob */
 
-enum { ST_NONE = 0, ST_OK = 1, ST_ERROR = 2, ST_CRASHED = 3, ST_CANCELLED = 4 };
+enum { ST_NONE = 0, ST_OK = 1, ST_ERROR = 2, ST_CRASHED = 3, ST_CANCELLED = 4, ST_FILTERED = 5 };
+
+/* ---- relay region (relay.c) ---------------------------------------------
+ *   relay_t        budget semaphore, waiter FIFO (ring of tokens), counters
+ *   waiter_t[W]    one entry per blocked client send(): its own futex word
+ *   send_t[M]      per send worker: bounded ring of finished packets, the
+ *                  waitlist of slots that found it full, counters
+ */
+enum { WT_FREE = 0, WT_WAITING = 1, WT_WOKEN = 2, WT_CANCELLED = 3 };
+
+typedef struct {
+    u64 avail;       /* units of budget free right now */
+    u64 capacity;
+    u64 done_seq;    /* futex word: bumped when packets are done (flush) */
+    u64 flushing;
+    _Alignas(CACHE_LINE) u64 registrations; /* waiter counters */
+    u64 wakes;
+    u64 spurious;
+    u64 pending_with_capacity; /* a waiter's safety timeout found units free: must stay 0 */
+    u64 passed_on;   /* a woken waiter that no longer wanted the unit passed it on */
+    u64 fast;        /* acquired without waiting */
+    u64 full;        /* send_nowait refusals */
+    u64 timeouts;
+    _Alignas(CACHE_LINE) u64 fifo[]; /* ring_t of tokens (entry << 32 | gen) */
+} relay_t;
+
+typedef struct {
+    u64 state;  /* (gen << 8) | WT_*: low 32 bits are the futex word */
+    u64 pid;    /* 0 = free, claimed by CAS */
+    u64 _pad[6];
+} waiter_t;
+
+typedef struct {
+    u64 seq;        /* futex word of the send worker */
+    u64 sleeping;
+    u64 pid;
+    u64 backlog;    /* reorder buffer size, published by the send worker */
+    _Alignas(CACHE_LINE) u64 pushed;
+    u64 popped;
+    u64 registrations; /* slots parked on the waitlist (ring full) */
+    u64 wakes;         /* slots moved from the waitlist into the ring */
+    u64 pending_with_capacity; /* waitlist non-empty while ring had room, seen by the consumer */
+    u64 sent;
+    u64 filtered;
+    u64 errors;
+    u64 crashed;
+    u64 _ctr[7];
+    _Alignas(CACHE_LINE) u64 rings[]; /* ring_t (send_cap), then ring_t (inject_cap) */
+} send_t;
+
+#define HOLDER_RELAY 0x20000ULL
 
 /* ---- arena block header ----------------------------------------------- */
 typedef struct {
@@ -251,8 +306,16 @@ typedef struct {
     u64 workers_off, queues_off, inject_off, clients_off, funcs_off, slots_off,
         arena_off;
     u64 client_stride;
+    u64 n_send, send_cap, n_waiters, inflight, relay_off, send_stride, relay_hdr;
 } layout_t;
 
+static inline u64 pow2_at_least(u64 v) {
+    u64 c = 1;
+    while (c < v) c <<= 1;
+    return c;
+}
+/* token FIFO capacity: room for stale (cancelled) tokens too */
+static inline u64 fifo_cap(u64 n_waiters) { return pow2_at_least(n_waiters * 4 + 4); }
 static inline ring_t *client_ring(client_t *c) { return (ring_t *)(void *)c->ring; }
 static inline u64 ring_bytes(u64 cap) { return sizeof(ring_t) + cap * sizeof(ring_cell_t); }
 static inline u64 client_stride(u64 cap) {

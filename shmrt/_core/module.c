@@ -36,7 +36,8 @@ static int header_fields(PyObject *m) {
     FIELD(d, header_t, free_head); FIELD(d, header_t, free_count); FIELD(d, header_t, fn_count);
     FIELD(d, header_t, arena_bump); FIELD(d, header_t, arena_live_bytes);
     FIELD(d, header_t, submitted); FIELD(d, header_t, completed); FIELD(d, header_t, crashed);
-    FIELD(d, header_t, retried);
+    FIELD(d, header_t, retried); FIELD(d, header_t, n_send); FIELD(d, header_t, send_cap);
+    FIELD(d, header_t, n_waiters); FIELD(d, header_t, inflight); FIELD(d, header_t, relay_off);
     return add_table(m, "HEADER_FIELDS", d);
 }
 
@@ -105,6 +106,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     CONST(S_RUNNING); CONST(S_COMPLETE); CONST(S_NOTIFIED); CONST(S_JOIN_INTEREST);
     CONST(S_JOIN_WAKER); CONST(S_CANCELLED); CONST(REF_ONE); CONST(REF_SHIFT);
     CONST(HOLDER_WORKER); CONST(SLOT_F_ARGS_BLOB); CONST(SLOT_F_RESULT_BLOB);
+    CONST(HOLDER_RELAY); CONST(ST_FILTERED);
     CONST(ST_NONE); CONST(ST_OK); CONST(ST_ERROR); CONST(ST_CRASHED); CONST(ST_CANCELLED);
     CONST(W_EMPTY); CONST(W_STARTING); CONST(W_RUNNING); CONST(W_SEARCHING);
     CONST(W_PARKED); CONST(W_NOTIFIED); CONST(W_DEAD); CONST(W_EXITED);

@@ -70,6 +70,7 @@ int seg_check_open(SegmentObject *s, int need_write) {
 /* ---- layout computation (the single source of truth) -------------------- */
 typedef struct {
     u64 n_workers, n_slots, slot_size, local_cap, n_clients, n_funcs, arena_size;
+    u64 n_send, send_cap, n_waiters, inflight;
 } cfg_t;
 
 static u64 align_up(u64 v, u64 a) { return (v + a - 1) & ~(a - 1); }
@@ -86,6 +87,12 @@ static const char *cfg_check(const cfg_t *c) {
     if (c->n_funcs < 1 || c->n_funcs > (1u << 20)) return "n_funcs out of range";
     if (c->arena_size % ARENA_MIN_BLOCK || c->arena_size > (1ULL << 40))
         return "arena_size must be a multiple of 4096 and < 1 TiB";
+    if (c->n_send > 64) return "n_send out of range (0..64)";
+    if (c->n_send && (!is_pow2(c->send_cap) || c->send_cap < 2 || c->send_cap > (1u << 20)))
+        return "send_cap must be a power of two in 2..1M";
+    if (c->n_send && (c->n_waiters < 1 || c->n_waiters > 4096)) return "n_waiters out of range";
+    if (c->n_send && (c->inflight < 1 || c->inflight > c->n_slots))
+        return "inflight must be in 1..n_slots";
     return NULL;
 }
 
@@ -111,7 +118,17 @@ static void cfg_layout(const cfg_t *c, layout_t *L, u64 *total) {
     L->clients_off = off;
     off = align_up(off + c->n_clients * L->client_stride, CACHE_LINE);
     L->funcs_off = off;
-    off = align_up(off + c->n_funcs * sizeof(func_t), 4096);
+    off = align_up(off + c->n_funcs * sizeof(func_t), CACHE_LINE);
+    L->n_send = c->n_send;
+    L->send_cap = c->n_send ? c->send_cap : 0;
+    L->n_waiters = c->n_send ? c->n_waiters : 0;
+    L->inflight = c->n_send ? c->inflight : 0;
+    L->relay_off = off;
+    L->relay_hdr = c->n_send ? align_up(sizeof(relay_t) + ring_bytes(fifo_cap(c->n_waiters)), CACHE_LINE) : 0;
+    L->send_stride = c->n_send ? align_up(sizeof(send_t) + align_up(ring_bytes(c->send_cap), CACHE_LINE) + ring_bytes(cap), CACHE_LINE) : 0;
+    if (c->n_send)
+        off += L->relay_hdr + c->n_waiters * sizeof(waiter_t) + c->n_send * L->send_stride;
+    off = align_up(off, 4096);
     L->slots_off = off;
     off = align_up(off + c->n_slots * c->slot_size, 4096);
     L->arena_off = off;
@@ -133,7 +150,9 @@ static int cfg_from_dict(PyObject *d, cfg_t *c) {
         PyErr_SetString(PyExc_TypeError, "config must be a dict");
         return -1;
     }
-    if (dict_u64(d, "n_workers", &c->n_workers, 2) || dict_u64(d, "n_slots", &c->n_slots, 4096) ||
+    if (dict_u64(d, "n_send", &c->n_send, 0) || dict_u64(d, "send_cap", &c->send_cap, 1024) ||
+        dict_u64(d, "n_waiters", &c->n_waiters, 64) || dict_u64(d, "inflight", &c->inflight, 0) ||
+        dict_u64(d, "n_workers", &c->n_workers, 2) || dict_u64(d, "n_slots", &c->n_slots, 4096) ||
         dict_u64(d, "slot_size", &c->slot_size, 512) ||
         dict_u64(d, "local_cap", &c->local_cap, LOCAL_CAP_MAX) ||
         dict_u64(d, "n_clients", &c->n_clients, 16) || dict_u64(d, "n_funcs", &c->n_funcs, 4096) ||
@@ -155,7 +174,9 @@ PyObject *core_compute_layout(PyObject *self, PyObject *arg) {
     if (cfg_from_dict(arg, &c)) return NULL;
     cfg_layout(&c, &L, &total);
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsK}", "total_size", total, "inject_cap", L.inject_cap, "workers_off",
+        "{sKsKsKsKsKsKsKsKsKsKsKsKsK}", "total_size", total, "inject_cap", L.inject_cap,
+        "relay_off", L.relay_off, "relay_hdr", L.relay_hdr, "send_stride", L.send_stride,
+        "workers_off",
         L.workers_off, "queues_off", L.queues_off, "inject_off", L.inject_off, "clients_off",
         L.clients_off, "funcs_off", L.funcs_off, "slots_off", L.slots_off, "arena_off",
         L.arena_off, "client_stride", L.client_stride);
@@ -167,8 +188,8 @@ static const char *validate_header(const header_t *h, u64 file_size, layout_t *L
     if (h->magic != SHMRT_MAGIC) return "bad magic: not a shmrt segment";
     if (h->version != SHMRT_LAYOUT_VERSION) return "unsupported layout version";
     if (h->total_size != file_size) return "recorded size does not match the file size";
-    cfg_t c = {h->n_workers, h->n_slots, h->slot_size, h->local_cap,
-               h->n_clients, h->n_funcs, h->arena_size};
+    cfg_t c = {h->n_workers, h->n_slots, h->slot_size, h->local_cap, h->n_clients,
+               h->n_funcs, h->arena_size, h->n_send, h->send_cap, h->n_waiters, h->inflight};
     const char *err = cfg_check(&c);
     if (err) return err;
     u64 total;
@@ -177,7 +198,7 @@ static const char *validate_header(const header_t *h, u64 file_size, layout_t *L
         L->workers_off != h->workers_off || L->queues_off != h->queues_off ||
         L->inject_off != h->inject_off || L->clients_off != h->clients_off ||
         L->funcs_off != h->funcs_off || L->slots_off != h->slots_off ||
-        L->arena_off != h->arena_off)
+        L->arena_off != h->arena_off || L->relay_off != h->relay_off)
         return "header offsets are inconsistent with its counts";
     if (h->max_payload > h->arena_size && h->max_payload > h->slot_size)
         return "max_payload larger than the arena";
@@ -257,6 +278,11 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw) {
         h->funcs_off = L.funcs_off;
         h->slots_off = L.slots_off;
         h->arena_off = L.arena_off;
+        h->n_send = L.n_send;
+        h->send_cap = L.send_cap;
+        h->n_waiters = L.n_waiters;
+        h->inflight = L.inflight;
+        h->relay_off = L.relay_off;
         h->owner_uid = geteuid();
         h->max_payload = mp;
         if (dict_u64(create, "coord_pid", &v, (u64)getpid())) goto fail;
@@ -283,6 +309,7 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw) {
     self->closed = 0;
     if (create != Py_None) {
         sched_init_structures(self);
+        relay_init(self);
         /* Publish: the magic goes last, with release order, so that a process
          * that sees the magic (acquire in attach via fstat+read) sees a
          * complete header.  Pairs with nobody reading before this. */
@@ -416,13 +443,15 @@ static PyObject *Segment_get_layout(SegmentObject *s, void *c) {
     if (seg_check_open(s, 0)) return NULL;
     layout_t *L = &s->L;
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsi}", "total_size", L->size, "n_workers",
+        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsisKsKsKsKsKsKsK}", "total_size", L->size, "n_workers",
         L->n_workers, "n_slots", L->n_slots, "slot_size", L->slot_size, "local_cap", L->local_cap,
         "inject_cap", L->inject_cap, "n_clients", L->n_clients, "n_funcs", L->n_funcs,
         "arena_size", L->arena_size, "max_payload", L->max_payload, "workers_off", L->workers_off,
         "queues_off", L->queues_off, "inject_off", L->inject_off, "clients_off", L->clients_off,
         "funcs_off", L->funcs_off, "slots_off", L->slots_off, "arena_off", L->arena_off,
-        "client_stride", L->client_stride, "writable", L->writable);
+        "client_stride", L->client_stride, "writable", L->writable, "n_send", L->n_send,
+        "send_cap", L->send_cap, "n_waiters", L->n_waiters, "inflight", L->inflight,
+        "relay_off", L->relay_off, "relay_hdr", L->relay_hdr, "send_stride", L->send_stride);
 }
 
 static PyObject *Segment_get_exports(SegmentObject *s, void *c) {
@@ -449,7 +478,7 @@ static PyGetSetDef Segment_getset[] = {
     {"exports", (getter)Segment_get_exports, NULL, "live blob views", NULL},
     {NULL}};
 
-#define MAX_METHODS 96
+#define MAX_METHODS 128
 static PyMethodDef all_methods[MAX_METHODS];
 
 PyTypeObject Segment_Type = {
@@ -467,8 +496,8 @@ PyTypeObject Segment_Type = {
 int segment_type_ready(void) {
     int n = 0;
     PyMethodDef *tables[] = {raw_methods, sched_methods, task_methods, admin_methods,
-                             arena_methods};
-    for (int t = 0; t < 5; t++)
+                             arena_methods, relay_methods};
+    for (int t = 0; t < 6; t++)
         for (PyMethodDef *m = tables[t]; m->ml_name; m++) {
             if (n >= MAX_METHODS - 1) return -1;
             all_methods[n++] = *m;

@@ -30,7 +30,7 @@ PyObject *blobview_new(SegmentObject *s, u64 off);
 #define KEY_GEN(k) ((u64)(k) >> 32)
 
 /* ---- free stack ---------------------------------------------------------- */
-static long slot_alloc(SegmentObject *s) {
+long slot_alloc(SegmentObject *s) {
     header_t *h = HDR(s);
     u64 head = LOAD_ACQ(&h->free_head); /* pairs with slot_free's release CAS */
     for (;;) {
@@ -83,8 +83,8 @@ slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx) {
 }
 
 /* Fill a freshly allocated slot.  Returns the key. */
-static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
-                     long long args_blob, u64 retries, u64 parent) {
+u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
+              long long args_blob, u64 retries, u64 parent) {
     slot_t *sl = slot_at(s, idx);
     if (!sl) return 0; /* unreachable: idx comes from slot_alloc, which checks */
     u64 gen = (LOAD_RLX(&sl->gen) + 1) & 0xffffffffULL;
@@ -179,7 +179,7 @@ out:
     return res;
 }
 
-/* begin(wid, idx) -> None (cancelled: dropped) or (key, fn_id, data, parent)
+/* begin(wid, idx) -> None (cancelled: dropped) or (key, fn_id, data, parent, kind)
  * data is bytes (inline) or a BlobView (args block). */
 static PyObject *T_begin(SegmentObject *s, PyObject *args) {
     unsigned long long wid, idx;
@@ -215,12 +215,17 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
     if (!data) return NULL;
     u64 key = (LOAD_RLX(&sl->gen) << 32) | idx;
     long long parent = sl->parent ? (long long)sl->parent - 1 : -1;
-    return Py_BuildValue("(KKNL)", key, (unsigned long long)sl->fn_id, data, parent);
+    return Py_BuildValue("(KKNLK)", key, (unsigned long long)sl->fn_id, data, parent,
+                         (unsigned long long)LOAD_RLX(&sl->kind));
 }
 
 /* Deliver a completed task to whoever holds its handle. */
 static void deliver(SegmentObject *s, u64 idx, slot_t *sl, u64 prev_state) {
     u64 holder = LOAD_RLX(&sl->holder);
+    if (holder == HOLDER_RELAY) {
+        relay_deliver(s, idx, sl);
+        return;
+    }
     if (holder & HOLDER_WORKER) {
         worker_t *jw = worker_at(s, holder & 0xffff);
         if (jw && (prev_state & S_JOIN_WAKER)) {

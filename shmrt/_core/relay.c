@@ -1,0 +1,503 @@
+/*
+ * relay.c -- the relay's shared mechanisms: the in-flight budget with its
+ * FIFO of waiters, and the send rings with their waitlists.
+ *
+ * Why this file exists (iroh #3067): when many senders wait on one bounded
+ * queue, a single shared waker slot loses wakeups (each registration
+ * overwrites the last) and "check capacity, then register" returns Pending
+ * while the queue has room.  Here every waiter owns its own wait state, and
+ * the order is always register -> re-check -> sleep.
+ *
+ * Budget (relay_t.avail, a counting semaphore in shared memory)
+ * --------------------------------------------------------------
+ *   acquire:  fast path CAS avail-1.  Else claim a waiter entry, set it
+ *             WAITING (new generation), push its token (entry, gen) on the
+ *             FIFO, THEN re-check avail: got a unit -> cancel the entry (if
+ *             a releaser already woke it, we hold two units: pass one on).
+ *             Else sleep on the entry's own futex word until WOKEN.
+ *   release:  avail+1, THEN if the FIFO is non-empty take the unit back and
+ *             hand it to the first live token (CAS WAITING -> WOKEN, wake
+ *             its futex): one wake per freed unit.  A stale token (cancelled
+ *             or re-registered entry) gives the unit back and moves on.
+ * Both sides use SeqCst on (FIFO length, avail): either the waiter's
+ * re-check sees the unit or the releaser sees the waiter.  A waiter sleeps
+ * with a safety timeout; waking by that timeout while units are free would
+ * be a lost wakeup and is counted (pending_with_capacity, must stay 0).
+ *
+ * Send rings (one per send worker; flow hash % send workers)
+ * ----------------------------------------------------------
+ * A CPU worker never blocks: a finished packet whose ring is full is pushed
+ * on the ring's waitlist (a ring of slot indices sized for every slot), and
+ * then the CPU worker re-checks the ring and moves waitlisted slots in while
+ * there is room.  The send worker, after popping, moves waitlisted slots in
+ * too.  Same handshake: push-then-check on both sides.
+ */
+#include "core.h"
+#include "queue.h"
+#include "state.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#define SAFETY_TIMEOUT_S 0.1
+#define WT_MASK 0xffULL
+
+long slot_alloc(SegmentObject *s);
+u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b, long long args_blob,
+              u64 retries, u64 parent);
+
+static relay_t *relay_of(SegmentObject *s) {
+    return s->L.n_send ? (relay_t *)(s->L.base + s->L.relay_off) : NULL;
+}
+static ring_t *fifo_of(relay_t *r) { return (ring_t *)(void *)r->fifo; }
+static waiter_t *waiter_at(SegmentObject *s, u64 i) {
+    if (i >= s->L.n_waiters) return NULL;
+    return (waiter_t *)(s->L.base + s->L.relay_off + s->L.relay_hdr + i * sizeof(waiter_t));
+}
+static send_t *send_at(SegmentObject *s, u64 i) {
+    if (i >= s->L.n_send) return NULL;
+    return (send_t *)(s->L.base + s->L.relay_off + s->L.relay_hdr +
+                      s->L.n_waiters * sizeof(waiter_t) + i * s->L.send_stride);
+}
+static ring_t *ring_of(send_t *t) { return (ring_t *)(void *)t->rings; }
+static ring_t *waitlist_of(SegmentObject *s, send_t *t) {
+    u64 rb = (ring_bytes(s->L.send_cap) + CACHE_LINE - 1) & ~(u64)(CACHE_LINE - 1);
+    return (ring_t *)(void *)((char *)t->rings + rb);
+}
+
+int relay_init(SegmentObject *s) {
+    relay_t *r = relay_of(s);
+    if (!r) return 0;
+    r->avail = r->capacity = s->L.inflight;
+    ring_init(fifo_of(r), fifo_cap(s->L.n_waiters));
+    for (u64 i = 0; i < s->L.n_send; i++) {
+        send_t *t = send_at(s, i);
+        ring_init(ring_of(t), s->L.send_cap);
+        ring_init(waitlist_of(s, t), s->L.inject_cap);
+    }
+    return 0;
+}
+
+static int relay_check(SegmentObject *s, relay_t **r, int need_write) {
+    if (seg_check_open(s, need_write)) return -1;
+    *r = relay_of(s);
+    if (!*r) {
+        PyErr_SetString(SegmentError, "this runtime has no relay region");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- budget ------------------------------------------------------------- */
+static int sem_try(relay_t *r) {
+    u64 v = LOAD_SEQ(&r->avail); /* pairs with release's SeqCst add */
+    while (v > 0)
+        if (CAS_SEQ(&r->avail, &v, v - 1)) return 1;
+    return 0;
+}
+
+static void sem_release_one(SegmentObject *s, relay_t *r) {
+    FETCH_ADD_SEQ(&r->avail, 1); /* step 1: the unit is visible to re-checkers */
+    ring_t *f = fifo_of(r);
+    u64 fc = fifo_cap(s->L.n_waiters);
+    for (;;) {
+        if ((int64_t)LOAD_SEQ(&f->len) <= 0) return; /* step 2: any waiter? */
+        if (!sem_try(r)) return; /* somebody took the unit: nothing to hand */
+        u64 tok;
+        if (!ring_pop_u64(f, fc, &tok)) {
+            /* a waiter is mid-registration: its re-check will see the unit */
+            FETCH_ADD_SEQ(&r->avail, 1);
+            return;
+        }
+        waiter_t *w = waiter_at(s, tok >> 32);
+        if (w) {
+            u64 st = LOAD_SEQ(&w->state);
+            if (((st >> 8) & 0xffffffffULL) == (tok & 0xffffffffULL) &&
+                (st & WT_MASK) == WT_WAITING &&
+                CAS_SEQ(&w->state, &st, (st & ~WT_MASK) | WT_WOKEN)) { /* pairs with waiter's load */
+                FETCH_ADD_RLX(&r->wakes, 1);
+                futex_wake_u32(&w->state, 1);
+                return;
+            }
+        }
+        FETCH_ADD_SEQ(&r->avail, 1); /* stale token: give the unit back, next one */
+    }
+}
+
+static waiter_t *claim_waiter(SegmentObject *s, u64 *widx) {
+    u64 pid = (u64)getpid();
+    for (u64 i = 0; i < s->L.n_waiters; i++) {
+        waiter_t *w = waiter_at(s, i);
+        u64 exp = 0;
+        if (LOAD_RLX(&w->pid) == 0 && CAS_ACQREL(&w->pid, &exp, pid)) {
+            *widx = i;
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static double now_s(void) { return (double)now_ns() * 1e-9; }
+
+/* 0 acquired, 1 full (nowait), 2 timed out.  Runs without the GIL. */
+static int acquire(SegmentObject *s, relay_t *r, double timeout, int nowait) {
+    if (sem_try(r)) {
+        FETCH_ADD_RLX(&r->fast, 1);
+        return 0;
+    }
+    if (nowait) {
+        FETCH_ADD_RLX(&r->full, 1);
+        return 1;
+    }
+    double deadline = timeout >= 0 ? now_s() + timeout : -1;
+    u64 widx;
+    waiter_t *w = claim_waiter(s, &widx);
+    if (!w) { /* more blocked threads than entries: poll (counted as spurious) */
+        for (;;) {
+            if (sem_try(r)) return 0;
+            if (deadline >= 0 && now_s() >= deadline) {
+                FETCH_ADD_RLX(&r->timeouts, 1);
+                return 2;
+            }
+            FETCH_ADD_RLX(&r->spurious, 1);
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    int rc = 0;
+    for (;;) { /* one registration per pass */
+        u64 gen = (LOAD_RLX(&w->state) >> 8) + 1;
+        u64 me = gen << 8, exp;
+        STORE_SEQ(&w->state, me | WT_WAITING);
+        if (ring_push(fifo_of(r), fifo_cap(s->L.n_waiters), (widx << 32) | (gen & 0xffffffffULL))) {
+            STORE_SEQ(&w->state, me | WT_CANCELLED); /* FIFO full of stale tokens */
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+            if (sem_try(r)) goto done;
+            continue;
+        }
+        FETCH_ADD_RLX(&r->registrations, 1);
+        if (sem_try(r)) { /* the re-check after registering */
+            exp = me | WT_WAITING;
+            if (!CAS_SEQ(&w->state, &exp, me | WT_CANCELLED)) {
+                FETCH_ADD_RLX(&r->passed_on, 1); /* woken too: two units, pass one on */
+                sem_release_one(s, r);
+            }
+            goto done;
+        }
+        for (;;) {
+            double left = deadline >= 0 ? deadline - now_s() : SAFETY_TIMEOUT_S;
+            if (deadline >= 0 && left <= 0) {
+                exp = me | WT_WAITING;
+                if (CAS_SEQ(&w->state, &exp, me | WT_CANCELLED)) {
+                    FETCH_ADD_RLX(&r->timeouts, 1);
+                    rc = 2;
+                }
+                goto done; /* else: woken just now, we hold the unit */
+            }
+            int woke = futex_wait_u32(&w->state, (u32)(me | WT_WAITING),
+                                      left < SAFETY_TIMEOUT_S ? left : SAFETY_TIMEOUT_S);
+            u64 st = LOAD_SEQ(&w->state); /* pairs with the releaser's CAS */
+            if ((st & WT_MASK) == WT_WOKEN) goto done;
+            if (woke) {
+                FETCH_ADD_RLX(&r->spurious, 1);
+                continue;
+            }
+            if (LOAD_SEQ(&r->avail) > 0 && (deadline < 0 || now_s() < deadline)) {
+                /* slept through free capacity: a lost wakeup.  Count it and
+                 * recover by registering again. */
+                FETCH_ADD_RLX(&r->pending_with_capacity, 1);
+                exp = me | WT_WAITING;
+                if (!CAS_SEQ(&w->state, &exp, me | WT_CANCELLED)) goto done;
+                if (sem_try(r)) goto done;
+                break; /* re-register */
+            }
+        }
+    }
+done:
+    STORE_REL(&w->pid, 0);
+    return rc;
+}
+
+/* relay_acquire(timeout=-1, nowait=False) -> 0 ok, 1 full, 2 timeout */
+static PyObject *R_acquire(SegmentObject *s, PyObject *args) {
+    double timeout = -1;
+    int nowait = 0;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "|dp", &timeout, &nowait) || relay_check(s, &r, 1)) return NULL;
+    if (sem_try(r)) {
+        FETCH_ADD_RLX(&r->fast, 1);
+        return PyLong_FromLong(0);
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = acquire(s, r, timeout, nowait);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(rc);
+}
+
+/* relay_release(n=1): give back units (a waiter that no longer wants one) */
+static PyObject *R_release(SegmentObject *s, PyObject *args) {
+    long n = 1;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "|l", &n) || relay_check(s, &r, 1)) return NULL;
+    for (long i = 0; i < n; i++) sem_release_one(s, r);
+    Py_RETURN_NONE;
+}
+
+/* ---- packets in ----------------------------------------------------------- */
+/* relay_submit(cid, fn_id, data, flow, seq, args_blob=-1) -> key | -1 */
+static PyObject *R_submit(SegmentObject *s, PyObject *args) {
+    unsigned long long cid, fn_id, flow, seq;
+    long long blob = -1;
+    Py_buffer b;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "KKy*KK|L", &cid, &fn_id, &b, &flow, &seq, &blob)) return NULL;
+    PyObject *res = NULL;
+    if (relay_check(s, &r, 1)) goto out;
+    if ((u64)b.len > payload_cap(s) || !client_at(s, cid)) {
+        PyErr_Format(PyExc_ValueError, "bad client id or inline packet too large (%zd)", b.len);
+        goto out;
+    }
+    long idx = slot_alloc(s);
+    if (idx < 0) {
+        if (idx == -2) PyErr_SetString(SegmentError, "free-slot stack corrupt");
+        else res = PyLong_FromLong(-1);
+        goto out;
+    }
+    slot_t *sl = slot_at(s, (u64)idx);
+    STORE_RLX(&sl->flow, flow);
+    STORE_RLX(&sl->seq, seq);
+    u64 key = slot_fill(s, (u64)idx, HOLDER_RELAY, fn_id, &b, blob, 0, 0);
+    STORE_RLX(&sl->kind, 1); /* published by the inject push below (release) */
+    ring_push(inject_ring(s), s->L.inject_cap, (u64)idx);
+    FETCH_ADD_RLX(&HDR(s)->submitted, 1);
+    sched_notify(s);
+    res = PyLong_FromUnsignedLongLong(key);
+out:
+    PyBuffer_Release(&b);
+    return res;
+}
+
+/* ---- packets out ------------------------------------------------------------ */
+static void move_waiters(SegmentObject *s, send_t *t) {
+    ring_t *ring = ring_of(t), *wl = waitlist_of(s, t);
+    while ((int64_t)LOAD_SEQ(&ring->len) < (int64_t)s->L.send_cap &&
+           (int64_t)LOAD_SEQ(&wl->len) > 0) {
+        long v = ring_pop(wl, s->L.inject_cap);
+        if (v < 0) break;
+        if (ring_push(ring, s->L.send_cap, (u64)v)) {
+            ring_push(wl, s->L.inject_cap, (u64)v);
+            break;
+        }
+        FETCH_ADD_RLX(&t->wakes, 1);
+    }
+}
+
+/* Called by deliver() when a relay packet completes (CPU worker, or the
+ * coordinator for a crashed one).  Never blocks. */
+void relay_deliver(SegmentObject *s, u64 idx, slot_t *sl) {
+    send_t *t = send_at(s, LOAD_RLX(&sl->flow) % (s->L.n_send ? s->L.n_send : 1));
+    if (!t) return;
+    if (ring_push(ring_of(t), s->L.send_cap, idx)) {
+        ring_push(waitlist_of(s, t), s->L.inject_cap, idx); /* register ... */
+        FETCH_ADD_RLX(&t->registrations, 1);
+        move_waiters(s, t);                                  /* ... then re-check */
+    }
+    FETCH_ADD_RLX(&t->pushed, 1);
+    FETCH_ADD_SEQ(&t->seq, 1);
+    if (LOAD_SEQ(&t->sleeping)) futex_wake_u32(&t->seq, 1); /* pairs with relay_wait */
+}
+
+/* relay_take(sw, max) -> [(idx, flow, seq, status, data), ...] */
+static PyObject *R_take(SegmentObject *s, PyObject *args) {
+    unsigned long long sw;
+    long max = 256;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "K|l", &sw, &max) || relay_check(s, &r, 1)) return NULL;
+    send_t *t = send_at(s, sw);
+    if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
+    ring_t *ring = ring_of(t);
+    if ((int64_t)LOAD_SEQ(&ring->len) <= 0 && (int64_t)LOAD_SEQ(&waitlist_of(s, t)->len) > 0)
+        FETCH_ADD_RLX(&t->pending_with_capacity, 1); /* stranded waiters: must stay 0 */
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (long i = 0; i < max; i++) {
+        long v = ring_pop(ring, s->L.send_cap);
+        if (v < 0) {
+            move_waiters(s, t);
+            v = ring_pop(ring, s->L.send_cap);
+            if (v < 0) break;
+        }
+        move_waiters(s, t); /* one freed unit: let a waitlisted slot in */
+        slot_t *sl = slot_at(s, (u64)v);
+        if (!sl || !(LOAD_ACQ(&sl->state) & S_COMPLETE)) { /* pairs with complete's release */
+            Py_DECREF(out);
+            return PyErr_Format(SegmentError, "send ring held bad slot %ld", v);
+        }
+        u64 res = LOAD_RLX(&sl->result), n = res & 0xffffffffULL;
+        if (n > payload_cap(s)) {
+            Py_DECREF(out);
+            return PyErr_Format(SegmentError, "slot %ld: bad result length", v);
+        }
+        PyObject *data = (sl->flags & SLOT_F_RESULT_BLOB)
+                             ? blobview_new(s, sl->result_blob)
+                             : PyBytes_FromStringAndSize(slot_payload(s, sl), (Py_ssize_t)n);
+        PyObject *item = data ? Py_BuildValue("(lKKKN)", v, (unsigned long long)sl->flow,
+                                              (unsigned long long)sl->seq, res >> 32, data)
+                              : NULL;
+        if (!item || PyList_Append(out, item)) {
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(item);
+        FETCH_ADD_RLX(&t->popped, 1);
+    }
+    return out;
+}
+
+/* relay_done(sw, [idx...], sent, filtered, errors, crashed): the packets were
+ * handed to the sink (or dropped): free their slots, release their budget. */
+static PyObject *R_done(SegmentObject *s, PyObject *args) {
+    unsigned long long sw, sent = 0, filtered = 0, errors = 0, crashed = 0;
+    PyObject *idxs;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "KO|KKKK", &sw, &idxs, &sent, &filtered, &errors, &crashed) ||
+        relay_check(s, &r, 1))
+        return NULL;
+    send_t *t = send_at(s, sw);
+    if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
+    PyObject *seq = PySequence_Fast(idxs, "relay_done needs a sequence of slot indices");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long idx = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (PyErr_Occurred() || idx >= s->L.n_slots) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred()) PyErr_Format(SegmentError, "bad slot index %llu", idx);
+            return NULL;
+        }
+        drop_ref(s, idx); /* the pipeline's reference: the slot is free now */
+        sem_release_one(s, r);
+    }
+    Py_DECREF(seq);
+    COUNTER_BUMP(&t->sent, sent);
+    COUNTER_BUMP(&t->filtered, filtered);
+    COUNTER_BUMP(&t->errors, errors);
+    COUNTER_BUMP(&t->crashed, crashed);
+    FETCH_ADD_SEQ(&r->done_seq, 1);
+    if (LOAD_SEQ(&r->flushing)) futex_wake_u32(&r->done_seq, 64);
+    Py_RETURN_NONE;
+}
+
+/* relay_wait(sw, timeout) -> bool: the send worker sleeps until its ring
+ * (or waitlist) is non-empty. */
+static PyObject *R_wait(SegmentObject *s, PyObject *args) {
+    unsigned long long sw;
+    double timeout;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "Kd", &sw, &timeout) || relay_check(s, &r, 1)) return NULL;
+    send_t *t = send_at(s, sw);
+    if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
+    int got;
+    Py_BEGIN_ALLOW_THREADS
+    u32 seq = (u32)LOAD_SEQ(&t->seq);
+    FETCH_ADD_SEQ(&t->sleeping, 1);
+    got = (int64_t)LOAD_SEQ(&ring_of(t)->len) > 0 || (int64_t)LOAD_SEQ(&waitlist_of(s, t)->len) > 0;
+    if (!got && LOAD_SEQ(&HDR(s)->run_state) == RUN_RUNNING) futex_wait_u32(&t->seq, seq, timeout);
+    FETCH_SUB_SEQ(&t->sleeping, 1);
+    got = (int64_t)LOAD_SEQ(&ring_of(t)->len) > 0;
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(got);
+}
+
+/* relay_flush_wait(timeout) -> bool: every unit of budget is back */
+static PyObject *R_flush_wait(SegmentObject *s, PyObject *args) {
+    double timeout;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "d", &timeout) || relay_check(s, &r, 1)) return NULL;
+    int done;
+    Py_BEGIN_ALLOW_THREADS
+    u32 seq = (u32)LOAD_SEQ(&r->done_seq);
+    FETCH_ADD_SEQ(&r->flushing, 1);
+    done = LOAD_SEQ(&r->avail) >= LOAD_RLX(&r->capacity);
+    if (!done) futex_wait_u32(&r->done_seq, seq, timeout);
+    FETCH_SUB_SEQ(&r->flushing, 1);
+    done = LOAD_SEQ(&r->avail) >= LOAD_RLX(&r->capacity);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(done);
+}
+
+static PyObject *R_set_backlog(SegmentObject *s, PyObject *args) {
+    unsigned long long sw, n, pid;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "KKK", &sw, &n, &pid) || relay_check(s, &r, 1)) return NULL;
+    send_t *t = send_at(s, sw);
+    if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
+    STORE_RLX(&t->backlog, n);
+    STORE_RLX(&t->pid, pid);
+    Py_RETURN_NONE;
+}
+
+static PyObject *R_wake_send(SegmentObject *s, PyObject *unused) {
+    relay_t *r;
+    if (relay_check(s, &r, 1)) return NULL;
+    for (u64 i = 0; i < s->L.n_send; i++) {
+        send_t *t = send_at(s, i);
+        FETCH_ADD_SEQ(&t->seq, 1);
+        futex_wake_u32(&t->seq, 8);
+    }
+    Py_RETURN_NONE;
+}
+
+/* relay_stats() -> dict (budget + waiter counters, per ring counters) */
+static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
+    relay_t *r;
+    if (relay_check(s, &r, 0)) return NULL;
+    PyObject *rings = PyList_New(0);
+    if (!rings) return NULL;
+    for (u64 i = 0; i < s->L.n_send; i++) {
+        send_t *t = send_at(s, i);
+        int64_t depth = (int64_t)LOAD_RLX(&ring_of(t)->len),
+                waiting = (int64_t)LOAD_RLX(&waitlist_of(s, t)->len);
+        PyObject *d = Py_BuildValue(
+            "{sKsLsLsKsKsKsKsKsKsKsKsKsKsK}", "pid", LOAD_RLX(&t->pid), "depth",
+            (long long)(depth < 0 ? 0 : depth), "waitlist", (long long)(waiting < 0 ? 0 : waiting),
+            "backlog", LOAD_RLX(&t->backlog), "pushed", LOAD_RLX(&t->pushed), "popped",
+            LOAD_RLX(&t->popped), "registrations", LOAD_RLX(&t->registrations), "wakes",
+            LOAD_RLX(&t->wakes), "pending_with_capacity", LOAD_RLX(&t->pending_with_capacity),
+            "sent", LOAD_RLX(&t->sent), "filtered", LOAD_RLX(&t->filtered), "errors",
+            LOAD_RLX(&t->errors), "crashed", LOAD_RLX(&t->crashed), "capacity",
+            (unsigned long long)s->L.send_cap);
+        if (!d || PyList_Append(rings, d)) {
+            Py_XDECREF(d);
+            Py_DECREF(rings);
+            return NULL;
+        }
+        Py_DECREF(d);
+    }
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsN}", "avail", LOAD_RLX(&r->avail), "capacity",
+                         LOAD_RLX(&r->capacity), "registrations", LOAD_RLX(&r->registrations),
+                         "wakes", LOAD_RLX(&r->wakes), "spurious", LOAD_RLX(&r->spurious),
+                         "pending_with_capacity", LOAD_RLX(&r->pending_with_capacity),
+                         "passed_on", LOAD_RLX(&r->passed_on), "fast", LOAD_RLX(&r->fast), "full",
+                         LOAD_RLX(&r->full), "timeouts", LOAD_RLX(&r->timeouts), "rings", rings);
+}
+
+PyMethodDef relay_methods[] = {
+    {"relay_acquire", (PyCFunction)R_acquire, METH_VARARGS,
+     "relay_acquire(timeout=-1, nowait=False) -> 0 ok, 1 full, 2 timeout (GIL released)"},
+    {"relay_release", (PyCFunction)R_release, METH_VARARGS, "relay_release(n=1)"},
+    {"relay_submit", (PyCFunction)R_submit, METH_VARARGS,
+     "relay_submit(cid, fn_id, data, flow, seq, args_blob=-1) -> key | -1"},
+    {"relay_take", (PyCFunction)R_take, METH_VARARGS,
+     "relay_take(sw, max=256) -> [(idx, flow, seq, status, data)]"},
+    {"relay_done", (PyCFunction)R_done, METH_VARARGS,
+     "relay_done(sw, idxs, sent=0, filtered=0, errors=0, crashed=0)"},
+    {"relay_wait", (PyCFunction)R_wait, METH_VARARGS, "relay_wait(sw, timeout) -> bool"},
+    {"relay_flush_wait", (PyCFunction)R_flush_wait, METH_VARARGS, "relay_flush_wait(timeout) -> bool"},
+    {"relay_set_backlog", (PyCFunction)R_set_backlog, METH_VARARGS, "relay_set_backlog(sw, n, pid)"},
+    {"relay_wake_send", (PyCFunction)R_wake_send, METH_NOARGS, "relay_wake_send()"},
+    {"relay_stats", (PyCFunction)R_stats, METH_NOARGS, "relay_stats() -> dict"},
+    {NULL}};

@@ -1,0 +1,272 @@
+"""Relay: packets in, a CPU-heavy transform on every core, packets out in
+per-flow order through relay send workers.
+
+Why: a single Python process cannot transform packets on more than one core,
+and a process pool pays pickling and pipes per packet.  A relay puts each
+packet in a task slot (one copy), runs ``transform`` on whichever CPU worker
+is free, and hands the output to the send worker that owns the packet's flow
+(flow hash % send workers), which restores the flow's order and writes to
+the sink.
+
+Backpressure is explicit and bounded: ``max_inflight`` packets may be in the
+relay at once (a semaphore in shared memory).  ``send()`` blocks while it is
+used up (every blocked sender owns its own wait entry: no lost wakeups, see
+shmrt/_core/relay.c), ``send_nowait()`` raises ``Full``, and with
+``on_full="drop"`` a full relay drops the packet and counts it.  CPU workers
+never block: a packet whose send ring is full waits on the ring's waitlist.
+
+Ordering is per (relay object, flow): packets given to one ``Relay`` with
+the same ``flow`` leave in the order they were given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+from . import _core
+from .errors import Full, PayloadTooLarge
+from .pool import Pool
+from .workers.cpu import NO_FN, fn_id_for
+
+MAX_PACKET = 64 * 1024  # the cap iroh's relay uses
+_waiters: ThreadPoolExecutor | None = None
+_waiters_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class UdpSink:
+    """Send each output packet as one UDP datagram to ``addr``."""
+
+    addr: tuple[str, int]
+
+
+@dataclass
+class RelaySpec:
+    """What the coordinator needs to lay out and start the relay part."""
+
+    send_workers: int
+    max_inflight: int
+    ring_capacity: int
+    waiters: int
+    sink: tuple[str, Any]
+    ordered: bool
+
+
+def _resolve(obj: str | Callable[..., Any], what: str) -> Callable[..., Any]:
+    if callable(obj):
+        return obj
+    mod, sep, name = str(obj).partition(":")
+    if not sep or not mod or not name:
+        raise ValueError(f"{what} must be a callable or 'module:function', not {obj!r}")
+    fn = importlib.import_module(mod)
+    for part in name.split("."):
+        fn = getattr(fn, part)
+    if not callable(fn):
+        raise TypeError(f"{what} {obj!r} is not callable")
+    return fn  # type: ignore[return-value]
+
+
+def _sink_spec(sink: Any) -> tuple[str, Any]:
+    if isinstance(sink, UdpSink):
+        return ("udp", tuple(sink.addr))
+    return ("callable", _resolve(sink, "sink"))
+
+
+def flow_id(flow: Hashable) -> int:
+    """A stable 64-bit id for a flow (the same in every process)."""
+    if isinstance(flow, int):
+        return flow & 0xFFFFFFFFFFFFFFFF
+    data = flow if isinstance(flow, bytes) else repr(flow).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+class Relay:
+    """A CPU-parallel relay.  See the module docstring.
+
+    ``transform(packet: memoryview) -> bytes | None`` runs on the CPU
+    workers (``None`` drops the packet, counted as filtered; an exception
+    drops it, counted as an error).  ``sink`` is a ``UdpSink`` or a callable
+    ``sink(packet, flow_id)`` run in the send workers.  Both must be
+    importable by the worker processes (module-level functions).
+    """
+
+    def __init__(self, transform: str | Callable[[memoryview], Any], sink: Any, *,
+                 workers: int | None = None, send_workers: int = 1, ordered: bool = True,
+                 max_inflight: int = 4096, on_full: str = "block", name: str | None = None,
+                 ring_capacity: int = 1024, slot_size: int = 2048, waiters: int = 64):
+        if on_full not in ("block", "drop"):
+            raise ValueError("on_full must be 'block' or 'drop'")
+        if send_workers < 1:
+            raise ValueError("send_workers must be >= 1")
+        if max_inflight < 1:
+            raise ValueError("max_inflight must be >= 1")
+        fn = _resolve(transform, "transform")
+        spec = RelaySpec(send_workers=send_workers, max_inflight=max_inflight,
+                         ring_capacity=ring_capacity, waiters=waiters, sink=_sink_spec(sink),
+                         ordered=ordered)
+        slots = max(1024, 1 << (max_inflight + 1024 - 1).bit_length())
+        self._pool = Pool(workers, name=name, slots=slots, slot_size=slot_size, _relay=spec)
+        self._seg = self._pool._seg
+        self._cid = self._pool._cid
+        self._inline = slot_size - _core.SLOT_HEADER_SIZE
+        self._on_full = on_full
+        self._fid = fn_id_for(self._seg, {}, fn)
+        if self._fid == NO_FN:
+            self._pool.shutdown()
+            raise TypeError("transform must be a module-level function (it is sent once, by name)")
+        self._flows: dict[Hashable, tuple[int, Any]] = {}
+        self._closed = False
+        self.name = self._pool.name
+
+    # ---- sending -------------------------------------------------------------
+    def send(self, packet: Any, flow: Hashable = 0, timeout: float | None = None) -> bool:
+        """Put a packet into the relay; blocks while ``max_inflight`` packets
+        are in flight (``on_full="drop"``: drop it instead, return False)."""
+        mv = self._check(packet)
+        r = self._seg.relay_acquire(-1.0 if timeout is None else timeout, self._on_full == "drop")
+        if r == 1:
+            return False
+        if r == 2:
+            raise TimeoutError("relay is full")
+        self._submit(mv, flow)
+        return True
+
+    def send_nowait(self, packet: Any, flow: Hashable = 0) -> None:
+        """Like send(), but raise ``shmrt.Full`` instead of blocking."""
+        mv = self._check(packet)
+        if self._seg.relay_acquire(0.0, True) != 0:
+            raise Full("relay in-flight budget used up")
+        self._submit(mv, flow)
+
+    async def asend(self, packet: Any, flow: Hashable = 0) -> bool:
+        """``await relay.asend(packet, flow)``: send() for asyncio code.  A
+        cancelled asend that was already given a unit of budget passes it on."""
+        import asyncio
+
+        mv = self._check(packet)
+        seg = self._seg
+        if seg.relay_acquire(0.0, True) == 0:
+            self._submit(mv, flow)
+            return True
+        if self._on_full == "drop":
+            return False
+        stop = threading.Event()
+
+        def wait() -> bool:
+            while not stop.is_set():
+                if seg.relay_acquire(0.05, False) == 0:
+                    return True
+            return False
+
+        cfut = _waiter_pool().submit(wait)
+        try:
+            got = await asyncio.wrap_future(cfut)
+        except asyncio.CancelledError:
+            stop.set()
+            cfut.add_done_callback(lambda f: f.result() and seg.relay_release(1))
+            raise
+        if got:
+            self._submit(mv, flow)
+        return got
+
+    def _check(self, packet: Any) -> memoryview:
+        if self._closed:
+            raise RuntimeError("relay is closed")
+        mv = memoryview(packet).cast("B")
+        if mv.nbytes > MAX_PACKET:
+            raise PayloadTooLarge(f"packet of {mv.nbytes} bytes exceeds the relay's "
+                                  f"{MAX_PACKET}-byte limit")
+        return mv
+
+    def _submit(self, mv: memoryview, flow: Hashable) -> None:
+        got = self._flows.get(flow)
+        if got is None:
+            got = self._flows.setdefault(flow, (flow_id(flow), count()))
+        fid, seqs = got
+        seq = next(seqs)
+        seg = self._seg
+        blob = -1
+        data: Any = mv
+        if mv.nbytes > self._inline:
+            alloc = seg.blob_alloc(mv.nbytes)
+            if alloc is None:
+                seg.relay_release(1)
+                raise PayloadTooLarge("arena exhausted")
+            blob, view = alloc
+            memoryview(view).cast("B")[:] = mv
+            del view
+            data = b""
+        key = seg.relay_submit(self._cid, self._fid, data, fid, seq, blob)
+        if key < 0:  # cannot happen: slots > max_inflight; keep the budget right anyway
+            seg.relay_release(1)
+            if blob >= 0:
+                seg.blob_release(blob)
+            raise RuntimeError("relay: no free slot")
+
+    # ---- draining ------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Return when every packet sent so far has left the relay (True), or
+        False if ``timeout`` passed first."""
+        import time
+
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 0.5 if end is None else min(0.5, end - time.monotonic())
+            if left <= 0:
+                return False
+            if self._seg.relay_flush_wait(left):
+                return True
+            if not self._pool._runtime_running():
+                raise RuntimeError("relay runtime stopped")
+
+    def statistics(self) -> dict[str, Any]:
+        """Budget and waiter counters, per send ring counters (depth,
+        waitlist, reorder backlog, sent / filtered / errors / crashed), and
+        the runtime's scheduler counters."""
+        d = self._seg.relay_stats()
+        rings = d["rings"]
+        d["sent"] = sum(r["sent"] for r in rings)
+        d["dropped"] = {
+            "filtered": sum(r["filtered"] for r in rings),
+            "error": sum(r["errors"] for r in rings),
+            "crashed": sum(r["crashed"] for r in rings),
+            "full": d["full"],
+        }
+        d["runtime"] = self._pool.statistics()
+        return d
+
+    def close(self, flush: bool = True) -> None:
+        if self._closed:
+            return
+        if flush:
+            self.flush()
+        self._closed = True
+        self._pool.shutdown(wait=True)
+
+    def kill_worker_for_test(self, wid: int, sig: int) -> int:
+        return self._pool.kill_worker_for_test(wid, sig)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return self._pool.worker_pids
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(flush=exc_type is None)
+
+
+def _waiter_pool() -> ThreadPoolExecutor:
+    global _waiters
+    with _waiters_lock:
+        if _waiters is None:
+            _waiters = ThreadPoolExecutor(max_workers=32, thread_name_prefix="shmrt-asend")
+        return _waiters

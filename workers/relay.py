@@ -1,0 +1,136 @@
+"""The relay send worker: drains its ring, restores per-flow order, hands
+packets to the sink, then frees their slots and budget.
+
+Why a process of its own: the sink (a socket, or a user callable) is owned
+by exactly one process per flow, so per-flow order needs no lock; flows are
+spread over send workers by hash.  CPU workers finish packets out of order;
+with ``ordered`` the send worker holds early packets of a flow in a reorder
+buffer (bounded by the relay's in-flight budget, since a held packet keeps
+its unit) until the gap is filled.  Every packet reaches the send worker,
+including dropped ones (filtered, transform error, crashed worker), so a
+gap is always filled and the sequence always advances.
+
+A slot is freed only after its packet has been handed to the sink.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from shmrt import _core
+
+BATCH = 256
+WAIT_S = 0.5
+
+
+class UdpSender:
+    """The send side of shmrt.UdpSink, built inside the send worker."""
+
+    def __init__(self, addr: tuple[str, int]):
+        self.addr = addr
+        fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+
+    def __call__(self, packet: Any, flow: int) -> None:
+        self.sock.sendto(packet, self.addr)
+
+
+def make_sink(spec: tuple[str, Any]) -> Callable[[Any, int], None]:
+    kind, arg = spec
+    if kind == "udp":
+        return UdpSender(tuple(arg))
+    if kind == "callable":
+        return arg
+    raise ValueError(f"unknown sink kind {kind!r}")
+
+
+class Sender:
+    """One send worker's state: the sink, each flow's next sequence number
+    and the packets held until their turn.  Only this process touches it."""
+
+    def __init__(self, sink: Callable[[Any, int], None], ordered: bool):
+        self.sink = sink
+        self.ordered = ordered
+        self.expected: dict[int, int] = {}
+        self.held: dict[int, dict[int, tuple[int, int, Any]]] = {}
+        self.backlog = 0
+        self.done: list[int] = []
+        self.counts = [0, 0, 0, 0]  # sent, filtered, errors, crashed
+
+    def emit(self, idx: int, flow: int, status: int, data: Any) -> None:
+        if status == _core.ST_OK:
+            try:
+                self.sink(data, flow)
+                self.counts[0] += 1
+            except Exception as e:  # a sink failure drops that packet, counted
+                self.counts[2] += 1
+                print(f"shmrt relay: sink error: {e!r}", file=sys.stderr)
+        elif status == _core.ST_FILTERED:
+            self.counts[1] += 1
+        elif status == _core.ST_CRASHED:
+            self.counts[3] += 1
+        else:
+            self.counts[2] += 1
+        self.done.append(idx)
+
+    def take(self, items: list[tuple[int, int, int, int, Any]]) -> None:
+        for idx, flow, seq, status, data in items:
+            if not self.ordered:
+                self.emit(idx, flow, status, data)
+                continue
+            nxt = self.expected.get(flow, 0)
+            if seq != nxt:
+                self.held.setdefault(flow, {})[seq] = (idx, status, data)
+                self.backlog += 1
+                continue
+            self.emit(idx, flow, status, data)
+            nxt += 1
+            waiting = self.held.get(flow)
+            while waiting and nxt in waiting:
+                i2, st2, d2 = waiting.pop(nxt)
+                self.backlog -= 1
+                self.emit(i2, flow, st2, d2)
+                nxt += 1
+            if waiting is not None and not waiting:
+                del self.held[flow]
+            self.expected[flow] = nxt
+
+    def report(self, seg: _core.Segment, sw: int, pid: int) -> None:
+        seg.relay_done(sw, self.done, *self.counts)
+        seg.relay_set_backlog(sw, self.backlog, pid)
+        self.done = []
+        self.counts = [0, 0, 0, 0]
+
+
+def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdeathsig: bool) -> None:
+    from shmrt.workers.cpu import _set_pdeathsig
+
+    from shmrt.segment import attach_path, process_alive
+
+    if pdeathsig:
+        _set_pdeathsig()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    seg = attach_path(shm_file, writable=True)
+    h = _core.HEADER_FIELDS
+    coord = (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
+    me = Sender(make_sink(sink_spec), ordered)
+    pid = os.getpid()
+    seg.relay_set_backlog(sw, 0, pid)
+    run_off = h["run_state"]
+    while True:
+        items = seg.relay_take(sw, BATCH)
+        if not items:
+            if seg.load64(run_off) != _core.RUN_RUNNING:
+                break
+            if not seg.relay_wait(sw, WAIT_S) and not process_alive(*coord):
+                break
+            continue
+        me.take(items)
+        del items
+        me.report(seg, sw, pid)
