@@ -53,3 +53,130 @@ def suicide(sig: int = signal.SIGKILL) -> None:
 def sleep_then(x: Any, s: float) -> Any:
     time.sleep(s)
     return x
+
+
+# ---- added for test_pool / test_crash / test_protocol ----------------------
+
+
+class HelperError(Exception):
+    """A task-defined exception type: must re-raise as itself in the caller."""
+
+    def __init__(self, code: int, msg: str):
+        super().__init__(code, msg)
+        self.code = code
+        self.msg = msg
+
+
+def raise_helper_error(code: int, msg: str) -> None:
+    raise HelperError(code, msg)
+
+
+def type_name(x: Any) -> str:
+    """The type of an argument as the worker received it."""
+    return type(x).__name__
+
+
+def backing(x: Any) -> str:
+    """Name of the type that owns the memory of a buffer-like ``x``.
+
+    For a numpy array unpickled out of band this walks ``.base`` down to the
+    memoryview and returns the type of the object it exports (``BlobView``
+    when the data sits in the shared arena: the zero-copy path)."""
+    obj = x
+    for _ in range(32):
+        base = getattr(obj, "base", None)
+        if base is None:
+            break
+        obj = base
+    if isinstance(obj, memoryview):
+        return type(obj.obj).__name__
+    return type(obj).__name__
+
+
+def make_bytes(n: int) -> bytes:
+    return bytes(range(256)) * (n // 256) + bytes(n % 256)
+
+
+def make_array(n: int, seed: int = 0) -> Any:
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, 2**63, size=n, dtype=np.int64)
+
+
+def array_digest(a: Any) -> tuple[str, tuple[int, ...], str, str]:
+    """(dtype, shape, sha256 of the data, where the data lives) of an array
+    argument, computed in the worker."""
+    import hashlib
+
+    return str(a.dtype), tuple(a.shape), hashlib.sha256(a.tobytes()).hexdigest(), backing(a)
+
+
+def write_pid_and_wait(marker: str, release: str, timeout: float = 60.0) -> int:
+    """Write this worker's pid to ``marker`` (atomically), then wait until the
+    file ``release`` exists (or ``timeout``).  Lets a test know that the task
+    is running, and on which process, without any timing guess."""
+    tmp = marker + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(tmp, marker)
+    end = time.monotonic() + timeout
+    while not os.path.exists(release) and time.monotonic() < end:
+        time.sleep(0.01)
+    return os.getpid()
+
+
+def die_once(marker: str) -> str:
+    """First attempt: create ``marker`` and SIGKILL our own worker; a re-run
+    (marker present) returns 'ok'."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return "ok"
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
+@shmrt.retry(1)
+def die_once_retried(marker: str) -> str:
+    """die_once with a per-function retry budget of 1 (``@shmrt.retry``)."""
+    return die_once(marker)
+
+
+def spawn_suicide() -> None:
+    """Spawn a child that kills its worker, and join it."""
+    shmrt.spawn(suicide).join()
+
+
+def spawn_ids(base: int, n: int) -> list[int]:
+    """Spawn ``n`` children returning ids base..base+n-1, join them all."""
+    hs = [shmrt.spawn(echo, base + j) for j in range(n)]
+    return [h.join() for h in hs]
+
+
+
+def echo_args(*args: Any) -> tuple:
+    return args
+
+
+def raise_unpicklable() -> None:
+    import threading
+
+    raise ValueError(threading.Lock())  # the exception itself cannot be pickled
+
+
+def spawn_and_join(fn: Any, *args: Any) -> Any:
+    return shmrt.spawn(fn, *args).join()
+
+
+def exit_now(code: int) -> None:
+    os._exit(code)
+
+
+def spawn_then_block(n: int, marker: str, release: str) -> int:
+    """Spawn ``n`` children (they queue on this worker), then block without
+    joining them: a kill now leaves work in this worker's LIFO slot/queue."""
+    hs = [shmrt.spawn(echo, j) for j in range(n)]
+    write_pid_and_wait(marker, release)
+    return sum(h.join() for h in hs)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from shmrt.tools.bench import WORKLOADS, format_table, main, run
 
 PEERS = ("shmrt", "ppe", "mp")
@@ -35,12 +34,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Pa
 
 
 def _positive(x: Any) -> bool:
-    return (
-        isinstance(x, float | int)
-        and not isinstance(x, bool)
-        and math.isfinite(x)
-        and x > 0
-    )
+    return isinstance(x, float | int) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
 @pytest.mark.timeout(120)

@@ -102,8 +102,8 @@ class Sender:
             self.expected[flow] = nxt
 
     def report(self, seg: _core.Segment, sw: int, pid: int) -> None:
+        seg.relay_set_backlog(sw, self.backlog, pid)  # before done: flush() must see it
         seg.relay_done(sw, self.done, *self.counts)
-        seg.relay_set_backlog(sw, self.backlog, pid)
         self.done = []
         self.counts = [0, 0, 0, 0]
 

@@ -186,9 +186,7 @@ class PpePeer(Peer):
     def map(
         self, fn: Callable[[Any], Any], items: Iterable[Any], chunksize: int | None
     ) -> list[Any]:
-        return list(
-            self.pool.map(fn, items, timeout=WAIT_TIMEOUT, chunksize=chunksize or 1)
-        )
+        return list(self.pool.map(fn, items, timeout=WAIT_TIMEOUT, chunksize=chunksize or 1))
 
 
 def _async_get(res: multiprocessing.pool.AsyncResult[Any]) -> Any:
@@ -205,9 +203,7 @@ class MpPoolPeer(Peer):
         self.pool = pool
         apply_async = pool.apply_async
 
-        def submit(
-            fn: Callable[..., Any], *args: Any
-        ) -> multiprocessing.pool.AsyncResult[Any]:
+        def submit(fn: Callable[..., Any], *args: Any) -> multiprocessing.pool.AsyncResult[Any]:
             return apply_async(fn, args)
 
         self.submit = submit
@@ -227,7 +223,5 @@ class MpPoolPeer(Peer):
         return list(res.get(WAIT_TIMEOUT))
 
 
-PEER_CLASSES: dict[str, type[Peer]] = {
-    cls.key: cls for cls in (ShmrtPeer, PpePeer, MpPoolPeer)
-}
+PEER_CLASSES: dict[str, type[Peer]] = {cls.key: cls for cls in (ShmrtPeer, PpePeer, MpPoolPeer)}
 PEER_KEYS: tuple[str, ...] = tuple(PEER_CLASSES)

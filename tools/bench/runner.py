@@ -101,9 +101,7 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": platform.processor(),
         "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else None,
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "packages": {name: _version(name) for name in ("shmrt", "numpy", "rich")},
     }
 
@@ -190,11 +188,7 @@ def _run_workload(
     row = res["rows"][0]
     shown = [
         f"{PEER_CLASSES[k].label} "
-        + (
-            "ERROR"
-            if state[k]["error"]
-            else _fmt_value(row["values"].get(k), row["unit"])
-        )
+        + ("ERROR" if state[k]["error"] else _fmt_value(row["values"].get(k), row["unit"]))
         for k in peer_keys
     ]
     prog.line(
@@ -219,11 +213,7 @@ def _summarise(
         values: dict[str, float | None] = {}
         medians: dict[str, float | None] = {}
         for key in peer_keys:
-            m = (
-                state[key]["median"].get(row.key)
-                if state[key]["error"] is None
-                else None
-            )
+            m = state[key]["median"].get(row.key) if state[key]["error"] is None else None
             medians[key] = m
             values[key] = None if m is None else row.display(m, params)
         speedup: dict[str, float | None] = {}
@@ -232,9 +222,7 @@ def _summarise(
             if key == "shmrt":
                 continue
             m = medians.get(key)
-            speedup[key] = (
-                None if (m is None or base is None or base <= 0) else m / base
-            )
+            speedup[key] = None if (m is None or base is None or base <= 0) else m / base
         res["rows"].append(
             {
                 "label": row.label,
@@ -261,9 +249,7 @@ def _summarise(
             res["notes"].append(extra)
     for key in peer_keys:
         if state[key]["error"]:
-            res["notes"].append(
-                f"{PEER_CLASSES[key].label} failed: {state[key]['error']}"
-            )
+            res["notes"].append(f"{PEER_CLASSES[key].label} failed: {state[key]['error']}")
 
 
 def run(
@@ -294,9 +280,7 @@ def run(
     peer_keys = list(peers) if peers else list(PEER_KEYS)
     bad = [p for p in peer_keys if p not in PEER_CLASSES]
     if bad:
-        raise ValueError(
-            f"unknown peer(s): {', '.join(bad)}; known: {', '.join(PEER_KEYS)}"
-        )
+        raise ValueError(f"unknown peer(s): {', '.join(bad)}; known: {', '.join(PEER_KEYS)}")
     peer_keys = [k for k in PEER_KEYS if k in peer_keys]  # canonical order
     if workers < 1:
         raise ValueError("workers must be >= 1")
@@ -308,7 +292,7 @@ def run(
         raise ValueError("scale must be > 0")
 
     prog = _Progress(progress)
-    started = _dt.datetime.now(_dt.UTC)
+    started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     result: dict[str, Any] = {
         "schema": SCHEMA,
@@ -400,18 +384,14 @@ def format_table(result: dict[str, Any]) -> str:
     if "mp" in peer_keys:
         out.append("mp.Pool = multiprocessing.get_context('spawn').Pool")
     if "shmrt" in peer_keys and others:
-        out.append(
-            "vs X    = X's median cost / shmrt's median cost (> 1: shmrt faster)"
-        )
+        out.append("vs X    = X's median cost / shmrt's median cost (> 1: shmrt faster)")
     out.append("")
 
     header = ["workload", "metric", "unit"] + [labels[k] for k in peer_keys]
     if "shmrt" in peer_keys:
         header += [f"vs {labels[k]}" for k in others] + ["target", "result"]
     header.append("notes")
-    right = set(
-        range(3, 3 + len(peer_keys) + (len(others) if "shmrt" in peer_keys else 0))
-    )
+    right = set(range(3, 3 + len(peer_keys) + (len(others) if "shmrt" in peer_keys else 0)))
     table: list[list[str]] = []
     footnotes: list[str] = []
     for name, wres in result["workloads"].items():
@@ -424,15 +404,12 @@ def format_table(result: dict[str, Any]) -> str:
             footnotes.extend(notes)
             refs = ",".join(str(i) for i in range(first, len(footnotes) + 1))
             refs = f"[{refs}]"
-        rows = wres.get("rows") or [
-            {"label": "-", "unit": "", "values": {}, "speedup": {}}
-        ]
+        rows = wres.get("rows") or [{"label": "-", "unit": "", "values": {}, "speedup": {}}]
         for j, row in enumerate(rows):
             line = [name if j == 0 else "", row["label"], row["unit"]]
             skipped = bool(wres.get("skipped"))
             line += [
-                "-" if skipped else _fmt_value(row["values"].get(k), row["unit"])
-                for k in peer_keys
+                "-" if skipped else _fmt_value(row["values"].get(k), row["unit"]) for k in peer_keys
             ]
             if "shmrt" in peer_keys:
                 line += [_fmt_speedup(row["speedup"].get(k)) for k in others]
@@ -440,14 +417,13 @@ def format_table(result: dict[str, Any]) -> str:
             line.append(refs if j == 0 else "")
             table.append(line)
     widths = [
-        max(len(h), *(len(r[i]) for r in table)) if table else len(h)
-        for i, h in enumerate(header)
+        max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)
     ]
 
     def fmt(cells: list[str]) -> str:
         parts = [
             c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths))
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ]
         return "  ".join(parts).rstrip()
 
@@ -477,9 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WORKLOAD",
         help=f"workloads to run (default: all): {', '.join(WORKLOADS)}",
     )
-    p.add_argument(
-        "--workers", type=int, default=2, help="worker processes per pool (default: 2)"
-    )
+    p.add_argument("--workers", type=int, default=2, help="worker processes per pool (default: 2)")
     p.add_argument(
         "--repeat",
         type=int,
@@ -537,9 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json_path:
         print(f"\nraw samples written to {args.json_path}", file=sys.stderr)
     errors = any(
-        st.get("error")
-        for w in result["workloads"].values()
-        for st in w["peers"].values()
+        st.get("error") for w in result["workloads"].values() for st in w["peers"].values()
     )
     missed = any(w.get("target_status") == "MISS" for w in result["workloads"].values())
     if errors:

@@ -477,9 +477,7 @@ def _payload_array(nbytes: int) -> tuple[Any, int]:
     if nbytes not in _payload_cache:
         import numpy as np
 
-        a = np.random.default_rng(7).integers(
-            0, 2**63, size=nbytes // 8, dtype=np.uint64
-        )
+        a = np.random.default_rng(7).integers(0, 2**63, size=nbytes // 8, dtype=np.uint64)
         _payload_cache.clear()
         _payload_cache[nbytes] = (a, wl.checksum(a))
     return _payload_cache[nbytes]
