@@ -17,3 +17,62 @@ def collect(packet: Any, flow: int) -> None:
 
 def discard(packet: Any, flow: int) -> None:
     pass
+
+
+_fd: int | None = None
+
+
+def record(packet: Any, flow: int) -> None:
+    """Append (flow u64, seq u32) records to $SHMRT_TEST_SINK_FILE (fd kept open)."""
+    global _fd
+    if _fd is None:
+        _fd = os.open(os.environ["SHMRT_TEST_SINK_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(_fd, flow.to_bytes(8, "little") + bytes(packet[:4]))
+
+
+def jitter(packet: memoryview) -> bytes:
+    """Identity after a pseudo-random busy delay of 0-40 us (seeded by the
+    packet), so CPU workers finish packets out of order."""
+    import time
+
+    seq = int.from_bytes(packet[:4], "little")
+    end = time.perf_counter() + ((seq * 2654435761) % 41) * 1e-6
+    while time.perf_counter() < end:
+        pass
+    return bytes(packet)
+
+
+def flaky(packet: memoryview) -> bytes | None:
+    """Raise for packets whose first byte is 0xEE, filter 0xFF, else identity."""
+    if packet[0] == 0xEE:
+        raise ValueError("bad packet")
+    if packet[0] == 0xFF:
+        return None
+    return bytes(packet)
+
+
+def slow_or_die(packet: memoryview) -> bytes:
+    """Packets starting with b'K' kill their worker (once: a marker file)."""
+    import signal
+    import time
+
+    if packet[:1] == b"K":
+        marker = os.environ["SHMRT_TEST_MARKER"]
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.0005)
+    return bytes(packet)
+
+
+def producer(shm_file: str, n: int, out: str) -> None:
+    """Acquire n units of the relay budget (blocking), recording each."""
+    from shmrt.segment import attach_path
+
+    seg = attach_path(shm_file, writable=True)
+    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    for _ in range(n):
+        rc = seg.relay_acquire(30.0, False)
+        os.write(fd, b"1" if rc == 0 else b"X")
+    os.close(fd)
+    seg.close()

@@ -258,6 +258,7 @@ typedef struct {
     u64 fast;        /* acquired without waiting */
     u64 full;        /* send_nowait refusals */
     u64 timeouts;
+    u64 recheck;     /* the re-check after registering found a unit */
     _Alignas(CACHE_LINE) u64 fifo[]; /* ring_t of tokens (entry << 32 | gen) */
 } relay_t;
 

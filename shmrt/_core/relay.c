@@ -178,6 +178,7 @@ static int acquire(SegmentObject *s, relay_t *r, double timeout, int nowait) {
         }
         FETCH_ADD_RLX(&r->registrations, 1);
         if (sem_try(r)) { /* the re-check after registering */
+            FETCH_ADD_RLX(&r->recheck, 1);
             exp = me | WT_WAITING;
             if (!CAS_SEQ(&w->state, &exp, me | WT_CANCELLED)) {
                 FETCH_ADD_RLX(&r->passed_on, 1); /* woken too: two units, pass one on */
@@ -477,12 +478,13 @@ static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
         }
         Py_DECREF(d);
     }
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsN}", "avail", LOAD_RLX(&r->avail), "capacity",
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsN}", "avail", LOAD_RLX(&r->avail), "capacity",
                          LOAD_RLX(&r->capacity), "registrations", LOAD_RLX(&r->registrations),
                          "wakes", LOAD_RLX(&r->wakes), "spurious", LOAD_RLX(&r->spurious),
                          "pending_with_capacity", LOAD_RLX(&r->pending_with_capacity),
                          "passed_on", LOAD_RLX(&r->passed_on), "fast", LOAD_RLX(&r->fast), "full",
-                         LOAD_RLX(&r->full), "timeouts", LOAD_RLX(&r->timeouts), "rings", rings);
+                         LOAD_RLX(&r->full), "timeouts", LOAD_RLX(&r->timeouts), "recheck",
+                         LOAD_RLX(&r->recheck), "rings", rings);
 }
 
 PyMethodDef relay_methods[] = {
