@@ -686,5 +686,9 @@ def _bench_argv(workloads: Sequence[str], workers: int | None, repeat: int | Non
         yield "--quick"
 
 
+from .relay_cli import relay as _relay_cmd  # noqa: E402 - registered on the group
+
+main.add_command(_relay_cmd)
+
 if __name__ == "__main__":
     main(prog_name="shmrt")

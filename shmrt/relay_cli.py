@@ -1,0 +1,124 @@
+"""``shmrt relay``: a UDP relay on the command line.
+
+Datagrams arriving on ``--listen`` go through ``--transform`` on every core
+and leave from the send workers to ``--to``; each source address is a flow,
+so each sender's datagrams leave in the order they arrived (unless
+``--unordered``).  Ctrl-C (or ``--count`` datagrams) stops it and prints the
+counters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import sys
+import time
+from typing import Any
+
+import click
+
+SUMMARY_KEYS = ("received", "sent", "dropped", "registrations", "wakes", "recheck",
+                "spurious", "pending_with_capacity", "passed_on", "full")
+
+
+def _addr(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"{text!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _bind(addr: tuple[str, int]) -> socket.socket:
+    fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    sock = socket.socket(fam, socket.SOCK_DGRAM)
+    for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if opt is None:
+            continue
+        try:  # a big receive buffer absorbs bursts while the relay is busy
+            sock.setsockopt(socket.SOL_SOCKET, opt, 16 << 20)
+            break
+        except OSError:
+            continue
+    sock.bind(addr)
+    sock.setblocking(False)
+    return sock
+
+
+@click.command("relay")
+@click.option("--listen", "listen", required=True, metavar="HOST:PORT",
+              help="UDP address to receive on (port 0: pick one; the ready line says which).")
+@click.option("--to", "to", required=True, metavar="HOST:PORT", help="UDP address to send to.")
+@click.option("--transform", default="shmrt.transforms:identity", show_default=True,
+              metavar="MOD:FN", help="Per-packet transform (shmrt.transforms has identity, "
+              "blake2b_tag, blake2b_verify).")
+@click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
+              help="CPU workers (default: one per core).")
+@click.option("--send-workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--unordered", is_flag=True, help="Do not restore per-flow order.")
+@click.option("--max-inflight", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Stop after this many datagrams (then flush and print the summary).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def relay(listen: str, to: str, transform: str, workers: int | None, send_workers: int,
+          unordered: bool, max_inflight: int, count: int | None, as_json: bool) -> None:
+    """A UDP relay: --listen -> transform on every core -> --to, per-source order."""
+    from shmrt.cli import _Signals
+    from shmrt.relay import Relay, UdpSink
+
+    sigs = _Signals()
+    sock = _bind(_addr(listen))
+    try:
+        with Relay(transform, UdpSink(_addr(to)), workers=workers, send_workers=send_workers,
+                   ordered=not unordered, max_inflight=max_inflight) as r:
+            host, port = sock.getsockname()[:2]
+            click.echo(f"shmrt relay: listening on {host}:{port} -> {to} "
+                       f"({len(r.worker_pids)} workers, {send_workers} send workers, "
+                       f"transform {transform})", err=True)
+            received, started = _pump(sock, r, sigs, count)
+            r.flush(10)
+            st = r.statistics()
+    finally:
+        sock.close()
+        sigs.restore()
+    elapsed = time.monotonic() - started
+    summary: dict[str, Any] = {"received": received, "seconds": round(elapsed, 3)}
+    summary.update({k: st[k] for k in SUMMARY_KEYS if k in st})
+    summary["rings"] = [{k: ring[k] for k in ("sent", "filtered", "errors", "crashed", "backlog",
+                                              "registrations", "wakes", "pending_with_capacity")}
+                        for ring in st["rings"]]
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"received {received}  sent {st['sent']}  dropped {st['dropped']}  "
+                   f"in {elapsed:.2f} s")
+        click.echo(f"budget waiters: registrations {st['registrations']}  wakes {st['wakes']}  "
+                   f"rechecks {st['recheck']}  spurious {st['spurious']}  "
+                   f"pending-with-capacity {st['pending_with_capacity']}")
+
+
+def _pump(sock: socket.socket, r: Any, sigs: Any, count: int | None) -> tuple[int, float]:
+    """Receive until a signal (or ``count`` datagrams); returns (received, t0)."""
+    received = 0
+    started = time.monotonic()
+    send = r.send
+    wake = sigs._r
+    while sigs.received is None and (count is None or received < count):
+        ready, _, _ = select.select([sock, wake], [], [], 1.0)
+        if wake in ready:
+            os.read(wake, 512)
+        if sock not in ready:
+            continue
+        while count is None or received < count:
+            try:
+                data, src = sock.recvfrom(65536)
+            except BlockingIOError:
+                break
+            if received == 0:
+                started = time.monotonic()
+            send(data, src)
+            received += 1
+    if sigs.received is not None:
+        print(file=sys.stderr)
+    return received, started
