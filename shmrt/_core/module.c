@@ -78,6 +78,25 @@ static int queue_fields(PyObject *m) {
     return add_table(m, "QUEUE_FIELDS", d);
 }
 
+static int relay_fields(PyObject *m) {
+    PyObject *d = PyDict_New(), *e = PyDict_New(), *w = PyDict_New();
+    if (!d || !e || !w) { Py_XDECREF(d); Py_XDECREF(e); Py_XDECREF(w); return -1; }
+    FIELD(d, relay_t, avail); FIELD(d, relay_t, capacity); FIELD(d, relay_t, done_seq);
+    FIELD(d, relay_t, flushing); FIELD(d, relay_t, registrations); FIELD(d, relay_t, wakes);
+    FIELD(d, relay_t, spurious); FIELD(d, relay_t, pending_with_capacity);
+    FIELD(d, relay_t, passed_on); FIELD(d, relay_t, fast); FIELD(d, relay_t, full);
+    FIELD(d, relay_t, timeouts); FIELD(d, relay_t, recheck); FIELD(d, relay_t, fifo);
+    FIELD(e, send_t, seq); FIELD(e, send_t, sleeping); FIELD(e, send_t, pid);
+    FIELD(e, send_t, backlog); FIELD(e, send_t, pushed); FIELD(e, send_t, popped);
+    FIELD(e, send_t, registrations); FIELD(e, send_t, wakes);
+    FIELD(e, send_t, pending_with_capacity); FIELD(e, send_t, sent); FIELD(e, send_t, filtered);
+    FIELD(e, send_t, errors); FIELD(e, send_t, crashed); FIELD(e, send_t, rings);
+    FIELD(w, waiter_t, state); FIELD(w, waiter_t, pid);
+    if (add_table(m, "SEND_FIELDS", e)) { Py_DECREF(d); Py_DECREF(w); return -1; }
+    if (add_table(m, "WAITER_FIELDS", w)) { Py_DECREF(d); return -1; }
+    return add_table(m, "RELAY_FIELDS", d);
+}
+
 static PyMethodDef module_methods[] = {
     {"compute_layout", core_compute_layout, METH_O,
      "compute_layout(cfg: dict) -> dict: offsets and total size for a configuration"},
@@ -98,7 +117,8 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (PyModule_AddObject(m, "SegmentError", SegmentError) ||
         PyModule_AddObject(m, "Segment", (PyObject *)&Segment_Type) ||
         PyModule_AddObject(m, "BlobView", (PyObject *)&BlobView_Type) ||
-        header_fields(m) || worker_fields(m) || slot_fields(m) || queue_fields(m))
+        header_fields(m) || worker_fields(m) || slot_fields(m) || queue_fields(m) ||
+        relay_fields(m))
         goto fail;
 #define CONST(n) if (PyModule_AddIntConstant(m, #n, (long long)(n))) goto fail
     CONST(SHMRT_LAYOUT_VERSION); CONST(LOCAL_CAP_MAX); CONST(HEADER_SIZE);
@@ -111,9 +131,13 @@ PyMODINIT_FUNC PyInit__core(void) {
     CONST(W_EMPTY); CONST(W_STARTING); CONST(W_RUNNING); CONST(W_SEARCHING);
     CONST(W_PARKED); CONST(W_NOTIFIED); CONST(W_DEAD); CONST(W_EXITED);
     CONST(RUN_INIT); CONST(RUN_RUNNING); CONST(RUN_STOPPING); CONST(RUN_STOPPED);
-    CONST(FN_READY);
+    CONST(FN_READY); CONST(WT_FREE); CONST(WT_WAITING); CONST(WT_WOKEN); CONST(WT_CANCELLED);
     if (PyModule_AddIntConstant(m, "WORKER_SIZE", (long)sizeof(worker_t)) ||
-        PyModule_AddIntConstant(m, "QUEUE_SIZE", (long)sizeof(local_queue_t)))
+        PyModule_AddIntConstant(m, "QUEUE_SIZE", (long)sizeof(local_queue_t)) ||
+        PyModule_AddIntConstant(m, "RELAY_SIZE", (long)sizeof(relay_t)) ||
+        PyModule_AddIntConstant(m, "WAITER_SIZE", (long)sizeof(waiter_t)) ||
+        PyModule_AddIntConstant(m, "SEND_SIZE", (long)sizeof(send_t)) ||
+        PyModule_AddIntConstant(m, "RING_SIZE", (long)sizeof(ring_t)))
         goto fail;
     if (PyModule_AddObject(m, "MAGIC", PyLong_FromUnsignedLongLong(SHMRT_MAGIC))) goto fail;
     return m;
