@@ -252,6 +252,29 @@ class Pool(Client):
             seg.close()
         _live.discard(self)
 
+    def wait_ready(self, timeout: float | None = 30.0) -> bool:
+        """Block until every worker (and relay send worker) has started and
+        registered in the segment, or ``timeout`` passes (False).  Start-up
+        only: it polls, every millisecond."""
+        import time
+
+        seg = self._seg
+        wbase, wsize = seg.layout["workers_off"], _core.WORKER_SIZE
+        pid_off = _core.WORKER_FIELDS["pid"]
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            ok = all(p is not None and seg.load64(wbase + i * wsize + pid_off) == p.pid
+                     for i, p in enumerate(self._procs))
+            if ok and self._senders:
+                pids = [r["pid"] for r in seg.relay_stats()["rings"]]
+                ok = all(p is not None and pid == p.pid for p, pid in zip(self._senders, pids,
+                                                                           strict=True))
+            if ok:
+                return True
+            if self._broken_reason or (end is not None and time.monotonic() > end):
+                return False
+            time.sleep(0.001)
+
     def kill_worker_for_test(self, wid: int, sig: int) -> int:
         """Send ``sig`` to worker ``wid``; returns its pid (tests, demos)."""
         pid = self._procs[wid].pid

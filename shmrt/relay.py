@@ -250,6 +250,10 @@ class Relay:
         self._closed = True
         self._pool.shutdown(wait=True)
 
+    def wait_ready(self, timeout: float | None = 30.0) -> bool:
+        """Block until every CPU worker and send worker has started."""
+        return self._pool.wait_ready(timeout)
+
     def kill_worker_for_test(self, wid: int, sig: int) -> int:
         return self._pool.kill_worker_for_test(wid, sig)
 

@@ -72,6 +72,7 @@ def relay(listen: str, to: str, transform: str, workers: int | None, send_worker
     try:
         with Relay(transform, UdpSink(_addr(to)), workers=workers, send_workers=send_workers,
                    ordered=not unordered, max_inflight=max_inflight) as r:
+            r.wait_ready(30)
             host, port = sock.getsockname()[:2]
             click.echo(f"shmrt relay: listening on {host}:{port} -> {to} "
                        f"({len(r.worker_pids)} workers, {send_workers} send workers, "
