@@ -26,6 +26,7 @@ from shmrt import _core
 
 BATCH = 256
 WAIT_S = 0.5
+SPIN_S = 50e-6  # poll the ring this long before sleeping (a futex wake costs ~50 us)
 
 
 class UdpSender:
@@ -128,7 +129,7 @@ def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdea
         if not items:
             if seg.load64(run_off) != _core.RUN_RUNNING:
                 break
-            if not seg.relay_wait(sw, WAIT_S) and not process_alive(*coord):
+            if not seg.relay_wait(sw, WAIT_S, SPIN_S) and not process_alive(*coord):
                 break
             continue
         me.take(items)

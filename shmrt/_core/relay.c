@@ -36,6 +36,7 @@
 #include "queue.h"
 #include "state.h"
 
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -392,17 +393,30 @@ static PyObject *R_done(SegmentObject *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* relay_wait(sw, timeout) -> bool: the send worker sleeps until its ring
- * (or waitlist) is non-empty. */
+/* relay_wait(sw, timeout, spin=0) -> bool: the send worker polls its ring for
+ * `spin` seconds, then sleeps until it (or its waitlist) is non-empty. */
 static PyObject *R_wait(SegmentObject *s, PyObject *args) {
     unsigned long long sw;
-    double timeout;
+    double timeout, spin = 0;
     relay_t *r;
-    if (!PyArg_ParseTuple(args, "Kd", &sw, &timeout) || relay_check(s, &r, 1)) return NULL;
+    if (!PyArg_ParseTuple(args, "Kd|d", &sw, &timeout, &spin) || relay_check(s, &r, 1))
+        return NULL;
     send_t *t = send_at(s, sw);
     if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
     int got;
     Py_BEGIN_ALLOW_THREADS
+    if (spin > 0) {
+        u64 end = now_ns() + (u64)(spin * 1e9);
+        unsigned i = 0;
+        while ((int64_t)LOAD_ACQ(&ring_of(t)->len) <= 0) {
+            if ((++i & 15) == 0) {
+                if (now_ns() >= end) break;
+                sched_yield();
+            } else {
+                cpu_relax();
+            }
+        }
+    }
     u32 seq = (u32)LOAD_SEQ(&t->seq);
     FETCH_ADD_SEQ(&t->sleeping, 1);
     got = (int64_t)LOAD_SEQ(&ring_of(t)->len) > 0 || (int64_t)LOAD_SEQ(&waitlist_of(s, t)->len) > 0;
@@ -497,7 +511,7 @@ PyMethodDef relay_methods[] = {
      "relay_take(sw, max=256) -> [(idx, flow, seq, status, data)]"},
     {"relay_done", (PyCFunction)R_done, METH_VARARGS,
      "relay_done(sw, idxs, sent=0, filtered=0, errors=0, crashed=0)"},
-    {"relay_wait", (PyCFunction)R_wait, METH_VARARGS, "relay_wait(sw, timeout) -> bool"},
+    {"relay_wait", (PyCFunction)R_wait, METH_VARARGS, "relay_wait(sw, timeout, spin=0) -> bool"},
     {"relay_flush_wait", (PyCFunction)R_flush_wait, METH_VARARGS, "relay_flush_wait(timeout) -> bool"},
     {"relay_set_backlog", (PyCFunction)R_set_backlog, METH_VARARGS, "relay_set_backlog(sw, n, pid)"},
     {"relay_wake_send", (PyCFunction)R_wake_send, METH_NOARGS, "relay_wake_send()"},
