@@ -23,14 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import helpers
+import msgspec
 import pytest
+import relaysink
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shmrt.tools.inspect import InspectError, main
 from shmrt.tools.inspect import layout as L
 from shmrt.tools.inspect.analyze import Options, build_report
 from shmrt.tools.inspect.model import schema
-from shmrt.tools.inspect.source import Image, RecordedProcs, parse_snapshot, proc_stat
+from shmrt.tools.inspect.source import (
+    Image,
+    RecordedProcs,
+    RelayRecheck,
+    parse_snapshot,
+    proc_stat,
+)
 
 import shmrt
 from shmrt import _core
@@ -91,11 +99,15 @@ CFG = {
 }
 
 
-def _image(**over: int) -> bytearray:
-    lay = L.compute_layout(CFG)
+# the same with a relay region: 2 send rings of 4, 3 waiter entries, a budget of 4
+RCFG = dict(CFG, n_send=2, send_cap=4, n_waiters=3, inflight=4)
+
+
+def _image(cfg: dict[str, int] = CFG, **over: int) -> bytearray:
+    lay = L.compute_layout(cfg)
     buf = bytearray(lay.total_size)
     vals = dict(
-        CFG,
+        cfg,
         magic=L.MAGIC,
         version=L.VERSION,
         total_size=lay.total_size,
@@ -107,16 +119,20 @@ def _image(**over: int) -> bytearray:
         funcs_off=lay.funcs_off,
         slots_off=lay.slots_off,
         arena_off=lay.arena_off,
+        relay_off=lay.relay_off,
         owner_uid=UID,
         created_ns=time.time_ns(),
         coord_pid=0,
         coord_start=0,
         max_payload=0,
-        free_count=CFG["n_slots"],
+        free_count=cfg["n_slots"],
     )
     vals.update(over)
     for k, v in vals.items():
         struct.pack_into("<Q", buf, L.HF[k], v)
+    if lay.n_send:  # relay_init: a full budget
+        for k in ("avail", "capacity"):
+            struct.pack_into("<Q", buf, lay.relay_off + L.RF[k], lay.inflight)
     return buf
 
 
@@ -161,10 +177,29 @@ def test_layout_mirror_matches_core() -> None:
             n_funcs=4096,
             arena_size=64 << 20,
         ),
+        RCFG,
+        dict(RCFG, n_send=0),  # relay keys without send workers: no relay region
+        dict(RCFG, n_slots=1000, n_send=3, send_cap=1024, n_waiters=64, inflight=1000),
+        dict(RCFG, n_send=64, send_cap=2, n_waiters=4096, inflight=1),
     ):
         mine = L.compute_layout(cfg, cross_check=False)
         core = _core.compute_layout(cfg)
         assert {k: getattr(mine, k) for k in core} == core
+        assert mine.relay_off + mine.relay_len <= mine.slots_off
+        if not cfg.get("n_send"):
+            assert (mine.relay_len, mine.relay_hdr, mine.send_stride, mine.send_cap) == (0,) * 4
+    for bad in (
+        dict(RCFG, n_send=65),
+        dict(RCFG, send_cap=3),
+        dict(RCFG, send_cap=1),
+        dict(RCFG, n_waiters=0),
+        dict(RCFG, inflight=0),
+        dict(RCFG, inflight=RCFG["n_slots"] + 1),
+    ):
+        with pytest.raises(ValueError):
+            _core.compute_layout(bad)
+        with pytest.raises(InspectError):
+            L.compute_layout(bad, cross_check=False)
 
 
 @pytest.mark.timeout(60)
@@ -264,8 +299,18 @@ def _hostile_cases() -> dict[str, bytes]:
         ("slot-size", {"slot_size": 100}),
         ("inject-cap", {"inject_cap": 4}),
         ("payload", {"max_payload": 1 << 50}),
+        ("relay-off", {"relay_off": 0}),
     ):
         out[case] = bytes(_image(**over))
+    for case, over in (
+        ("relay-n-send", {"n_send": 65}),
+        ("relay-send-cap", {"send_cap": 3}),
+        ("relay-waiters", {"n_waiters": 5000}),
+        ("relay-inflight", {"inflight": RCFG["n_slots"] + 1}),
+        ("relay-relay-off", {"relay_off": 4096}),
+        ("relay-dropped", {"n_send": 0}),  # the relay region is still there: sizes disagree
+    ):
+        out[case] = bytes(_image(RCFG, **over))
     return out
 
 
@@ -336,11 +381,16 @@ def test_fuzz_slot_and_pickle(data: bytes, off: int) -> None:
 
 @pytest.mark.timeout(60)
 @FUZZ
-@given(st.integers(min_value=0, max_value=2**32), st.sampled_from([0, 1, 2, 8, 255]))
-def test_fuzz_body_with_valid_header(seed: int, fill: int) -> None:
-    """Random workers, queues, rings, clients and slots behind a valid header:
-    the whole analysis must hold up (bounds checks, not exceptions)."""
-    buf = _image()
+@given(
+    st.integers(min_value=0, max_value=2**32),
+    st.sampled_from([0, 1, 2, 8, 255]),
+    st.booleans(),
+)
+def test_fuzz_body_with_valid_header(seed: int, fill: int, relay: bool) -> None:
+    """Random workers, queues, rings, clients, relay region and slots behind a
+    valid header: the whole analysis must hold up (bounds checks, not exceptions)."""
+    cfg = RCFG if relay else CFG
+    buf = _image(cfg)
     rnd = random.Random(seed)
     body = bytearray(rnd.randbytes(len(buf) - L.HEADER_SIZE))
     for i in range(0, len(body), 8):  # many small values: they pass more checks
@@ -349,13 +399,32 @@ def test_fuzz_body_with_valid_header(seed: int, fill: int) -> None:
     buf[L.HEADER_SIZE :] = body
     for k in ("run_state", "idle", "free_head", "free_count", "fn_count", "completed"):
         struct.pack_into("<Q", buf, L.HF[k], rnd.getrandbits(64))
-    hdr = L.decode_header(buf, len(buf))
-    img = Image(
-        hdr,
+    img = _img(buf)
+    if relay and rnd.random() < 0.5:  # a hostile re-check too (it comes from snapshots)
+        small = [0, 1, 2, 4, 1 << 63, (1 << 64) - 1]
+        img.relay_recheck = RelayRecheck(
+            delay_ns=rnd.getrandbits(64),
+            avail=rnd.choice(small),
+            waiters=[(rnd.choice(small), rnd.choice(small)) for _ in range(rnd.randrange(6))],
+            rings=[
+                tuple(rnd.choice(small) for _ in range(3))  # type: ignore[misc]
+                for _ in range(rnd.randrange(4))
+            ],
+        )
+    rep = build_report(img, Options(worker=0, older_than_s=0.0))
+    assert rep.summary.n_workers == cfg["n_workers"]
+    assert (rep.relay is not None) == relay
+    json.loads(msgspec.json.encode(rep))
+
+
+# ---- the relay view and its lints (synthetic) -----------------------------------------------
+def _img(buf: bytearray, recheck: RelayRecheck | None = None) -> Image:
+    return Image(
+        L.decode_header(buf, len(buf)),
         bytes(buf),
         "snapshot",
-        "fuzz",
-        "fuzz",
+        "synthetic",
+        "synthetic",
         False,
         time.monotonic_ns(),
         time.time_ns(),
@@ -363,9 +432,208 @@ def test_fuzz_body_with_valid_header(seed: int, fill: int) -> None:
         0o600,
         RecordedProcs({}),
         lambda fid: None,
+        relay_recheck=recheck,
     )
-    rep = build_report(img, Options(worker=0, older_than_s=0.0))
-    assert rep.summary.n_workers == CFG["n_workers"]
+
+
+def _put(buf: bytearray, off: int, v: int) -> None:
+    struct.pack_into("<Q", buf, off, v)
+
+
+def _push_ring(buf: bytearray, off: int, cap: int, entries: list[int], start: int = 5) -> None:
+    """Publish ``entries`` on the Vyukov ring at ``off`` (positions from ``start``)."""
+    _put(buf, off + L.QF["deq"], start)
+    _put(buf, off + L.QF["enq"], start + len(entries))
+    _put(buf, off + L.QF["len"], len(entries))
+    for i, v in enumerate(entries):
+        pos = start + i
+        cell = off + L.RING_HDR + L.CELL_SIZE * (pos & (cap - 1))
+        _put(buf, cell, pos + 1)
+        _put(buf, cell + 8, v)
+
+
+WAITING = _core.WT_WAITING
+
+
+def _relay_image() -> bytearray:
+    """A relay in trouble: a waiter WAITING with budget free, ring 0 stranded
+    (room on the ring, a packet on its waitlist), counters that must stay 0
+    non-zero, and three relay packets."""
+    buf = _image(RCFG)
+    lay = L.compute_layout(RCFG)
+    r = lay.relay_off
+    _put(buf, r + L.RF["avail"], 2)
+    for k, v in (
+        ("registrations", 9),
+        ("wakes", 6),
+        ("recheck", 2),
+        ("pending_with_capacity", 1),
+        ("fast", 100),
+        ("full", 7),
+    ):
+        _put(buf, r + L.RF[k], v)
+    _put(buf, L.waiter_off(lay, 0) + L.WTF["pid"], os.getpid())
+    _put(buf, L.waiter_off(lay, 0) + L.WTF["state"], (5 << 8) | WAITING)
+    _put(buf, L.waiter_off(lay, 1) + L.WTF["pid"], 123)
+    _put(buf, L.waiter_off(lay, 1) + L.WTF["state"], (1 << 8) | _core.WT_WOKEN)
+    _put(buf, L.waiter_off(lay, 2) + L.WTF["state"], (3 << 8) | _core.WT_CANCELLED)  # free
+    s0, s1 = L.send_off(lay, 0), L.send_off(lay, 1)
+    _push_ring(buf, s0 + L.TF["rings"], lay.send_cap, [1, 2])
+    _push_ring(buf, s0 + lay.waitlist_rel, lay.inject_cap, [3])
+    for k, v in (
+        ("pid", 4242),
+        ("backlog", 5),
+        ("pending_with_capacity", 3),
+        ("sent", 10),
+        ("filtered", 2),
+        ("errors", 1),
+        ("crashed", 1),
+    ):
+        _put(buf, s1 + L.TF[k], v)
+    done = _core.S_COMPLETE | _core.REF_ONE
+    for idx in (1, 2, 3):
+        _put_slot(buf, idx, state=done, kind=1, holder=_core.HOLDER_RELAY, flow=0xABC, seq=10 + idx)
+    _put_slot(buf, 3, result=_core.ST_FILTERED << 32)
+    return buf
+
+
+@pytest.mark.timeout(60)
+def test_relay_view_and_lints(
+    capsys: pytest.CaptureFixture[str], segname: str, tmp_path: Path
+) -> None:
+    _write_segment(segname, bytes(_relay_image()))
+    rep = _report(capsys, segname)
+    relay = rep["relay"]
+    assert relay is not None
+    assert (relay["budget_capacity"], relay["budget_avail"], relay["budget_used"]) == (4, 2, 2)
+    assert (relay["waiter_entries"], relay["waiters_in_use"]) == (3, 2)
+    assert relay["waiters"] == [
+        {"index": 0, "pid": os.getpid(), "state": "waiting", "gen": 5},
+        {"index": 1, "pid": 123, "state": "woken", "gen": 1},
+    ]
+    assert relay["drops"] == {"filtered": 2, "error": 1, "crashed": 1, "full": 7}
+    assert (relay["registrations"], relay["wakes"], relay["recheck"]) == (9, 6, 2)
+    r0, r1 = relay["rings"]
+    assert (r0["depth"], r0["waitlist"], r0["capacity"], r0["pid"]) == (2, 1, 4, 0)
+    assert (r1["depth"], r1["pid"], r1["backlog"], r1["sent"]) == (0, 4242, 5, 10)
+    assert r1["pending_with_capacity"] == 3
+    lints = [(x["name"], x["pid"]) for x in rep["lints"] if x["name"] != "coordinator-dead"]
+    assert sorted(lints, key=str) == sorted(
+        [
+            ("waiter-not-woken", os.getpid()),  # the WAITING entry, budget free
+            ("waiter-not-woken", None),  # relay pending_with_capacity
+            ("waiter-not-woken", 4242),  # ring 1 pending_with_capacity
+            ("send-ring-stranded", None),  # ring 0
+        ],
+        key=str,
+    )
+    waiter = next(x for x in rep["lints"] if x["pid"] == os.getpid())
+    assert "still" in waiter["message"]  # a live read confirmed it with a re-check
+    slots = {s["index"]: s for s in rep["slots"]}
+    assert sorted(slots) == [1, 2, 3]
+    for i, where in ((1, ["send 0"]), (2, ["send 0"]), (3, ["waitlist 0"])):
+        s = slots[i]
+        assert (s["kind"], s["holder"], s["flow"], s["seq"], s["where"]) == (
+            "packet",
+            "relay",
+            0xABC,
+            10 + i,
+            where,
+        )
+    assert slots[3]["status"] == "filtered"
+    # text: the relay view is shown by default
+    rc, out, err = _inspect(capsys, segname, "--sample", "0")
+    assert rc == 0 and err == ""
+    assert "send rings" in out and "relay budget" in out and "flow 0xabc seq 11" in out
+    rc, out, _ = _inspect(
+        capsys, segname, "--check", "--sample", "0", "-A", "all", "-W", "send-ring-stranded"
+    )
+    assert rc == 1 and out.count("\n") == 1 and "send-ring-stranded" in out
+    # a snapshot keeps the re-check, and gives the same lints
+    snap = tmp_path / "relay.snap"
+    rc, _, _ = _inspect(capsys, segname, "--save", str(snap), "--sample", "0")
+    assert rc == 0
+    rc, out, _ = _inspect(capsys, "--from", str(snap), "--json")
+    rep2 = json.loads(out)
+    assert rep2["relay"] == relay
+    assert [x["message"] for x in rep2["lints"]] == [x["message"] for x in rep["lints"]]
+    rc, out, _ = _inspect(capsys, "--from", str(snap), "--view", "relay")
+    assert rc == 0 and "send rings" in out and "workers" not in out
+
+
+@pytest.mark.timeout(60)
+def test_no_relay_no_relay_view(capsys: pytest.CaptureFixture[str], segname: str) -> None:
+    _write_segment(segname, bytes(_image()))
+    assert _report(capsys, segname)["relay"] is None
+    rc, out, _ = _inspect(capsys, segname, "--sample", "0")
+    assert rc == 0 and "relay budget" not in out and "send rings" not in out
+    rc, out, _ = _inspect(capsys, segname, "--sample", "0", "--view", "relay")
+    assert rc == 0 and "no relay" in out
+
+
+@pytest.mark.timeout(60)
+def test_relay_lints_need_the_state_to_persist() -> None:
+    """A waiter WAITING with budget free, or a stranded waitlist, is also a
+    healthy relay in the middle of a hand-off: when a re-check was taken, the
+    lints fire only if the same state was still there."""
+    buf = _relay_image()
+    lay = L.compute_layout(RCFG)
+    waiters = [(w.state, w.pid) for w in (L.decode_waiter(buf, lay, i) for i in range(3))]
+    wl_deq = L.decode_send(buf, lay, 0).waitlist.deq
+
+    def fired(recheck: RelayRecheck | None) -> set[str]:
+        rep = build_report(_img(buf, recheck), Options())
+        return {
+            x.message.split(" ")[0] + " " + x.name
+            for x in rep.lints
+            if x.pid != 4242 and x.name != "coordinator-dead"
+        }
+
+    both = {"relay waiter-not-woken", "relay: waiter-not-woken", "send send-ring-stranded"}
+    assert fired(None) == both  # a snapshot without a re-check: one read decides
+    assert fired(RelayRecheck(delay_ns=1, avail=2, waiters=waiters, rings=[(2, 1, wl_deq)])) == both
+    moved = RelayRecheck(
+        delay_ns=1,
+        avail=0,  # the unit was handed over
+        waiters=[((6 << 8) | WAITING, os.getpid())] + waiters[1:],  # and it registered again
+        rings=[(2, 1, wl_deq + 1)],  # the waitlist moved
+    )
+    assert fired(moved) == {"relay: waiter-not-woken"}  # the counter stays
+    # a new generation of the same entry is a new registration, not the same wait
+    regen = RelayRecheck(
+        delay_ns=1, avail=2, waiters=[((6 << 8) | WAITING, os.getpid())], rings=[(4, 1, wl_deq)]
+    )
+    assert fired(regen) == {"relay: waiter-not-woken"}
+    # no budget free: waiting is what a waiter does
+    _put(buf, lay.relay_off + L.RF["avail"], 0)
+    assert "relay waiter-not-woken" not in fired(None)
+
+
+@pytest.mark.timeout(60)
+def test_relay_corrupt_values_are_lints() -> None:
+    buf = _relay_image()
+    lay = L.compute_layout(RCFG)
+    _put(buf, lay.relay_off + L.RF["avail"], 9)  # more free than the capacity
+    _put(buf, L.waiter_off(lay, 2) + L.WTF["state"], 77)  # unknown waiter state
+    _put(buf, L.send_off(lay, 1) + L.TF["rings"] + L.QF["enq"], 1000)  # 1000 entries, cap 4
+    _put(buf, L.send_off(lay, 1) + L.TF["rings"] + L.QF["len"], (1 << 64) - 5)  # negative
+    _push_ring(buf, L.send_off(lay, 0) + L.TF["rings"], lay.send_cap, [1, 99])  # not a slot
+    _put_slot(buf, 4, state=_core.REF_ONE, kind=1, holder=_core.HOLDER_RELAY)
+    rep = build_report(_img(buf), Options())
+    msgs = [x.message for x in rep.lints if x.name == "corrupt"]
+    assert any("budget units free of 4" in m for m in msgs)
+    assert any("relay waiter 2: unknown state 77" in m for m in msgs)
+    assert any("send ring 1: 1000 entries" in m for m in msgs)
+    assert any("send ring 1: length -5" in m for m in msgs)
+    assert any("send ring 0: entry 99" in m for m in msgs)
+    assert rep.relay is not None and rep.relay.rings[1].depth == 0
+    # a relay packet or holder in a runtime without a relay
+    plain = _image()
+    _put_slot(plain, 1, state=_core.REF_ONE, kind=1, holder=_core.HOLDER_RELAY)
+    rep = build_report(_img(plain), Options())
+    assert rep.relay is None
+    assert {(x.name, x.slot) for x in rep.lints} >= {("corrupt", 1)}
+    assert len([x for x in rep.lints if x.slot == 1]) == 2
 
 
 # ---- live runtimes ----------------------------------------------------------------------------
@@ -431,6 +699,58 @@ def test_live_pool(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
             if w.stdout is not None:
                 w.stdout.close()
         assert [f.result(timeout=30) for f in futs] == [0, 1]
+
+
+@pytest.mark.timeout(90)
+def test_live_relay(capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+
+    name = f"insp-relay-{os.getpid()}"
+    with shmrt.Relay(
+        relaysink.jitter, relaysink.discard, workers=1, max_inflight=4, name=name
+    ) as r:
+        for i in range(100):
+            r.send(struct.pack("<I", i) * 4, flow=i % 3)
+        assert r.flush(30)
+        rep = _wait(
+            lambda: (x := _report(capsys, name))["relay"]["rings"][0]["sent"] == 100 and x,
+            "the send worker to count its packets",
+        )
+        relay = rep["relay"]
+        assert (relay["budget_capacity"], relay["budget_avail"], relay["budget_used"]) == (4, 4, 0)
+        ring = relay["rings"][0]
+        assert ring["pid"] > 0 and ring["depth"] == ring["waitlist"] == 0
+        assert ring["pushed"] == ring["popped"] == 100
+        assert relay["drops"] == {"filtered": 0, "error": 0, "crashed": 0, "full": 0}
+        assert relay["pending_with_capacity"] == 0 and relay["waiters"] == []
+        assert not [x for x in rep["lints"] if x["name"] != "long-running"]
+        # the send worker's pid finds the runtime
+        rc, out, _ = _inspect(capsys, "--pid", str(ring["pid"]), "--json", "--sample", "0")
+        assert rc == 0 and json.loads(out)["source"]["name"] == name
+        # a sender blocked on a used-up budget: one waiter entry, WAITING, no lint
+        taken = 0
+        while r._seg.relay_acquire(0.0, True) == 0:
+            taken += 1
+        assert taken == 4
+        t = threading.Thread(target=r.send, args=(b"late" * 4,), daemon=True)
+        t.start()
+        try:
+            rep = _wait(
+                lambda: (x := _report(capsys, name))["relay"]["waiters"] and x,
+                "the sender to register as a waiter",
+            )
+            relay = rep["relay"]
+            assert relay["waiters"][0]["pid"] == os.getpid()
+            assert relay["waiters"][0]["state"] == "waiting"
+            assert relay["budget_avail"] == 0 and relay["full"] == 1
+            assert not [x for x in rep["lints"] if x["name"] != "long-running"]
+            rc, out, _ = _inspect(capsys, name, "--sample", "0", "--view", "relay")
+            assert rc == 0 and "waiting" in out and "send rings" in out
+        finally:
+            r._seg.relay_release(taken)
+            t.join(30)
+        assert not t.is_alive()
+        assert r.flush(30)
 
 
 COORDINATOR = textwrap.dedent("""

@@ -5,7 +5,8 @@ does not show -- a slot owned by a dead process, a reference that is never
 dropped, a task waiting in a queue nobody drains, a coordinator that died
 and left its segment behind.  The inspector reads the segment (live, stale,
 or a saved snapshot) without ever writing to it or unpickling anything, and
-shows the runtime summary, workers, slots, latency percentiles and lints.
+shows the runtime summary, workers, slots, relay rings, latency
+percentiles and lints.
 
 Layers: :mod:`.layout` decodes and validates raw bytes (pure Python, one
 error type, :class:`InspectError`); :mod:`.source` opens segments and

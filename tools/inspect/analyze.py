@@ -26,9 +26,15 @@ from .layout import (
     SlotRaw,
     decode_client,
     decode_queue,
+    decode_relay,
     decode_ring,
+    decode_send,
     decode_slot,
+    decode_waiter,
     decode_worker,
+    fifo_cap,
+    ring_stranded,
+    waiter_not_woken,
 )
 from .source import NO_FN, Image
 
@@ -70,7 +76,15 @@ STATUS = {
     _core.ST_ERROR: "error",
     _core.ST_CRASHED: "crashed",
     _core.ST_CANCELLED: "cancelled",
+    _core.ST_FILTERED: "filtered",
 }
+WAITER_STATES = {
+    _core.WT_FREE: "free",
+    _core.WT_WAITING: "waiting",
+    _core.WT_WOKEN: "woken",
+    _core.WT_CANCELLED: "cancelled",
+}
+SLOT_KINDS = {0: "task", 1: "packet"}
 WORKER_COUNTERS = (
     "tasks_run",
     "steals",
@@ -159,25 +173,25 @@ LINTS: dict[str, LintDef] = {
             "shared memory was corrupted (or a protocol bug): save a snapshot (--save) and "
             "report it",
         ),
+        LintDef(
+            "waiter-not-woken",
+            "error",
+            "a relay sender waits for budget while budget is free (a lost wake-up), or a "
+            "pending_with_capacity counter is non-zero",
+            "a lost wake-up in the relay: report a bug (save a snapshot with --save); the "
+            "waiter's safety timeout (100 ms) recovers it (a send ring's: the send worker's "
+            "next pass)",
+        ),
+        LintDef(
+            "send-ring-stranded",
+            "error",
+            "packets wait on a send ring's waitlist while the ring has room",
+            "nobody moved the waitlist into the ring (a lost wake-up between the CPU workers "
+            "and the send worker): report a bug (save a snapshot with --save); check that the "
+            "send worker is alive",
+        ),
     )
 }
-
-# ---- relay-ring lints: PLACEHOLDER (the relay is not built yet) -----------------------------
-# When the relay send path lands (DESIGN.md "Relay send path": per send-worker
-# rings and FIFO waiter lists), add its lints here, register them in LINTS
-# and emit them from _relay_lints():
-#   waiter-never-woken     a waiter registered longer than a threshold while the
-#                          ring had free capacity (the Iroh #3067 lost wake-up)
-#   pending-with-capacity  the "pending returns with capacity available" counter
-#                          is non-zero (must stay 0)
-#   ring-stalled           a send worker's ring is non-empty and its consumer
-#                          position did not move between two reads
-RELAY_LINTS_PLANNED = ("waiter-never-woken", "pending-with-capacity", "ring-stalled")
-
-
-def _relay_lints(img: Image, out: list[model.Lint]) -> None:
-    """Relay-ring lints: none until the relay exists (see the placeholder above)."""
-    return None
 
 
 @dataclass
@@ -295,6 +309,8 @@ def build_report(img: Image, opts: Options, tasks_per_s: float | None = None) ->
             )
         )
 
+    relay = _relay(img, lints, where)
+
     inject = decode_ring(buf, lay.inject_off, lay.inject_cap, lay.n_slots, "inject queue")
     if inject.corrupt:
         lints.add("corrupt", inject.corrupt)
@@ -355,7 +371,6 @@ def build_report(img: Image, opts: Options, tasks_per_s: float | None = None) ->
             slots.append(row)
 
     _header_lints(img, lints)
-    _relay_lints(img, lints.out)
 
     coord_alive = alive(hdr.coord_pid, hdr.coord_start)
     summary = model.Summary(
@@ -406,6 +421,142 @@ def build_report(img: Image, opts: Options, tasks_per_s: float | None = None) ->
         latency=model.Latency(queue_wait=percentiles(waits), run=run_p),
         lints=lints.out,
         lints_enabled=sorted(opts.enabled),
+        relay=relay,
+    )
+
+
+def _clamp(v: int, hi: int) -> int:
+    return max(0, min(v, hi))
+
+
+def _relay(img: Image, lints: _Lints, where: dict[int, list[str]]) -> model.Relay | None:
+    """The relay view and its lints; records which send ring or waitlist holds
+    each packet in ``where``.  None when the runtime has no relay."""
+    lay, buf, rc = img.layout, img.region, img.relay_recheck
+    if not lay.n_send:
+        return None
+    r = decode_relay(buf, lay)
+    f = r.fields
+    avail, cap = f["avail"], f["capacity"]
+    if cap != lay.inflight:
+        lints.add(
+            "corrupt", f"relay: budget capacity {cap} differs from the header's {lay.inflight}"
+        )
+    if avail > cap:
+        lints.add("corrupt", f"relay: {avail} budget units free of {cap} (a unit released twice?)")
+    fc = fifo_cap(lay.n_waiters)
+    if not 0 <= r.fifo_len <= fc + lay.n_waiters:
+        lints.add("corrupt", f"relay: waiter FIFO length {r.fifo_len}, capacity {fc}")
+    later = f", still {rc.delay_ns / 1e6:.0f} ms later" if rc is not None else ""
+
+    waiters: list[model.RelayWaiter] = []
+    for i in range(lay.n_waiters):
+        w = decode_waiter(buf, lay, i)
+        state = WAITER_STATES.get(w.wt)
+        if state is None:
+            lints.add("corrupt", f"relay waiter {i}: unknown state {w.wt}", pid=w.pid or None)
+        if not w.pid:
+            continue
+        waiters.append(
+            model.RelayWaiter(index=i, pid=w.pid, state=state or f"unknown({w.wt})", gen=w.gen)
+        )
+        if waiter_not_woken(avail, w.state, w.pid) and (
+            rc is None
+            or (i < len(rc.waiters) and tuple(rc.waiters[i]) == (w.state, w.pid) and rc.avail > 0)
+        ):
+            lints.add(
+                "waiter-not-woken",
+                f"relay waiter {i} (pid {w.pid}, generation {w.gen}) is WAITING while "
+                f"{avail} of {cap} budget units are free{later}",
+                pid=w.pid,
+            )
+    if f["pending_with_capacity"]:
+        lints.add(
+            "waiter-not-woken",
+            f"relay: pending_with_capacity = {f['pending_with_capacity']} (must stay 0): a "
+            "waiter's safety timeout found budget units free",
+        )
+
+    rings: list[model.SendRing] = []
+    for i in range(lay.n_send):
+        t = decode_send(buf, lay, i)
+        tf = t.fields
+        for ring, label in ((t.ring, "send"), (t.waitlist, "waitlist")):
+            if ring.corrupt:
+                lints.add("corrupt", ring.corrupt)
+            for idx in ring.entries:
+                where.setdefault(idx, []).append(f"{label} {i}")
+        if not 0 <= t.ring_len <= lay.send_cap + lay.n_slots:
+            lints.add("corrupt", f"send ring {i}: length {t.ring_len}, capacity {lay.send_cap}")
+        if not 0 <= t.waitlist_len <= lay.inject_cap + lay.n_slots:
+            lints.add("corrupt", f"waitlist of send ring {i}: length {t.waitlist_len}")
+        depth = _clamp(t.ring_len, lay.send_cap)
+        waiting = _clamp(t.waitlist_len, lay.inject_cap)
+        if ring_stranded(t.ring_len, t.waitlist_len, lay.send_cap) and (
+            rc is None
+            or (
+                i < len(rc.rings)
+                and ring_stranded(rc.rings[i][0], rc.rings[i][1], lay.send_cap)
+                and rc.rings[i][2] == t.waitlist.deq
+            )
+        ):
+            lints.add(
+                "send-ring-stranded",
+                f"send ring {i}: {waiting} packets on its waitlist while the ring holds "
+                f"{depth} of {lay.send_cap}"
+                + (f"; the waitlist did not move in {rc.delay_ns / 1e6:.0f} ms" if rc else ""),
+                pid=tf["pid"] or None,
+            )
+        if tf["pending_with_capacity"]:
+            lints.add(
+                "waiter-not-woken",
+                f"send ring {i}: pending_with_capacity = {tf['pending_with_capacity']} (must "
+                "stay 0): its send worker found packets on the waitlist and the ring empty",
+                pid=tf["pid"] or None,
+            )
+        rings.append(
+            model.SendRing(
+                id=i,
+                pid=tf["pid"],
+                capacity=lay.send_cap,
+                depth=depth,
+                waitlist=waiting,
+                backlog=tf["backlog"],
+                pushed=tf["pushed"],
+                popped=tf["popped"],
+                waitlist_registrations=tf["registrations"],
+                waitlist_wakes=tf["wakes"],
+                pending_with_capacity=tf["pending_with_capacity"],
+                sent=tf["sent"],
+                filtered=tf["filtered"],
+                errors=tf["errors"],
+                crashed=tf["crashed"],
+            )
+        )
+    return model.Relay(
+        budget_capacity=cap,
+        budget_avail=avail,
+        budget_used=max(0, cap - avail),
+        waiter_entries=lay.n_waiters,
+        waiters_in_use=len(waiters),
+        fifo_tokens=_clamp(r.fifo_len, fc),
+        registrations=f["registrations"],
+        wakes=f["wakes"],
+        recheck=f["recheck"],
+        spurious=f["spurious"],
+        pending_with_capacity=f["pending_with_capacity"],
+        passed_on=f["passed_on"],
+        fast=f["fast"],
+        full=f["full"],
+        timeouts=f["timeouts"],
+        drops=model.RelayDrops(
+            filtered=sum(x.filtered for x in rings),
+            error=sum(x.errors for x in rings),
+            crashed=sum(x.crashed for x in rings),
+            full=f["full"],
+        ),
+        waiters=waiters,
+        rings=rings,
     )
 
 
@@ -444,7 +595,9 @@ def _slot_row(
         else:
             lints.add("corrupt", f"slot {idx}: owner names worker {w1 - 1}, out of range", slot=idx)
     holder_alive = None
-    if s.holder & _core.HOLDER_WORKER:
+    if s.holder == _core.HOLDER_RELAY and lay.n_send:
+        holder = "relay"  # the relay pipeline: CPU workers, then a send worker
+    elif s.holder & _core.HOLDER_WORKER:
         hw = s.holder & 0xFFFF
         if s.holder & ~(_core.HOLDER_WORKER | 0xFFFF) or hw >= lay.n_workers:
             holder = f"invalid {s.holder}"
@@ -464,9 +617,11 @@ def _slot_row(
             parent = s.parent - 1
         else:
             lints.add("corrupt", f"slot {idx}: parent {s.parent - 1} is not a slot index", slot=idx)
-    kind = {0: "task", 1: "relay"}.get(s.kind)
+    kind = SLOT_KINDS.get(s.kind)
     if kind is None:
         lints.add("corrupt", f"slot {idx}: unknown kind {s.kind}", slot=idx)
+    elif kind == "packet" and not lay.n_send:
+        lints.add("corrupt", f"slot {idx}: a relay packet, but the runtime has no relay", slot=idx)
     run_s = None
     if s.state & _core.S_RUNNING:
         run_s = _secs(s.started_ns, now)
@@ -497,6 +652,8 @@ def _slot_row(
         if s.state & _core.S_COMPLETE
         else None,
         where=where,
+        flow=s.flow if kind == "packet" else None,
+        seq=s.seq if kind == "packet" else None,
     )
 
 

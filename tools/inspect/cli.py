@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from . import model
-from .analyze import FLAGS, LINTS, RELAY_LINTS_PLANNED, Options, build_report
+from .analyze import FLAGS, LINTS, Options, build_report
 from .layout import InspectError
 from .render import DEFAULT_VIEWS, VIEWS, lint_lines, render
 from .source import (
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Read-only view of a shmrt runtime's segment: summary, workers, "
-        "slots, latency and lints.  Never writes, never unpickles.",
+        "slots, relay rings, latency and lints.  Never writes, never unpickles.",
         epilog="exit status: 0 ok, 1 lints fired under --check, 2 unusable segment/arguments",
     )
     src = p.add_argument_group("what to inspect (one of)")
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pid",
         type=int,
         metavar="PID",
-        help="the runtime whose coordinator or a worker has this pid",
+        help="the runtime whose coordinator, a worker or a relay send worker has this pid",
     )
     src.add_argument(
         "--from", dest="from_file", metavar="FILE", help="a snapshot written by --save"
@@ -229,10 +229,6 @@ def options(args: argparse.Namespace) -> Options:
     enabled = set(LINTS)
     for on, name in args.toggles or []:
         names = list(LINTS) if name == "all" else [name]
-        if name in RELAY_LINTS_PLANNED:
-            raise InspectError(
-                f"lint {name!r} is planned but not available (the relay is not built yet)"
-            )
         if name != "all" and name not in LINTS:
             raise InspectError(f"unknown lint {name!r} (see --list-lints)")
         enabled = enabled | set(names) if on else enabled - set(names)
@@ -318,8 +314,6 @@ def run(args: argparse.Namespace) -> int:
     if args.list_lints:
         for d in LINTS.values():
             print(f"{d.name:22} {d.severity:8} {d.explanation}")
-        for name in RELAY_LINTS_PLANNED:
-            print(f"{name:22} {'planned':8} relay-ring lint (the relay is not built yet)")
         return 0
     given = [x for x in (args.name, args.pid, args.from_file) if x is not None]
     if len(given) != 1:

@@ -9,7 +9,9 @@ itself (mirroring ``validate_header`` / ``cfg_check`` / ``cfg_layout`` in
 
 Field offsets are never restated by hand: they come from the C structs via
 ``shmrt._core.HEADER_FIELDS`` / ``WORKER_FIELDS`` / ``SLOT_FIELDS`` /
-``QUEUE_FIELDS``.  The few struct *sizes* those tables cannot express are
+``QUEUE_FIELDS`` / ``RELAY_FIELDS`` / ``SEND_FIELDS`` / ``WAITER_FIELDS``
+(struct sizes from ``RELAY_SIZE`` / ``SEND_SIZE`` / ``WAITER_SIZE`` /
+``RING_SIZE``).  The few struct *sizes* those tables cannot express are
 constants below; :func:`compute_layout` cross-checks the result against
 ``shmrt._core.compute_layout`` so a layout change cannot silently skew the
 inspector.
@@ -34,6 +36,9 @@ __all__ = [
     "ClientRaw",
     "SlotRaw",
     "FuncRaw",
+    "RelayRaw",
+    "WaiterRaw",
+    "SendRaw",
     "compute_layout",
     "decode_header",
     "decode_worker",
@@ -43,6 +48,9 @@ __all__ = [
     "decode_slot",
     "decode_func",
     "decode_block",
+    "decode_relay",
+    "decode_waiter",
+    "decode_send",
     "pickle_global_name",
     "u64",
 ]
@@ -58,6 +66,9 @@ HF = _core.HEADER_FIELDS
 WF = _core.WORKER_FIELDS
 SF = _core.SLOT_FIELDS
 QF = _core.QUEUE_FIELDS
+RF = _core.RELAY_FIELDS
+TF = _core.SEND_FIELDS
+WTF = _core.WAITER_FIELDS
 
 MAGIC = _core.MAGIC
 VERSION = _core.SHMRT_LAYOUT_VERSION
@@ -66,6 +77,13 @@ CACHE_LINE = _core.CACHE_LINE
 LOCAL_CAP_MAX = _core.LOCAL_CAP_MAX
 SLOT_HEADER_SIZE = _core.SLOT_HEADER_SIZE
 BLOCK_HEADER_SIZE = _core.BLOCK_HEADER_SIZE
+RELAY_SIZE = _core.RELAY_SIZE  # sizeof(relay_t) (its token FIFO ring_t follows)
+SEND_SIZE = _core.SEND_SIZE  # sizeof(send_t) (its two ring_t follow)
+WAITER_SIZE = _core.WAITER_SIZE  # sizeof(waiter_t)
+RING_SIZE = _core.RING_SIZE  # sizeof(ring_t) (header; the cells follow)
+MAX_SEND = 64  # cfg_check: n_send in 0..64
+MAX_WAITERS = 4096
+WT_MASK = 0xFF  # waiter_t.state: (gen << 8) | WT_*
 # Sizes the offset tables cannot express (layout.h); compute_layout() checks
 # the layout they produce against the C core's.
 WORKER_SIZE = 256  # sizeof(worker_t)
@@ -75,6 +93,7 @@ ARENA_MIN_BLOCK = 4096
 ARENA_CLASSES = 24
 BLOCK_MAGIC = 0x424C4F42  # "BLOB" (layout.h)
 MAX_U32 = 0xFFFFFFFF
+M64 = 0xFFFFFFFFFFFFFFFF
 
 
 def _align(v: int, a: int) -> int:
@@ -82,7 +101,7 @@ def _align(v: int, a: int) -> int:
 
 
 LQ_SIZE = _align(QF["buf"] + 4 * LOCAL_CAP_MAX, CACHE_LINE)  # sizeof(local_queue_t)
-RING_HDR = QF["cells"]  # offsetof(ring_t, cells)
+RING_HDR = RING_SIZE  # offsetof(ring_t, cells) == sizeof(ring_t)
 CLIENT_RING = QF["ring"]  # offsetof(client_t, ring)
 _Q = struct.Struct("<Q")
 _I = struct.Struct("<I")
@@ -95,6 +114,11 @@ def u64(buf: bytes | bytearray | memoryview, off: int) -> int:
             f"read of 8 bytes at offset {off} is outside the image ({len(buf)} bytes)"
         )
     return int(_Q.unpack_from(buf, off)[0])
+
+
+def s64(v: int) -> int:
+    """``v`` (a u64) as the int64_t the C code treats it as (ring ``len`` words)."""
+    return v - (1 << 64) if v >= 1 << 63 else v
 
 
 def _u32(buf: bytes | bytearray | memoryview, off: int) -> int:
@@ -126,15 +150,79 @@ class Layout:
     slots_off: int
     arena_off: int
     client_stride: int
+    # relay region (all 0 but relay_off when n_send == 0: no relay)
+    n_send: int = 0
+    send_cap: int = 0
+    n_waiters: int = 0
+    inflight: int = 0
+    relay_off: int = 0
+    relay_hdr: int = 0  # relay_t + its token FIFO, aligned to 64
+    send_stride: int = 0  # send_t + its ring + its waitlist, aligned to 64
 
     @property
     def region_len(self) -> int:
         """Bytes from the start to the arena: header, workers, queues, inject
-        ring, clients, function table, slots (what a snapshot keeps)."""
+        ring, clients, function table, relay region, slots (what a snapshot
+        keeps)."""
         return self.arena_off
 
+    @property
+    def waiters_off(self) -> int:
+        return self.relay_off + self.relay_hdr
 
-_CFG_KEYS = ("n_workers", "n_slots", "slot_size", "local_cap", "n_clients", "n_funcs", "arena_size")
+    @property
+    def sends_off(self) -> int:
+        return self.waiters_off + self.n_waiters * WAITER_SIZE
+
+    @property
+    def relay_len(self) -> int:
+        """Bytes of the relay region (0 without a relay)."""
+        if not self.n_send:
+            return 0
+        return self.relay_hdr + self.n_waiters * WAITER_SIZE + self.n_send * self.send_stride
+
+    @property
+    def waitlist_rel(self) -> int:
+        """Offset of a send ring's waitlist ring_t from the start of its send_t."""
+        return SEND_SIZE + _align(ring_bytes(self.send_cap), CACHE_LINE)
+
+
+_CFG_KEYS = (
+    "n_workers",
+    "n_slots",
+    "slot_size",
+    "local_cap",
+    "n_clients",
+    "n_funcs",
+    "arena_size",
+    "n_send",
+    "send_cap",
+    "n_waiters",
+    "inflight",
+)
+# cfg_from_dict's defaults for the relay keys (a cfg without them has no relay)
+_CFG_DEFAULTS = {"n_send": 0, "send_cap": 1024, "n_waiters": 64, "inflight": 0}
+
+
+def _is_pow2(v: int) -> bool:
+    return v > 0 and not v & (v - 1)
+
+
+def pow2_at_least(v: int) -> int:
+    c = 1
+    while c < v:
+        c <<= 1
+    return c
+
+
+def fifo_cap(n_waiters: int) -> int:
+    """Capacity of the relay's waiter token FIFO (fifo_cap in layout.h)."""
+    return pow2_at_least(4 * n_waiters + 4)
+
+
+def ring_bytes(cap: int) -> int:
+    """sizeof(ring_t) + cap cells (ring_bytes in layout.h)."""
+    return RING_SIZE + cap * CELL_SIZE
 
 
 def cfg_check(cfg: dict[str, int]) -> str | None:
@@ -155,6 +243,17 @@ def cfg_check(cfg: dict[str, int]) -> str | None:
         return "n_funcs out of range"
     if c["arena_size"] % ARENA_MIN_BLOCK or c["arena_size"] > 1 << 40:
         return "arena_size must be a multiple of 4096 and < 1 TiB"
+    ns = c.get("n_send", 0)
+    if ns > MAX_SEND:
+        return "n_send out of range (0..64)"
+    if ns:
+        sc = c.get("send_cap", 0)
+        if not _is_pow2(sc) or sc < 2 or sc > 1 << 20:
+            return "send_cap must be a power of two in 2..1M"
+        if not 1 <= c.get("n_waiters", 0) <= MAX_WAITERS:
+            return "n_waiters out of range"
+        if not 1 <= c.get("inflight", 0) <= c["n_slots"]:
+            return "inflight must be in 1..n_slots"
     return None
 
 
@@ -165,25 +264,35 @@ def compute_layout(
 
     With ``cross_check`` the result must equal ``shmrt._core.compute_layout``;
     a difference means this module and the C core disagree (version skew)."""
+    cfg = {**_CFG_DEFAULTS, **cfg}
     err = cfg_check(cfg)
     if err:
         raise InspectError(f"invalid segment: {err}")
     n_slots = cfg["n_slots"]
-    cap = 1
-    while cap < n_slots:
-        cap <<= 1
-    stride = _align(CLIENT_RING + RING_HDR + cap * CELL_SIZE, CACHE_LINE)
+    cap = pow2_at_least(n_slots)
+    stride = _align(CLIENT_RING + ring_bytes(cap), CACHE_LINE)
     off = HEADER_SIZE
     workers_off = off
     off = _align(off + cfg["n_workers"] * WORKER_SIZE, CACHE_LINE)
     queues_off = off
     off = _align(off + cfg["n_workers"] * LQ_SIZE, CACHE_LINE)
     inject_off = off
-    off = _align(off + RING_HDR + cap * CELL_SIZE, CACHE_LINE)
+    off = _align(off + ring_bytes(cap), CACHE_LINE)
     clients_off = off
     off = _align(off + cfg["n_clients"] * stride, CACHE_LINE)
     funcs_off = off
-    off = _align(off + cfg["n_funcs"] * FUNC_SIZE, 4096)
+    off = _align(off + cfg["n_funcs"] * FUNC_SIZE, CACHE_LINE)
+    n_send = cfg["n_send"]
+    relay_off = off
+    send_cap = n_waiters = inflight = relay_hdr = send_stride = 0
+    if n_send:
+        send_cap, n_waiters, inflight = cfg["send_cap"], cfg["n_waiters"], cfg["inflight"]
+        relay_hdr = _align(RELAY_SIZE + ring_bytes(fifo_cap(n_waiters)), CACHE_LINE)
+        send_stride = _align(
+            SEND_SIZE + _align(ring_bytes(send_cap), CACHE_LINE) + ring_bytes(cap), CACHE_LINE
+        )
+        off += relay_hdr + n_waiters * WAITER_SIZE + n_send * send_stride
+    off = _align(off, 4096)
     slots_off = off
     off = _align(off + n_slots * cfg["slot_size"], 4096)
     arena_off = off
@@ -207,6 +316,13 @@ def compute_layout(
         slots_off,
         arena_off,
         stride,
+        n_send,
+        send_cap,
+        n_waiters,
+        inflight,
+        relay_off,
+        relay_hdr,
+        send_stride,
     )
     if cross_check:
         try:
@@ -282,6 +398,7 @@ def decode_header(buf: bytes | bytearray | memoryview, file_size: int) -> Header
                 "funcs_off",
                 "slots_off",
                 "arena_off",
+                "relay_off",
             )
         )
     ):
@@ -386,16 +503,19 @@ def decode_ring(
     if cap < 1 or cap & (cap - 1):
         raise InspectError(f"{what}: ring capacity {cap} is not a power of two")
     enq, deq, ln = u64(buf, off + QF["enq"]), u64(buf, off + QF["deq"]), u64(buf, off + QF["len"])
-    span = (enq - deq) & 0xFFFFFFFFFFFFFFFF
+    span = (enq - deq) & M64
     entries: list[int] = []
     corrupt = None
     if span > cap:
-        corrupt = f"{what}: {span} entries between deq and enq, capacity {cap}"
+        if (deq - enq) & M64 > cap:
+            corrupt = f"{what}: {span} entries between deq and enq, capacity {cap}"
+        # else: deq is a little ahead of enq -- a consumer passed the enq we had
+        # read before we read deq (the two words are not read atomically): empty
         span = 0
     for i in range(span):
-        pos = (deq + i) & 0xFFFFFFFFFFFFFFFF
+        pos = (deq + i) & M64
         cell = off + RING_HDR + CELL_SIZE * (pos & (cap - 1))
-        if u64(buf, cell) != (pos + 1) & 0xFFFFFFFFFFFFFFFF:
+        if u64(buf, cell) != (pos + 1) & M64:
             continue  # claimed, not yet published (or already consumed)
         v = u64(buf, cell + 8) & 0x7FFFFFFF
         if v >= n_slots:
@@ -451,7 +571,9 @@ class SlotRaw:
     attempts: int
     parent: int
     gen: int
-    kind: int
+    kind: int  # 0 task, 1 relay packet
+    flow: int = 0  # relay packets: flow id
+    seq: int = 0  # relay packets: sequence number within the flow
 
     @property
     def refs(self) -> int:
@@ -489,11 +611,136 @@ def decode_slot_at(buf: bytes | bytearray | memoryview, off: int, idx: int = 0) 
         g["parent"],
         g["gen"],
         g["kind"],
+        g["flow"],
+        g["seq"],
     )
 
 
 def decode_slot(buf: bytes | bytearray | memoryview, lay: Layout, idx: int) -> SlotRaw:
     return decode_slot_at(buf, slot_off(lay, idx), idx)
+
+
+# ---- relay region (relay.c) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class RelayRaw:
+    """relay_t: the in-flight budget, its waiter counters and token FIFO."""
+
+    fields: dict[str, int]  # every RELAY_FIELDS entry but "fifo"
+    fifo_enq: int
+    fifo_deq: int
+    fifo_len: int  # the FIFO's `len` word, signed: tokens queued (stale ones too)
+
+
+@dataclass(frozen=True)
+class WaiterRaw:
+    """waiter_t: one entry per client send() blocked on the budget."""
+
+    index: int
+    state: int  # (gen << 8) | WT_*
+    pid: int  # 0 = free
+
+    @property
+    def wt(self) -> int:
+        return self.state & WT_MASK
+
+    @property
+    def gen(self) -> int:
+        return self.state >> 8
+
+
+@dataclass(frozen=True)
+class SendRaw:
+    """send_t: one send worker's counters, its ring and its waitlist."""
+
+    index: int
+    fields: dict[str, int]  # every SEND_FIELDS entry but "rings"
+    ring_len: int  # signed `len` of the ring (its depth; capacity send_cap)
+    waitlist_len: int  # signed `len` of the waitlist (capacity inject_cap)
+    ring: RingRaw  # slot indices of finished packets, in send order
+    waitlist: RingRaw  # slot indices of packets that found the ring full
+
+
+def _need_relay(lay: Layout) -> None:
+    if not lay.n_send:
+        raise InspectError("this segment has no relay region")
+
+
+def waiter_off(lay: Layout, i: int) -> int:
+    _need_relay(lay)
+    if not 0 <= i < lay.n_waiters:
+        raise InspectError(f"waiter entry {i} out of range")
+    return lay.waiters_off + i * WAITER_SIZE
+
+
+def send_off(lay: Layout, i: int) -> int:
+    _need_relay(lay)
+    if not 0 <= i < lay.n_send:
+        raise InspectError(f"send ring {i} out of range")
+    return lay.sends_off + i * lay.send_stride
+
+
+def decode_relay(buf: bytes | bytearray | memoryview, lay: Layout) -> RelayRaw:
+    _need_relay(lay)
+    off = lay.relay_off
+    fields = {k: u64(buf, off + o) for k, o in RF.items() if k != "fifo"}
+    f = off + RF["fifo"]
+    return RelayRaw(
+        fields, u64(buf, f + QF["enq"]), u64(buf, f + QF["deq"]), s64(u64(buf, f + QF["len"]))
+    )
+
+
+def decode_waiter(buf: bytes | bytearray | memoryview, lay: Layout, i: int) -> WaiterRaw:
+    off = waiter_off(lay, i)
+    return WaiterRaw(i, u64(buf, off + WTF["state"]), u64(buf, off + WTF["pid"]))
+
+
+def decode_send(buf: bytes | bytearray | memoryview, lay: Layout, i: int) -> SendRaw:
+    off = send_off(lay, i)
+    fields = {k: u64(buf, off + o) for k, o in TF.items() if k != "rings"}
+    r_off = off + TF["rings"]
+    w_off = off + lay.waitlist_rel
+    ring = decode_ring(buf, r_off, lay.send_cap, lay.n_slots, f"send ring {i}")
+    wl = decode_ring(buf, w_off, lay.inject_cap, lay.n_slots, f"waitlist of send ring {i}")
+    return SendRaw(
+        i,
+        fields,
+        s64(u64(buf, r_off + QF["len"])),
+        s64(u64(buf, w_off + QF["len"])),
+        ring,
+        wl,
+    )
+
+
+def waiter_not_woken(avail: int, state: int, pid: int) -> bool:
+    """A waiter entry in use is WAITING while budget units are free."""
+    return avail > 0 and pid != 0 and state & WT_MASK == _core.WT_WAITING
+
+
+def ring_stranded(ring_len: int, waitlist_len: int, cap: int) -> bool:
+    """A send ring's waitlist holds packets while the ring has room."""
+    return waitlist_len > 0 and ring_len < cap
+
+
+def relay_suspect(buf: bytes | bytearray | memoryview, lay: Layout) -> bool:
+    """Whether this read shows a possible lost wake-up (:func:`waiter_not_woken`
+    or :func:`ring_stranded`); a reader then looks again a little later."""
+    if not lay.n_send:
+        return False
+    try:
+        avail = decode_relay(buf, lay).fields["avail"]
+        for i in range(lay.n_waiters):
+            w = decode_waiter(buf, lay, i)
+            if waiter_not_woken(avail, w.state, w.pid):
+                return True
+        for i in range(lay.n_send):
+            off = send_off(lay, i)
+            rl = s64(u64(buf, off + TF["rings"] + QF["len"]))
+            wl = s64(u64(buf, off + lay.waitlist_rel + QF["len"]))
+            if ring_stranded(rl, wl, lay.send_cap):
+                return True
+    except InspectError:
+        return False
+    return False
 
 
 # ---- function table and arena blocks --------------------------------------------------------

@@ -103,7 +103,7 @@ class Slot(msgspec.Struct, kw_only=True):
     state_word: int
     flags: list[str]  # RUNNING COMPLETE NOTIFIED JOIN_INTEREST JOIN_WAKER CANCELLED
     refcount: int
-    kind: str  # task | relay | unknown(N)
+    kind: str  # task | packet (a relay packet) | unknown(N)
     function_id: int | None  # null: the callable travels inline with the arguments
     function: str | None  # module.qualname from the pickle's opcodes; never unpickled
     owner_worker: int | None
@@ -117,8 +117,11 @@ class Slot(msgspec.Struct, kw_only=True):
     attempts: int
     max_retries: int
     parent: int | None  # spawning slot (spawn trees)
-    status: str | None  # result status once COMPLETE: ok | error | crashed | cancelled
-    where: list[str]  # queues holding it: "local N", "lifo N", "inject", "completion N"
+    status: str | None  # once COMPLETE: ok | error | crashed | cancelled | filtered
+    where: list[str]  # queues holding it: "local N", "lifo N", "inject", "completion N",
+    # "send N" (relay send ring N), "waitlist N" (the waitlist of send ring N)
+    flow: int | None = None  # relay packets: flow id (null for tasks)
+    seq: int | None = None  # relay packets: sequence number within the flow
 
 
 class Percentiles(msgspec.Struct, kw_only=True):
@@ -134,6 +137,67 @@ class Latency(msgspec.Struct, kw_only=True):
 
     queue_wait: Percentiles
     run: Percentiles
+
+
+class RelayWaiter(msgspec.Struct, kw_only=True):
+    """A waiter entry in use (pid != 0): a client send() blocked on the budget."""
+
+    index: int
+    pid: int
+    state: str  # free | waiting | woken | cancelled | unknown(N)  (state & 0xff)
+    gen: int  # registration generation (state >> 8)
+
+
+class SendRing(msgspec.Struct, kw_only=True):
+    """One relay send worker: its ring of finished packets and its waitlist."""
+
+    id: int
+    pid: int  # the send worker's pid (0 until it has started)
+    capacity: int  # ring capacity (send_cap)
+    depth: int  # packets on the ring (its `len` word, clamped to 0..capacity)
+    waitlist: int  # packets parked on the waitlist because the ring was full
+    backlog: int  # packets held in the send worker's reorder buffer
+    pushed: int
+    popped: int
+    waitlist_registrations: int  # packets that found the ring full and were parked
+    waitlist_wakes: int  # parked packets moved into the ring
+    pending_with_capacity: int  # consumer found the waitlist non-empty and the ring empty
+    sent: int
+    filtered: int
+    errors: int
+    crashed: int
+
+
+class RelayDrops(msgspec.Struct, kw_only=True):
+    """Packets that did not reach the sink, by reason (as Relay.statistics())."""
+
+    filtered: int  # the transform returned None
+    error: int  # the transform raised
+    crashed: int  # the CPU worker died running the transform
+    full: int  # refused by send_nowait / dropped by on_full="drop"
+
+
+class Relay(msgspec.Struct, kw_only=True):
+    """The relay region (segments with relay send workers only)."""
+
+    budget_capacity: int  # max_inflight (relay_t.capacity)
+    budget_avail: int  # units of budget free right now
+    budget_used: int  # capacity - avail: packets in the relay (and senders about to submit)
+    waiter_entries: int  # n_waiters: entries for blocked senders
+    waiters_in_use: int  # entries with a pid
+    fifo_tokens: int  # tokens on the waiter FIFO (stale, cancelled ones included)
+    registrations: int  # waiter counters (relay_t) ...
+    wakes: int
+    recheck: int  # the re-check after registering found a unit
+    spurious: int
+    pending_with_capacity: int  # a waiter's safety timeout found units free: must stay 0
+    passed_on: int  # a woken waiter that no longer wanted its unit passed it on
+    fast: int  # acquired without waiting
+    full: int  # send_nowait refusals / on_full="drop" drops
+    timeouts: int
+    drops: RelayDrops
+    waiters: list[RelayWaiter]  # the entries in use
+    rings: list[SendRing]
 
 
 class Lint(msgspec.Struct, kw_only=True):
@@ -156,6 +220,7 @@ class Report(msgspec.Struct, kw_only=True):
     latency: Latency
     lints: list[Lint]
     lints_enabled: list[str]
+    relay: Relay | None = None  # null: the runtime has no relay
 
 
 def schema() -> dict[str, object]:

@@ -23,8 +23,9 @@ from .analyze import LINTS
 
 LINT_SEVERITY = {d.name: d.severity for d in LINTS.values()}
 
-VIEWS = ("summary", "workers", "clients", "slots", "latency", "lints")
-DEFAULT_VIEWS = ("summary", "workers", "slots", "latency", "lints")
+VIEWS = ("summary", "workers", "clients", "relay", "slots", "latency", "lints")
+# "relay" shows nothing by default for a runtime without a relay
+DEFAULT_VIEWS = ("summary", "workers", "relay", "slots", "latency", "lints")
 _ABBREV = {
     "RUNNING": "RUN",
     "COMPLETE": "DONE",
@@ -183,6 +184,89 @@ def clients_table(r: model.Report) -> Table:
     return t
 
 
+def relay_view(r: model.Relay) -> Group:
+    g = Table.grid(padding=(0, 2))
+    g.add_column(style="bold")
+    g.add_column()
+    d = r.drops
+    rows = [
+        (
+            "relay budget",
+            f"{r.budget_used}/{r.budget_capacity} used ({r.budget_avail} free)",
+        ),
+        (
+            "relay waiters",
+            f"{r.waiters_in_use} of {r.waiter_entries} entries in use, {r.fifo_tokens} FIFO tokens",
+        ),
+        (
+            "waiter counters",
+            f"{r.registrations} registrations, {r.wakes} wakes, {r.recheck} re-checks, "
+            f"{r.spurious} spurious, {r.passed_on} passed on, {r.timeouts} timeouts, "
+            f"{r.pending_with_capacity} pending with capacity",
+        ),
+        ("relay sends", f"{r.fast} without waiting; {r.full} refused (full)"),
+        (
+            "relay drops",
+            f"{d.filtered} filtered, {d.error} errors, {d.crashed} crashed, {d.full} full",
+        ),
+    ]
+    for k, v in rows:
+        g.add_row(Text(k), Text(v))
+    t = _table(
+        "send rings",
+        (
+            "ring",
+            "pid",
+            "depth",
+            "waitlist",
+            "backlog",
+            "pushed",
+            "popped",
+            "parked",
+            "unparked",
+            "pwc",
+            "sent",
+            "filtered",
+            "errors",
+            "crashed",
+        ),
+    )
+    for x in r.rings:
+        t.add_row(
+            *map(
+                _t,
+                (
+                    x.id,
+                    x.pid or None,
+                    f"{x.depth}/{x.capacity}",
+                    x.waitlist,
+                    x.backlog,
+                    x.pushed,
+                    x.popped,
+                    x.waitlist_registrations,
+                    x.waitlist_wakes,
+                    x.pending_with_capacity,
+                    x.sent,
+                    x.filtered,
+                    x.errors,
+                    x.crashed,
+                ),
+            )
+        )
+    t.caption = (
+        "depth = packets on the ring; waitlist = packets parked because the ring was full; "
+        "backlog = reorder buffer; parked/unparked = waitlist registrations/wakes; "
+        "pwc = pending with capacity (must stay 0)"
+    )
+    parts: list[RenderableType] = [g, t]
+    if r.waiters:
+        w = _table("relay waiters (entries in use)", ("entry", "pid", "state", "gen"), ("state",))
+        for e in r.waiters:
+            w.add_row(*map(_t, (e.index, e.pid, e.state, e.gen)))
+        parts.append(w)
+    return Group(*parts)
+
+
 def _owner(s: model.Slot) -> str | None:
     if s.owner_worker is None:
         return None
@@ -191,25 +275,22 @@ def _owner(s: model.Slot) -> str | None:
 
 
 def slots_table(slots: Sequence[model.Slot], limit: int) -> Table:
+    packets = any(s.kind == "packet" for s in slots[:limit])
+    cols = ["slot", "state", "refs", "function", "owner", "holder", "age", "wait", "run", "att"]
+    cols += ["packet"] if packets else ["parent"]
+    cols.append("where")
     t = _table(
         f"slots ({len(slots)} shown)",
-        (
-            "slot",
-            "state",
-            "refs",
-            "function",
-            "owner",
-            "holder",
-            "age",
-            "wait",
-            "run",
-            "att",
-            "parent",
-            "where",
-        ),
-        left=("state", "function", "owner", "holder", "where"),
+        cols,
+        left=("state", "function", "owner", "holder", "packet", "where"),
     )
     for s in slots[:limit]:
+        if not packets:
+            last: object = s.parent
+        elif s.kind == "packet":
+            last = f"flow {s.flow:#x} seq {s.seq}"
+        else:
+            last = f"{s.kind}, parent {s.parent}" if s.parent is not None else s.kind
         t.add_row(
             *map(
                 _t,
@@ -224,7 +305,7 @@ def slots_table(slots: Sequence[model.Slot], limit: int) -> Table:
                     fmt_s(s.queue_wait_s),
                     fmt_s(s.run_s),
                     s.attempts,
-                    s.parent,
+                    last,
                     ", ".join(s.where) or None,
                 ),
             )
@@ -327,6 +408,11 @@ def render(r: model.Report, views: Sequence[str], *, tree: bool = False, limit: 
             parts.append(workers_table(r))
         elif v == "clients":
             parts.append(clients_table(r))
+        elif v == "relay":
+            if r.relay is not None:
+                parts.append(relay_view(r.relay))
+            elif tuple(views) != DEFAULT_VIEWS:
+                parts.append(Text("relay: none (this runtime has no relay)"))
         elif v == "slots":
             parts.append(slots_tree(r.slots, limit) if tree else slots_table(r.slots, limit))
         elif v == "latency":

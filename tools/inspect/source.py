@@ -11,10 +11,17 @@ count, reported as a one-line error.  Opening also refuses symlinks
 check), files of another user and files open to group/other, and does not
 touch the access time (``O_NOATIME``).
 
-Torn reads: workers, queues and slots are read in bulk, then read again;
-every entry that differs between the two reads is re-read until two
-consecutive reads agree (at most ``MAX_TRIES`` times).  Retries are counted,
-and a slot that never settles is listed as unstable.
+Torn reads: workers, queues, slots and the relay's headers are read in bulk,
+then read again; every entry that differs between the two reads is re-read
+until two consecutive reads agree (at most ``MAX_TRIES`` times).  Retries
+are counted, and a slot that never settles is listed as unstable.
+
+Relay re-check: a waiter WAITING while budget is free, or a waitlist
+non-empty while its ring has room, is also what a healthy relay looks like
+for a few hundred nanoseconds during every hand-off.  When one read shows
+either, the wake-up state is read once more ``RECHECK_S`` later
+(:class:`RelayRecheck`, kept in snapshots too), and the lints fire only on
+what persisted.
 
 Snapshot file format (``--save FILE`` / ``--from FILE``), little endian::
 
@@ -22,11 +29,13 @@ Snapshot file format (``--save FILE`` / ``--from FILE``), little endian::
     u32       format version (1)
     u32       E, length of the envelope
     E bytes   JSON envelope (:class:`Envelope`): name, times, file size/uid/mode,
-              region length and SHA-256, function names, process liveness
+              region length and SHA-256, function names, process liveness,
+              the relay re-check (if one was taken)
     N bytes   the region: the segment's first ``arena_off`` bytes (header,
               workers, local queues, inject ring, clients, function table,
-              slots); the arena is not kept, so function names and process
-              liveness are resolved at save time and stored in the envelope
+              relay region, slots); the arena is not kept, so function names
+              and process liveness are resolved at save time and stored in
+              the envelope
 """
 
 from __future__ import annotations
@@ -51,8 +60,16 @@ from .layout import (
     HEADER_SIZE,
     HF,
     LQ_SIZE,
+    QF,
+    RELAY_SIZE,
+    RF,
+    RING_SIZE,
+    SEND_SIZE,
     SLOT_HEADER_SIZE,
+    TF,
+    WAITER_SIZE,
     WORKER_SIZE,
+    WTF,
     Header,
     InspectError,
     Layout,
@@ -64,11 +81,16 @@ from .layout import (
     decode_slot,
     decode_worker,
     pickle_global_name,
+    relay_suspect,
+    s64,
+    send_off,
     u64,
 )
 
 SHM_DIR = "/dev/shm"
 MAX_TRIES = 8
+RECHECK_S = 0.02  # delay of the relay re-check (see the module docstring)
+BULK_STRIDE = 4096  # entries further apart than this are re-read one by one
 NO_FN = 0xFFFFFFFF  # workers/cpu.py: the callable travels inline with the arguments
 FN_SCAN_MAX = 64 * 1024  # bytes of a pickled callable scanned for its name
 SNAP_MAGIC = b"SHMRTSNP"
@@ -133,6 +155,17 @@ class RecordedProcs:
 
 
 # ---- the image an analysis works on ---------------------------------------------------------
+class RelayRecheck(msgspec.Struct, kw_only=True):
+    """The relay's wake-up state read a second time, ``delay_ns`` after the
+    main read (only when that read showed a possible lost wake-up).  Values
+    are raw and untrusted, like the region's."""
+
+    delay_ns: int
+    avail: int  # relay_t.avail
+    waiters: list[tuple[int, int]] = []  # (state, pid) of every waiter entry
+    rings: list[tuple[int, int, int]] = []  # per send ring: (ring len, waitlist len, waitlist deq)
+
+
 @dataclass
 class Image:
     """One read of a segment: the validated header and the region bytes."""
@@ -151,6 +184,7 @@ class Image:
     fn_name: Callable[[int], str | None]
     torn_retries: int = 0
     unstable: list[int] = field(default_factory=list)
+    relay_recheck: RelayRecheck | None = None
 
     @property
     def layout(self) -> Layout:
@@ -274,17 +308,22 @@ class SegmentSource:
         cmp_len: int,
         unstable: list[int] | None,
     ) -> int:
-        """Re-read entries of ``a`` (at ``off``, ``count`` x ``stride``) that changed
-        between two reads until two consecutive reads agree.  Returns retries."""
+        """Re-read entries of ``a`` (at ``off``, ``count`` x ``stride``, the first
+        ``cmp_len`` bytes of each) that changed between two reads until two
+        consecutive reads agree.  Returns retries."""
         if count == 0:
             return 0
-        b = self.pread(stride * count, off)
-        if cmp_len == stride and a[off : off + stride * count] == b:
-            return 0
+        if stride <= BULK_STRIDE:
+            b, b_stride = self.pread(stride * (count - 1) + cmp_len, off), stride
+            if cmp_len == stride and a[off : off + stride * count] == b:
+                return 0
+        else:  # sparse entries (send rings): do not re-read what lies between
+            b = b"".join(self.pread(cmp_len, off + i * stride) for i in range(count))
+            b_stride = cmp_len
         retries = 0
         for i in range(count):
             s = off + i * stride
-            prev = b[i * stride : i * stride + cmp_len]
+            prev = b[i * b_stride : i * b_stride + cmp_len]
             if a[s : s + cmp_len] == prev:
                 continue
             for _ in range(MAX_TRIES):
@@ -318,6 +357,21 @@ class SegmentSource:
         retries += self._stabilize(
             a, lay.slots_off, lay.slot_size, lay.n_slots, SLOT_HEADER_SIZE, unstable
         )
+        recheck = None
+        if lay.n_send:
+            hdr_len = RELAY_SIZE + RING_SIZE  # relay_t and the FIFO's ring header
+            retries += self._stabilize(a, lay.relay_off, hdr_len, 1, hdr_len, None)
+            retries += self._stabilize(
+                a, lay.waiters_off, WAITER_SIZE, lay.n_waiters, WAITER_SIZE, None
+            )
+            retries += self._stabilize(
+                a, lay.sends_off, lay.send_stride, lay.n_send, SEND_SIZE + RING_SIZE, None
+            )
+            retries += self._stabilize(
+                a, lay.sends_off + lay.waitlist_rel, lay.send_stride, lay.n_send, RING_SIZE, None
+            )
+            if relay_suspect(a, lay):
+                recheck = self.relay_recheck(lay)
         region = bytes(a)
         try:
             unlinked = os.stat(self.path, follow_symlinks=False).st_ino != st.st_ino
@@ -338,6 +392,27 @@ class SegmentSource:
             lambda fid: self.fn_name(region, lay, fid),
             retries,
             unstable,
+            recheck,
+        )
+
+    def relay_recheck(self, lay: Layout, delay_s: float = RECHECK_S) -> RelayRecheck:
+        """Read the relay's wake-up state again after ``delay_s``."""
+        t0 = time.monotonic_ns()
+        time.sleep(delay_s)
+        w = self.pread(lay.n_waiters * WAITER_SIZE, lay.waiters_off)
+        waiters = [
+            (u64(w, i * WAITER_SIZE + WTF["state"]), u64(w, i * WAITER_SIZE + WTF["pid"]))
+            for i in range(lay.n_waiters)
+        ]
+        rings = []
+        for i in range(lay.n_send):
+            off = send_off(lay, i)
+            r = self.pread(RING_SIZE, off + TF["rings"])
+            wl = self.pread(RING_SIZE, off + lay.waitlist_rel)
+            rings.append((s64(u64(r, QF["len"])), s64(u64(wl, QF["len"])), u64(wl, QF["deq"])))
+        avail = u64(self.pread(8, lay.relay_off + RF["avail"]), 0)
+        return RelayRecheck(
+            delay_ns=time.monotonic_ns() - t0, avail=avail, waiters=waiters, rings=rings
         )
 
     def fn_name(self, region: bytes, lay: Layout, fid: int) -> str | None:
@@ -371,7 +446,8 @@ class SegmentSource:
 
 
 def find_by_pid(pid: int, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, str]:
-    """(path, runtime name) of our segment whose coordinator or a worker is ``pid``.
+    """(path, runtime name) of our segment whose coordinator, a worker or a relay
+    send worker is ``pid``.
 
     Segments that cannot be opened or validated are skipped; a live
     coordinator wins over a stale segment that recorded the same pid."""
@@ -393,6 +469,9 @@ def find_by_pid(pid: int, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, s
                 buf = src.pread(lay.queues_off, 0)
                 pids = {hdr.coord_pid}
                 pids.update(decode_worker(buf, lay, w).fields["pid"] for w in range(lay.n_workers))
+                for i in range(lay.n_send):  # relay send workers
+                    pids.add(u64(src.pread(8, send_off(lay, i) + TF["pid"]), 0))
+                pids.discard(0)
         except InspectError:
             continue
         if pid in pids:
@@ -423,6 +502,7 @@ class Envelope(msgspec.Struct, kw_only=True):
     unstable_slots: list[int] = []
     function_names: dict[int, str] = {}
     processes: dict[str, bool] = {}  # "pid:start" -> alive when saved
+    relay_recheck: RelayRecheck | None = None
 
 
 def save_snapshot(img: Image, path: str) -> None:
@@ -459,6 +539,7 @@ def save_snapshot(img: Image, path: str) -> None:
         unstable_slots=img.unstable,
         function_names=names,
         processes={f"{p}:{s}": img.procs.alive(p, s) for p, s in sorted(pairs)},
+        relay_recheck=img.relay_recheck,
     )
     body = msgspec.json.encode(env)
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -533,4 +614,5 @@ def parse_snapshot(
         names.get,
         env.torn_read_retries,
         list(env.unstable_slots),
+        env.relay_recheck,
     )
