@@ -32,6 +32,42 @@ def _segments() -> set[str]:
         return set()
 
 
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rfind(b")") + 2:].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _ours(seg_file: str, since_ns: int) -> bool:
+    """Was this segment made by this test process tree?  Its coordinator is
+    us or a descendant of ours, or it is dead and the segment was created
+    during the test.  Other concurrent runs' segments are not ours."""
+    import struct
+
+    from shmrt import _core
+
+    h = _core.HEADER_FIELDS
+    try:
+        with open("/dev/shm/" + seg_file, "rb") as f:
+            head = f.read(4096)
+        coord = struct.unpack_from("<Q", head, h["coord_pid"])[0]
+        created = struct.unpack_from("<Q", head, h["created_ns"])[0]
+    except (OSError, struct.error):
+        return True  # unreadable or truncated: count it, better safe
+    me, pid = os.getpid(), coord
+    for _ in range(64):
+        if pid == me:
+            return True
+        if pid <= 1:
+            break
+        pid = _ppid(pid)
+    alive = os.path.exists(f"/proc/{coord}")
+    return not alive and created >= since_ns
+
+
 def _children() -> set[int]:
     me = os.getpid()
     kids = set()
@@ -58,10 +94,11 @@ def no_leaks():
     used for synchronisation."""
     before_segs = _segments()
     before_kids = _children()
+    since_ns = time.time_ns()
     yield
     deadline = time.monotonic() + 5.0
     while True:
-        segs = _segments() - before_segs
+        segs = {s for s in _segments() - before_segs if _ours(s, since_ns)}
         kids = _children() - before_kids
         if not segs and not kids:
             return
