@@ -41,7 +41,7 @@
 #include "atomics.h"
 
 #define SHMRT_MAGIC 0x3176544d524d4853ULL /* "SHMRMTv1" little endian */
-#define SHMRT_LAYOUT_VERSION 1
+#define SHMRT_LAYOUT_VERSION 2
 #define CACHE_LINE 64
 
 /* Local run queue capacity: a compile-time maximum.  The effective capacity
