@@ -233,9 +233,12 @@ class Client(cf.Executor):
 
     def _harvest_loop(self) -> None:
         seg, cid = self._seg, self._cid
-        while not self._closed:
+        while True:
+            seq = seg.client_seq(cid)  # before the _closed check: _close bumps it after
+            if self._closed:
+                return
             try:
-                if not self._drain() and not seg.client_wait(cid, HARVEST_WAIT_S):
+                if not self._drain() and not seg.client_wait(cid, HARVEST_WAIT_S, seq):
                     if self._pending and not self._runtime_running():
                         self._fail_pending(BrokenPool(f"runtime {self.name!r} stopped or its "
                                                       "coordinator died"))

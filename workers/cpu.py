@@ -111,8 +111,9 @@ class Worker:
             seg.end_search(wid, seg.queue_len(wid) > 0)
         return idx
 
-    def park(self, timeout: float) -> int:
-        r = self.seg.park(self.wid, self.spin_s if self.searching else 0.0, timeout, self.searching)
+    def park(self, timeout: float, joined: int = -1) -> int:
+        r = self.seg.park(self.wid, self.spin_s if self.searching else 0.0, timeout,
+                          self.searching, joined)
         self.searching = r == 1
         return r
 
@@ -244,12 +245,15 @@ class Worker:
         while True:
             r = seg.join_poll(key)
             if r is not None:
+                if self.searching:  # back to user code: give the searching slot back
+                    self.searching = False
+                    seg.end_search(self.wid, True)
                 return decode_result(*r)
             if self.help_once():
                 continue
             if not seg.join_register(key):
                 continue  # completed meanwhile
-            self.park(JOIN_PARK_S)
+            self.park(JOIN_PARK_S, key)  # ends when the child completes (or work appears)
 
 
 class Handle:

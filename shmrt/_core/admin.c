@@ -123,17 +123,21 @@ static PyObject *A_client_spin(SegmentObject *s, PyObject *args) {
     return PyBool_FromLong(got);
 }
 
-/* client_wait(cid, timeout_s) -> bool (ring non-empty): sleep on the
- * client's futex word until a completion arrives. */
+/* client_wait(cid, timeout_s, seq=-1) -> bool (ring non-empty): sleep on the
+ * client's futex word until a completion arrives (or client_wake).  A caller
+ * that checks a flag of its own first passes the seq it read before that
+ * check (client_seq), so a wake in between is not lost. */
 static PyObject *A_client_wait(SegmentObject *s, PyObject *args) {
     unsigned long long cid;
     double timeout;
-    if (!PyArg_ParseTuple(args, "Kd", &cid, &timeout) || seg_check_open(s, 1)) return NULL;
+    long long seen = -1;
+    if (!PyArg_ParseTuple(args, "Kd|L", &cid, &timeout, &seen) || seg_check_open(s, 1))
+        return NULL;
     client_t *c = client_at(s, cid);
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
     int got;
     Py_BEGIN_ALLOW_THREADS
-    u32 seq = (u32)LOAD_SEQ(&c->seq);
+    u32 seq = seen >= 0 ? (u32)seen : (u32)LOAD_SEQ(&c->seq);
     FETCH_ADD_SEQ(&c->sleeping, 1);
     /* pairs with deliver(): push, bump seq, load sleeping (all SeqCst) */
     got = (int64_t)LOAD_SEQ(&client_ring(c)->len) > 0;
@@ -142,6 +146,14 @@ static PyObject *A_client_wait(SegmentObject *s, PyObject *args) {
     got = (int64_t)LOAD_SEQ(&client_ring(c)->len) > 0;
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(got);
+}
+
+static PyObject *A_client_seq(SegmentObject *s, PyObject *arg) {
+    unsigned long long cid = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, 0)) return NULL;
+    client_t *c = client_at(s, cid);
+    if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
+    return PyLong_FromUnsignedLong((u32)LOAD_SEQ(&c->seq)); /* pairs with client_wake */
 }
 
 static PyObject *A_client_wake(SegmentObject *s, PyObject *arg) {
@@ -288,7 +300,9 @@ PyMethodDef admin_methods[] = {
     {"client_claim", (PyCFunction)A_client_claim, METH_VARARGS, "client_claim(pid, start) -> cid"},
     {"client_release", (PyCFunction)A_client_release, METH_O, "client_release(cid) -> dropped"},
     {"client_spin", (PyCFunction)A_client_spin, METH_VARARGS, "client_spin(cid, budget) -> bool"},
-    {"client_wait", (PyCFunction)A_client_wait, METH_VARARGS, "client_wait(cid, timeout) -> bool"},
+    {"client_wait", (PyCFunction)A_client_wait, METH_VARARGS,
+     "client_wait(cid, timeout, seq=-1) -> bool"},
+    {"client_seq", (PyCFunction)A_client_seq, METH_O, "client_seq(cid) -> int"},
     {"client_wake", (PyCFunction)A_client_wake, METH_O, "client_wake(cid)"},
     {"worker_register", (PyCFunction)A_worker_register, METH_VARARGS,
      "worker_register(wid, pid, start, epoch)"},

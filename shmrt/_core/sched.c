@@ -80,35 +80,52 @@ static int notify_parked(SegmentObject *s) {
 int sched_notify(SegmentObject *s) { return notify_parked(s); }
 
 /* Is there visible work anywhere?  SeqCst loads: step 3 of the protocol. */
-static int has_work(SegmentObject *s) {
+static int has_work(SegmentObject *s, slot_t *joined, int all_queues) {
+    /* A joiner parks for its child too: COMPLETE is set (SeqCst RMW) before
+     * the completer bumps park_seq, so reading it after park_seq closes the
+     * window in which the wake would be lost. */
+    if (joined && (LOAD_SEQ(&joined->state) & S_COMPLETE)) return 1;
     if ((int64_t)LOAD_SEQ(&inject_ring(s)->len) > 0) return 1;
-    for (u64 i = 0; i < s->L.n_workers; i++) {
+    if (LOAD_SEQ(&HDR(s)->run_state) != RUN_RUNNING) return 1;
+    /* Local queues: only the last searcher looks (tokio's rule).  Work in a
+     * local queue is its owner's, or a searcher's to steal; a worker that may
+     * not search (throttled) would only spin on it. */
+    for (u64 i = 0; all_queues && i < s->L.n_workers; i++) {
         local_queue_t *q = queue_at(s, i);
         u64 hd = LOAD_SEQ(&q->head);
         if ((u32)LOAD_SEQ(&q->tail) != head_real(hd)) return 1;
     }
-    return LOAD_SEQ(&HDR(s)->run_state) != RUN_RUNNING;
+    return 0;
 }
 
-/* park(wid, spin_s, timeout_s, searching) -> 0 self-unparked (not searching),
- * 1 notified (now a searcher, already counted), 2 timed out (not searching).
- * Spins first (GIL released) for spin_s seconds watching for work. */
+/* park(wid, spin_s, timeout_s, searching, joined_key=-1) -> 0 self-unparked
+ * (not searching), 1 notified (now a searcher, already counted), 2 timed out
+ * (not searching).  Spins first (GIL released) for spin_s seconds watching
+ * for work.  With joined_key, the park also ends when that task completes
+ * (the joiner must have set JOIN_WAKER on it before calling). */
 static PyObject *S_park(SegmentObject *s, PyObject *args) {
     unsigned long long wid;
     double spin_s, timeout_s;
     int searching;
-    if (!PyArg_ParseTuple(args, "Kddp", &wid, &spin_s, &timeout_s, &searching) ||
+    long long jkey = -1;
+    if (!PyArg_ParseTuple(args, "Kddp|L", &wid, &spin_s, &timeout_s, &searching, &jkey) ||
         seg_check_open(s, 1))
         return NULL;
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    slot_t *joined = NULL;
+    if (jkey >= 0) {
+        u64 jidx;
+        joined = slot_for_key(s, (unsigned long long)jkey, &jidx);
+        if (!joined) return NULL;
+    }
     header_t *h = HDR(s);
     int result = 0, seen = 0;
     Py_BEGIN_ALLOW_THREADS
     if (spin_s > 0) {
         u64 end = now_ns() + (u64)(spin_s * 1e9);
         unsigned i = 0;
-        while (!(seen = has_work(s))) {
+        while (!(seen = has_work(s, joined, 1))) {
             if ((++i & 15) == 0) {
                 if (now_ns() >= end) break;
                 sched_yield(); /* 2 cores: let a runnable process have the CPU */
@@ -122,10 +139,11 @@ static PyObject *S_park(SegmentObject *s, PyObject *args) {
         result = searching ? 1 : 0; /* work seen while spinning: keep our role */
     } else {
         STORE_SEQ(&w->state, (u64)W_PARKED);                                  /* step 1 */
-        FETCH_SUB_SEQ(&h->idle, IDLE_UNPARK_ONE + (searching ? 1 : 0));       /* step 2 */
+        u64 prev = FETCH_SUB_SEQ(&h->idle, IDLE_UNPARK_ONE + (searching ? 1 : 0)); /* step 2 */
+        int last = searching && (prev & IDLE_SEARCH_MASK) == 1;
         u32 seq = (u32)LOAD_SEQ(&w->park_seq);                                /* step 3 */
         int woke = 0;
-        if (!has_work(s)) {
+        if (!has_work(s, joined, last)) {
             COUNTER_BUMP(&w->parks, 1);
             futex_wait_u32(&w->park_seq, seq, timeout_s);                    /* step 5 */
             woke = 1;
@@ -133,7 +151,7 @@ static PyObject *S_park(SegmentObject *s, PyObject *args) {
         u64 exp = W_PARKED;
         if (CAS_SEQ(&w->state, &exp, (u64)W_RUNNING)) {                       /* step 4/6 */
             FETCH_ADD_SEQ(&h->idle, IDLE_UNPARK_ONE);
-            result = woke && !has_work(s) ? 2 : 0;
+            result = woke && !has_work(s, joined, 0) ? 2 : 0;
         } else {
             /* A notifier moved us PARKED -> NOTIFIED and counted us as an
              * unparked searcher. */
@@ -392,7 +410,8 @@ static PyObject *S_inject_push(SegmentObject *s, PyObject *arg) {
 
 PyMethodDef sched_methods[] = {
     {"park", (PyCFunction)S_park, METH_VARARGS,
-     "park(wid, spin_s, timeout_s, searching) -> 0 self-unparked, 1 notified (searcher), 2 timeout"},
+     "park(wid, spin_s, timeout_s, searching, joined_key=-1) -> 0 self-unparked, 1 notified "
+     "(searcher), 2 timeout"},
     {"try_search", (PyCFunction)S_try_search, METH_O, "try_search(wid) -> bool"},
     {"end_search", (PyCFunction)S_end_search, METH_VARARGS, "end_search(wid, more=True)"},
     {"notify", (PyCFunction)S_notify, METH_NOARGS, "notify() -> bool: wake one parked worker"},
