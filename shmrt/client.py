@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures as cf
+from itertools import chain, starmap
 from typing import Any
 
 from . import _core, codec
@@ -88,8 +89,14 @@ class TaskFuture(cf.Future):
         return super().cancel()
 
 
-def _map_chunk(fn: Callable[..., Any], chunk: list[tuple]) -> list[Any]:
-    return [fn(*args) for args in chunk]
+def _map_chunk(fn: Callable[..., Any], chunk: list[Any]) -> list[Any]:
+    """One batch of map() with a single iterable: no tuple per item."""
+    return list(map(fn, chunk))
+
+
+def _starmap_chunk(fn: Callable[..., Any], chunk: list[tuple]) -> list[Any]:
+    """One batch of map() with several iterables."""
+    return list(starmap(fn, chunk))
 
 
 class Client(cf.Executor):
@@ -167,15 +174,19 @@ class Client(cf.Executor):
             chunksize: int | None = None) -> Iterator[Any]:
         """Like Executor.map; chunksize=None picks a batch size from the
         input length (about 4 batches per worker, at most 10,000 items)."""
-        items = list(zip(*iterables))  # noqa: B905 - Executor.map stops at the shortest
+        if chunksize is not None and chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
+        single = len(iterables) == 1
+        items: list[Any] = (list(iterables[0]) if single
+                            else list(zip(*iterables)))  # noqa: B905 - stops at the shortest
         if chunksize is None:
             chunksize = max(1, min(10_000, -(-len(items) // (self._workers * 4))))
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1")
         if chunksize == 1:
-            fs = [self.submit(fn, *args) for args in items]
+            fs = [self.submit(fn, x) for x in items] if single else \
+                [self.submit(fn, *args) for args in items]
             return _results(fs, timeout, flatten=False)
-        fs = [self.submit(_map_chunk, fn, items[i:i + chunksize])
+        batch = _map_chunk if single else _starmap_chunk
+        fs = [self.submit(batch, fn, items[i:i + chunksize])
               for i in range(0, len(items), chunksize)]
         return _results(fs, timeout, flatten=True)
 
@@ -318,18 +329,20 @@ class Client(cf.Executor):
 
 
 def _results(fs: list[cf.Future], timeout: float | None, flatten: bool) -> Iterator[Any]:
+    """Results in order; batches are flattened by chain() in C, not per item
+    in Python (100,000 yields cost a few ms)."""
+    gen = _each(fs, timeout)
+    return chain.from_iterable(gen) if flatten else gen
+
+
+def _each(fs: list[cf.Future], timeout: float | None) -> Iterator[Any]:
     end = None if timeout is None else time.monotonic() + timeout
     fs.reverse()
     try:
         while fs:
             f = fs.pop()
-            left = None if end is None else end - time.monotonic()
-            r = f.result(left)
-            if flatten:
-                yield from r
-            else:
-                yield r
-    finally:
+            yield f.result(None if end is None else end - time.monotonic())
+    finally:  # abandoned or timed out: cancel what has not started
         for f in fs:
             f.cancel()
 

@@ -93,7 +93,7 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
         obj = (value, kwargs) if kw else value
     else:
         t = type(value)
-        if t in _PLAIN or (t is list and len(value) < 4096 and all(type(x) in _PLAIN for x in value)):
+        if t in _PLAIN or (t is list and len(value) <= 64 and all(type(x) in _PLAIN for x in value)):
             try:
                 msg = _enc.encode(value)
                 if len(msg) <= inline_cap and msg[0] != PICKLE_START:
