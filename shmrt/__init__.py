@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import (
-    BrokenPool,
     Full,
     NotInWorker,
     PayloadTooLarge,
@@ -34,12 +33,13 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .client import Client, connect
+    from .errors import BrokenPool
     from .pool import Pool
     from .relay import Relay, UdpSink
     from .workers.cpu import Handle
 
 _LAZY = {"Pool": ".pool", "Client": ".client", "connect": ".client", "Handle": ".workers.cpu",
-         "Relay": ".relay", "UdpSink": ".relay"}
+         "Relay": ".relay", "UdpSink": ".relay", "BrokenPool": ".errors"}
 
 
 def __getattr__(name: str) -> Any:

@@ -4,8 +4,6 @@ exception re-raises as itself in the caller."""
 
 from __future__ import annotations
 
-from concurrent.futures import BrokenExecutor
-
 from ._core import SegmentError
 
 __all__ = [
@@ -17,7 +15,7 @@ __all__ = [
     "RuntimeExists",
     "NotInWorker",
     "RemoteTraceback",
-    "BrokenPool",
+    "BrokenPool",  # noqa: F822 - built on first use, see __getattr__
     "Full",
 ]
 
@@ -60,8 +58,25 @@ class NotInWorker(ShmrtError, RuntimeError):
     """shmrt.spawn() was called outside a task running on a shmrt worker."""
 
 
-class BrokenPool(ShmrtError, BrokenExecutor):
-    """The pool can no longer run tasks (shut down, or its coordinator died)."""
+def _broken_pool() -> type:
+    from concurrent.futures import BrokenExecutor
+
+    class BrokenPool(ShmrtError, BrokenExecutor):
+        """The pool can no longer run tasks (shut down, or its coordinator died)."""
+
+    BrokenPool.__module__ = __name__
+    BrokenPool.__qualname__ = "BrokenPool"
+    return BrokenPool
+
+
+def __getattr__(name: str) -> type:
+    # BrokenPool subclasses concurrent.futures.BrokenExecutor, and importing
+    # concurrent.futures (with logging) costs a worker ~5 ms of start-up;
+    # workers never raise it, so it is built on first use.
+    if name == "BrokenPool":
+        cls = globals()["BrokenPool"] = _broken_pool()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Full(ShmrtError):

@@ -113,22 +113,23 @@ def create(name: str, cfg: Config) -> tuple[_core.Segment, str]:
     except posix_ipc.ExistentialError:
         raise RuntimeExists(f"a runtime named {name!r} already exists ({SHM_DIR}{sname}); "
                             f"stop it, or 'shmrt prune' if it is stale") from None
-    arena_off = _core.compute_layout(d)["arena_off"]
+    lay = _core.compute_layout(d)
+    sync_end = lay["slots_off"]
     try:
         os.fchmod(shm.fd, 0o600)  # umask cannot widen it, but be explicit
         os.ftruncate(shm.fd, size)
-        _fallocate(shm.fd, 0, arena_off)
+        _fallocate(shm.fd, 0, sync_end)
         seg = _core.Segment(shm.fd, writable=True, create=d)
     except BaseException:
         shm.close_fd()
         posix_ipc.unlink_shared_memory(sname)
         raise
-    # The arena (most of the size) is reserved in the background while the
-    # workers start: 64 MiB take ~30 ms, a fifth of a pool's start-up.  The
-    # space was checked above; the window in which another /dev/shm user
-    # could take it is that background call.
+    # The slots and the arena (most of the size) are reserved in the
+    # background while the workers start: 64 MiB take ~30 ms, more than a
+    # worker's start-up.  The space was checked above; the window in which
+    # another /dev/shm user could take it is that background call.
     fd = shm.fd
-    threading.Thread(target=_fallocate_and_close, args=(fd, arena_off, size - arena_off),
+    threading.Thread(target=_fallocate_and_close, args=(fd, sync_end, size - sync_end),
                      daemon=True, name="shmrt-fallocate").start()
     return seg, sname
 
