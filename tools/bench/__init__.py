@@ -10,11 +10,30 @@ and :mod:`.runner` for the method.
 
 Entry points: ``python -m shmrt.tools.bench``, :func:`main`, :func:`run`,
 :func:`format_table`.
+
+The names are imported lazily: every worker process imports
+``shmrt.tools.bench.workloads`` (the task functions), and that must not pay
+for the runner's imports (~30 ms), which would inflate the startup figures.
 """
 
 from __future__ import annotations
 
-from .runner import DEFAULT_REPEAT, QUICK_REPEAT, format_table, main, run
-from .scenarios import WORKLOADS
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .runner import DEFAULT_REPEAT, QUICK_REPEAT, format_table, main, run
+    from .scenarios import WORKLOADS
 
 __all__ = ["DEFAULT_REPEAT", "QUICK_REPEAT", "WORKLOADS", "format_table", "main", "run"]
+
+_LAZY = {name: ".runner" for name in __all__} | {"WORKLOADS": ".scenarios"}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value

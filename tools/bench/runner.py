@@ -236,7 +236,7 @@ def _summarise(
             }
         )
     if wk.target is not None and "shmrt" in peer_keys:
-        status, _detail = wk.target(res)
+        status = wk.target(res)
         for r in res["rows"]:
             if r["target"]:
                 r["status"] = status
