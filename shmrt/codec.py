@@ -6,7 +6,11 @@ else goes through pickle protocol 5.  Large buffers (bytes, bytearray,
 memoryview, numpy arrays of 64 KiB and more) are taken out of band by
 pickle 5 and copied once into one arena block next to the pickle stream;
 the receiver unpickles on top of a zero-copy view of that block, so a 16 MiB
-array is never pickled, piped or copied a second time.
+array is never pickled, piped or copied a second time.  (bytearray and
+numpy go out of band through pickle 5 itself, anywhere in the value; bytes
+and memoryview through _OOBPickler when they are a top-level argument or the
+result; a bytes arrives as bytes, one copy; a bytearray is rebuilt, one copy;
+numpy arrays and memoryviews arrive as zero-copy views of the arena.)
 
 Message kinds, told apart by the first byte, so the common cases carry no
 prefix at all:
@@ -30,6 +34,7 @@ length and offset is checked against the buffer before use.
 
 from __future__ import annotations
 
+import io
 import pickle
 import struct
 from typing import Any
@@ -61,7 +66,29 @@ class Encoded:
         self.size = size
 
 
-def _pickle(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
+def _as_memoryview(buf: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
+    mv = memoryview(buf)
+    return mv if fmt == "B" and len(shape) == 1 else mv.cast("B").cast(fmt, shape)
+
+
+class _OOBPickler(pickle.Pickler):
+    """Pickle 5 sends bytearray and numpy buffers out of band by itself; this
+    does the same for big ``bytes`` (rebuilt as bytes: one copy on arrival,
+    no pickling) and ``memoryview`` (rebuilt zero-copy over the arena)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        t = type(obj)
+        if t is bytes and len(obj) >= OOB_MIN:
+            return bytes, (pickle.PickleBuffer(obj),)
+        if t is memoryview and obj.nbytes >= OOB_MIN and obj.c_contiguous:
+            return _as_memoryview, (pickle.PickleBuffer(obj), obj.format, obj.shape)
+        return NotImplemented
+
+
+_BIG_RAW = (bytes, memoryview)
+
+
+def _pickle(value: Any, raw_oob: bool) -> tuple[bytes, list[pickle.PickleBuffer]]:
     bufs: list[pickle.PickleBuffer] = []
 
     def keep(pb: pickle.PickleBuffer) -> bool:
@@ -70,8 +97,11 @@ def _pickle(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
             return False  # out of band
         return True
 
-    body = pickle.dumps(value, protocol=5, buffer_callback=keep)
-    return body, bufs
+    if not raw_oob:
+        return pickle.dumps(value, protocol=5, buffer_callback=keep), bufs
+    f = io.BytesIO()
+    _OOBPickler(f, protocol=5, buffer_callback=keep).dump(value)
+    return f.getvalue(), bufs
 
 
 def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap: int,
@@ -87,10 +117,12 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
                     msg = _enc.encode(value)
                     if len(msg) <= inline_cap:
                         return Encoded(msg, -1, len(msg))
-                except (OverflowError, TypeError):
+                except (OverflowError, TypeError, ValueError):  # big ints, lone surrogates
                     pass
         kw = bool(kwargs)
         obj = (value, kwargs) if kw else value
+        raw_oob = any(type(a) in _BIG_RAW for a in value) or bool(
+            kwargs and any(type(a) in _BIG_RAW for a in kwargs.values()))
     else:
         t = type(value)
         if t in _PLAIN or (t is list and len(value) <= 64 and all(type(x) in _PLAIN for x in value)):
@@ -98,11 +130,12 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
                 msg = _enc.encode(value)
                 if len(msg) <= inline_cap and msg[0] != PICKLE_START:
                     return Encoded(msg, -1, len(msg))
-            except (OverflowError, TypeError):
+            except (OverflowError, TypeError, ValueError):  # big ints, lone surrogates
                 pass
         kw = False
         obj = value
-    body, bufs = _pickle(obj)
+        raw_oob = t in _BIG_RAW
+    body, bufs = _pickle(obj, raw_oob)
     if not bufs:
         msg = bytes((SPECIAL, K_KW | 1)) + body if kw else body
         if len(msg) <= inline_cap:

@@ -4,7 +4,7 @@ exception re-raises as itself in the caller."""
 
 from __future__ import annotations
 
-from ._core import SegmentError
+from ._core import SegmentError, ShmrtError
 
 __all__ = [
     "ShmrtError",
@@ -18,10 +18,6 @@ __all__ = [
     "BrokenPool",  # noqa: F822 - built on first use, see __getattr__
     "Full",
 ]
-
-
-class ShmrtError(Exception):
-    """Base class of shmrt's own errors."""
 
 
 class WorkerCrashed(ShmrtError):

@@ -92,7 +92,9 @@ class Config:
 
     def as_dict(self) -> dict[str, int]:
         d = {k: v for k, v in self.__dict__.items() if v is not None}
-        d.setdefault("max_payload", self.arena_size // 2)
+        # an echo holds its argument and its result blocks at once: a third of
+        # the arena each (half-step size classes round up by at most 1.5x)
+        d.setdefault("max_payload", self.arena_size // 3)
         return d
 
 

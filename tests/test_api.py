@@ -92,10 +92,6 @@ def test_errors_derive_from_shmrt_error(name: str) -> None:
     assert issubclass(shmrt.ShmrtError, Exception)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime bug: shmrt.errors promises one hierarchy rooted at ShmrtError ('except "
-    "shmrt.ShmrtError catches every runtime failure'), but SegmentError is created in "
-    "_core/module.c with base RuntimeError only"))
 def test_segment_error_is_a_shmrt_error() -> None:
     assert issubclass(shmrt.SegmentError, shmrt.ShmrtError)
 

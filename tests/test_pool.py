@@ -355,10 +355,6 @@ def test_result_array_intact(big_pool: shmrt.Pool) -> None:
     assert np.array_equal(r2, helpers.make_array(2 * MiB, 42))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime bug: with the default arena (64 MiB, max_payload 32 MiB) a 16 MiB echo fails "
-    "with PayloadTooLarge('arena exhausted') in the worker: 16 MiB + block header rounds to "
-    "a 32 MiB size class, and args + result blocks need 64 MiB plus the function table"))
 def test_16mib_echo_with_default_arena(pool: shmrt.Pool) -> None:
     v = _payload("bytes", 16 * MiB)
     assert pool.submit(helpers.echo, v).result(timeout=TIMEOUT) == v
@@ -447,10 +443,6 @@ def test_tuple_list_dict_preserved(pool: shmrt.Pool) -> None:
     assert [type(a) for a in args] == [tuple, list, dict]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime bug: codec.encode only falls back from msgspec to pickle on "
-    "OverflowError/TypeError; a str with a lone surrogate raises UnicodeEncodeError "
-    "out of submit (ProcessPoolExecutor/pickle handle it)"))
 def test_surrogate_string_roundtrip(pool: shmrt.Pool) -> None:
     v = "a\udc80b"
     assert pool.submit(helpers.echo, v).result(timeout=TIMEOUT) == v

@@ -65,12 +65,6 @@ def test_nested_spawn_stress_exactly_once() -> None:
           f"overflows={sum(w['overflows'] for w in s['workers'])})")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime bug: work helping nests without bound. A joining worker refills from the "
-    "inject queue (every 61 ticks in find(), and past HELP_DEPTH_MAX in help_once) and runs "
-    "other top-level parents on its own stack; with thousands of queued fork-join parents "
-    "the stack reaches the recursion limit: tasks fail with RecursionError, and a task whose "
-    "exception handling itself overflows is never finished, so its future hangs"))
 def test_many_fork_join_parents() -> None:
     n, k = 6_000, 10
     # enough slots that spawns do not fall back to running children inline

@@ -446,10 +446,6 @@ READONLY_BLOB_VIEW = textwrap.dedent("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime bug: Segment.blob_view() on a read-only attach takes a block reference "
-    "with a CAS on the PROT_READ mapping (arena.c blobview_new) and the process dies "
-    "of SIGSEGV"))
 def test_read_only_blob_view_does_not_crash() -> None:
     name = unique("robv")
     try:

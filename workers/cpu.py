@@ -77,15 +77,20 @@ class Worker:
         self.spin_s = SPIN_S
 
     # ---- finding work ----------------------------------------------------
-    def find(self) -> int:
-        """A runnable slot index, or -1.  Updates the searching role."""
+    def find(self, helping: bool = False) -> int:
+        """A runnable slot index, or -1.  Updates the searching role.
+
+        A joiner that helps (``helping``) skips the periodic inject check:
+        that check is fairness for remote submissions, and inside a join it
+        would stack unrelated top-level tasks on the joiner instead of its
+        own descendants."""
         seg, wid = self.seg, self.wid
         self.tick += 1
         idx = -1
-        if self.tick % GLOBAL_QUEUE_INTERVAL == 0:
+        if not helping and self.tick % GLOBAL_QUEUE_INTERVAL == 0:
             idx = seg.refill(wid)
         if idx < 0:
-            idx = seg.next_local(wid, self.lifo_streak < LIFO_MAX)
+            idx = seg.next_local(wid, self.lifo_streak < LIFO_MAX, helping)
             if idx >= 0:
                 if idx & FROM_LIFO:
                     idx &= ~FROM_LIFO
@@ -93,7 +98,7 @@ class Worker:
                 else:
                     self.lifo_streak = 0
         if idx < 0:
-            idx = seg.refill(wid)
+            idx = seg.refill(wid, helping)
         if idx < 0 and self.others:
             if not self.searching:
                 self.searching = seg.try_search(wid)
@@ -101,11 +106,11 @@ class Worker:
                 victims = self.others
                 start = random.randrange(len(victims))
                 for k in range(len(victims)):
-                    idx = seg.steal(wid, victims[(start + k) % len(victims)])
+                    idx = seg.steal(wid, victims[(start + k) % len(victims)], helping)
                     if idx >= 0:
                         break
                 if idx < 0:
-                    idx = seg.refill(wid)
+                    idx = seg.refill(wid, helping)
         if idx >= 0 and self.searching:
             self.searching = False
             seg.end_search(wid, seg.queue_len(wid) > 0)
@@ -209,32 +214,36 @@ class Worker:
         return fn_id_for(self.seg, self.fn_ids, fn)
 
     def spawn(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Handle | InlineHandle:
+        if len(self.stack) >= HELP_DEPTH_MAX:
+            return InlineHandle(fn, args, kwargs)
         fid = self.fn_id(fn)
         if fid == NO_FN:
             args = (fn, *args)
         enc = codec.encode(self.seg, args, call=True, kwargs=kwargs,
                            inline_cap=self.inline_cap, max_payload=self.max_payload)
         parent = self.stack[-1] if self.stack else -1
-        key = self.seg.spawn(self.wid, fid, enc.inline, enc.blob, parent)
-        if key >= 0:
-            return Handle(self, key)
-        # No free slot: run the child right here (fork-join's usual fallback;
-        # waiting for a slot could wait on ourselves).
+        if len(self.stack) < HELP_DEPTH_MAX:
+            key = self.seg.spawn(self.wid, fid, enc.inline, enc.blob, parent)
+            if key >= 0:
+                return Handle(self, key)
+        # At the nesting bound, or no free slot: run the child right here
+        # (fork-join's usual fallback; waiting for a slot could wait on
+        # ourselves).
         if enc.blob >= 0:
             self.seg.blob_release(enc.blob)
         return InlineHandle(fn, args if fid != NO_FN else args[1:], kwargs)
 
     def help_once(self) -> bool:
-        """Run one other ready task while waiting.  Past HELP_DEPTH_MAX nested
-        tasks, only this worker's own LIFO slot and queue, then the inject
-        queue (where an overflow may have moved its children) are used, not
-        stealing: its own tasks are mostly its descendants, which the join
-        may be waiting for."""
-        if len(self.stack) < HELP_DEPTH_MAX:
-            idx = self.find()
-        else:
-            idx = self.seg.next_local(self.wid, True)
-            idx = idx & ~FROM_LIFO if idx >= 0 else self.seg.refill(self.wid)
+        """Run one other ready task while waiting (work helping).
+
+        The nesting is bounded: at HELP_DEPTH_MAX tasks on this worker's
+        stack it helps no more, and spawn() runs children inline there.  So
+        a join that has to wait always sits below the bound, where it can
+        help, and no join at the bound can wait for a queued child (which
+        would deadlock: nobody else may take from a LIFO slot)."""
+        if len(self.stack) >= HELP_DEPTH_MAX:
+            return False
+        idx = self.find(helping=True)
         if idx < 0:
             return False
         self.run(idx)
@@ -322,16 +331,26 @@ _BY_REF = {type(fn_id_for), type(len), type}
 
 
 def encode_exception(seg: _core.Segment, e: BaseException, cap: int, max_payload: int) -> codec.Encoded:
-    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    """The task's exception and the worker's traceback.  Never raises: an
+    exception that cannot be pickled (or formatted, e.g. a RecursionError
+    deep in the stack) is replaced by a ShmrtError saying so, so the task is
+    always finished and its future always completes."""
+    from shmrt.errors import ShmrtError
+
+    try:
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    except BaseException:
+        tb = f"{type(e).__name__} (traceback unavailable)\n"
     e.__traceback__ = None
     try:
         return codec.encode(seg, (e, tb), call=False, kwargs=None, inline_cap=cap,
                             max_payload=max_payload)
-    except Exception as pe:
-        from shmrt.errors import ShmrtError
-
-        sub = ShmrtError(f"task raised {type(e).__name__}: {e!r} (unpicklable: {pe})")
-        return codec.encode(seg, (sub, tb), call=False, kwargs=None, inline_cap=cap,
+    except BaseException as pe:
+        try:
+            sub = ShmrtError(f"task raised {type(e).__name__}: {e!r:.300} (unpicklable: {pe!r:.200})")
+        except BaseException:
+            sub = ShmrtError(f"task raised {type(e).__name__} (unpicklable)")
+        return codec.encode(seg, (sub, tb[-2000:]), call=False, kwargs=None, inline_cap=cap,
                             max_payload=max_payload)
 
 

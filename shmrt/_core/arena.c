@@ -2,13 +2,15 @@
  * arena.c -- the blob arena: refcounted blocks for payloads that do not fit
  * in a slot, and BlobView, a buffer exporter over one block.
  *
- * Allocation is by power-of-two size classes (class c holds 4096 << c bytes,
- * a 64-byte block header included).  Each class has a free stack (Treiber,
- * ABA tag in the head, link in the block header); a class with an empty stack
- * carves a new block from the bump pointer.  Blocks are never split or
- * merged: simple, lock-free, and crash-tolerant (a dead process can leak a
- * block, never corrupt the allocator).  The cost is fragmentation when a
- * workload's sizes drift; the inspector shows live and carved bytes.
+ * Allocation is by size classes in half-steps (4K, 6K, 8K, 12K, 16K, ...: a
+ * block wastes at most a third; a 64-byte header is included).  Each class
+ * has a free stack (Treiber, ABA tag in the head, link in the block header);
+ * a class with an empty stack carves a new block from the bump pointer, and
+ * when the arena is all carved, takes a free block of a larger class.  Blocks
+ * are never split or merged: simple, lock-free, and crash-tolerant (a dead
+ * process can leak a block, never corrupt the allocator).  The cost is
+ * fragmentation when a workload's sizes drift; statistics() shows live and
+ * carved bytes.
  *
  * A block's refs count its owners: the slot that carries it (args or result)
  * and every BlobView over it.  The last release pushes it on its class's
@@ -22,10 +24,13 @@
  */
 #include "core.h"
 
+static u64 class_size(u64 c) {
+    return (c & 1) ? (u64)(ARENA_MIN_BLOCK * 3 / 2) << (c / 2) : (u64)ARENA_MIN_BLOCK << (c / 2);
+}
+
 static int class_for(u64 need) {
-    u64 size = ARENA_MIN_BLOCK;
-    for (int c = 0; c < ARENA_CLASSES; c++, size <<= 1)
-        if (need <= size) return c;
+    for (int c = 0; c < ARENA_CLASSES; c++)
+        if (need <= class_size((u64)c)) return c;
     return -1;
 }
 
@@ -37,8 +42,24 @@ static block_t *block_at(SegmentObject *s, u64 off) {
     u64 mc = LOAD_RLX(&b->magic_class);
     u64 c = mc & 0xffffffffULL;
     if ((mc >> 32) != BLOCK_MAGIC || c >= ARENA_CLASSES) return NULL;
-    if ((u64)ARENA_MIN_BLOCK << c > s->L.arena_size - off) return NULL;
+    if (class_size(c) > s->L.arena_size - off) return NULL;
     return b;
+}
+
+/* Pop a free block of class c: its offset, -1 if none, -2 if corrupt. */
+static long long pop_free(SegmentObject *s, int c) {
+    u64 *fh = &HDR(s)->arena_free[c];
+    u64 head = LOAD_ACQ(fh); /* pairs with release's CAS */
+    for (;;) {
+        u64 top = head & 0xffffffffULL;
+        if (top == 0) return -1;
+        u64 off = (top - 1) * CACHE_LINE;
+        block_t *b = block_at(s, off);
+        if (!b) return -2;
+        u64 next = LOAD_ACQ(&b->next);
+        u64 nh = (((head >> 32) + 1) << 32) | (next & 0xffffffffULL);
+        if (CAS_ACQREL(fh, &head, nh)) return (long long)off;
+    }
 }
 
 /* Returns the block's arena offset, or -1 when the arena is exhausted. */
@@ -47,35 +68,31 @@ long long arena_alloc_block(SegmentObject *s, u64 len) {
     int c = class_for(len + BLOCK_HEADER_SIZE);
     if (c < 0) return -1;
     header_t *h = HDR(s);
-    u64 *fh = &h->arena_free[c];
-    u64 head = LOAD_ACQ(fh); /* pairs with release's CAS */
-    u64 off;
-    for (;;) {
-        u64 top = head & 0xffffffffULL;
-        if (top == 0) break;
-        off = (top - 1) * CACHE_LINE;
-        block_t *b = block_at(s, off);
-        if (!b) return -1; /* corrupt stack: refuse rather than trust it */
-        u64 next = LOAD_ACQ(&b->next);
-        u64 nh = (((head >> 32) + 1) << 32) | (next & 0xffffffffULL);
-        if (CAS_ACQREL(fh, &head, nh)) goto got;
+    long long off = pop_free(s, c);
+    if (off == -2) return -1; /* corrupt stack: refuse rather than trust it */
+    if (off < 0) { /* carve from the bump pointer */
+        u64 size = class_size((u64)c);
+        u64 bump = LOAD_ACQ(&h->arena_bump);
+        for (;;) {
+            if (bump > s->L.arena_size || size > s->L.arena_size - bump) break;
+            if (CAS_ACQREL(&h->arena_bump, &bump, bump + size)) {
+                off = (long long)bump;
+                STORE_RLX(&((block_t *)(s->L.base + s->L.arena_off + bump))->magic_class,
+                          ((u64)BLOCK_MAGIC << 32) | (u64)c);
+                break;
+            }
+        }
     }
-    /* carve from the bump pointer */
-    u64 size = (u64)ARENA_MIN_BLOCK << c;
-    u64 bump = LOAD_ACQ(&h->arena_bump);
-    for (;;) {
-        if (bump > s->L.arena_size || size > s->L.arena_size - bump) return -1;
-        if (CAS_ACQREL(&h->arena_bump, &bump, bump + size)) break;
+    for (int cc = c + 1; off < 0 && cc < ARENA_CLASSES; cc++) { /* all carved: a bigger one */
+        off = pop_free(s, cc);
+        if (off == -2) return -1;
     }
-    off = bump;
-    STORE_RLX(&((block_t *)(s->L.base + s->L.arena_off + off))->magic_class,
-              ((u64)BLOCK_MAGIC << 32) | (u64)c);
-got:;
+    if (off < 0) return -1;
     block_t *b = (block_t *)(s->L.base + s->L.arena_off + off);
     STORE_RLX(&b->len, len);
     STORE_REL(&b->refs, 1);
-    FETCH_ADD_RLX(&h->arena_live_bytes, (u64)ARENA_MIN_BLOCK << c);
-    return (long long)off;
+    FETCH_ADD_RLX(&h->arena_live_bytes, class_size(LOAD_RLX(&b->magic_class) & 0xffffffffULL));
+    return off;
 }
 
 char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out) {
@@ -83,7 +100,7 @@ char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out) {
     if (!b) return NULL;
     u64 c = LOAD_RLX(&b->magic_class) & 0xffffffffULL;
     u64 len = LOAD_RLX(&b->len);
-    if (len > ((u64)ARENA_MIN_BLOCK << c) - BLOCK_HEADER_SIZE) return NULL;
+    if (len > class_size(c) - BLOCK_HEADER_SIZE) return NULL;
     *len_out = len;
     return (char *)b + BLOCK_HEADER_SIZE;
 }
@@ -101,7 +118,7 @@ int arena_release_block(SegmentObject *s, u64 off) {
     if (r != 1) return 0;
     u64 c = LOAD_RLX(&b->magic_class) & 0xffffffffULL;
     header_t *h = HDR(s);
-    FETCH_SUB_ACQREL(&h->arena_live_bytes, (u64)ARENA_MIN_BLOCK << c);
+    FETCH_SUB_ACQREL(&h->arena_live_bytes, class_size(c));
     u64 *fh = &h->arena_free[c];
     u64 head = LOAD_RLX(fh);
     for (;;) {
@@ -127,13 +144,15 @@ PyObject *blobview_new(SegmentObject *s, u64 off) {
     block_t *b = block_at(s, off);
     if (!data || !b) return PyErr_Format(SegmentError, "bad arena block offset %llu", off);
     u64 r = LOAD_RLX(&b->refs);
-    for (;;) { /* take our own reference; refuse a dead block */
+    /* take our own reference; refuse a dead block.  A read-only mapping
+     * cannot (it is an observer: the block may be recycled under it). */
+    for (; s->L.writable;) {
         if (r == 0) return PyErr_Format(SegmentError, "arena block %llu already freed", off);
         if (CAS_ACQREL(&b->refs, &r, r + 1)) break;
     }
     BlobViewObject *v = PyObject_New(BlobViewObject, &BlobView_Type);
     if (!v) {
-        arena_release_block(s, off);
+        if (s->L.writable) arena_release_block(s, off);
         return NULL;
     }
     Py_INCREF(s);
@@ -149,7 +168,7 @@ PyObject *blobview_new(SegmentObject *s, u64 off) {
 static void BlobView_dealloc(BlobViewObject *v) {
     if (v->seg) {
         v->seg->exports--;
-        if (!v->seg->closed) arena_release_block(v->seg, v->off);
+        if (!v->seg->closed && v->seg->L.writable) arena_release_block(v->seg, v->off);
         Py_DECREF(v->seg);
     }
     PyObject_Free(v);

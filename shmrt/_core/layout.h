@@ -41,7 +41,7 @@
 #include "atomics.h"
 
 #define SHMRT_MAGIC 0x3176544d524d4853ULL /* "SHMRMTv1" little endian */
-#define SHMRT_LAYOUT_VERSION 2
+#define SHMRT_LAYOUT_VERSION 3
 #define CACHE_LINE 64
 
 /* Local run queue capacity: a compile-time maximum.  The effective capacity
@@ -50,8 +50,8 @@
 #define LOCAL_CAP_MAX 256
 #define HEADER_SIZE 4096
 #define SLOT_HEADER_SIZE 192
-#define ARENA_MIN_BLOCK 4096 /* class 0 block size; class c is 4096 << c */
-#define ARENA_CLASSES 24     /* up to 32 GiB blocks */
+#define ARENA_MIN_BLOCK 4096 /* class 0 block size */
+#define ARENA_CLASSES 48     /* half-steps: 4K, 6K, 8K, 12K, ... up to 48 GiB */
 #define BLOCK_HEADER_SIZE 64
 #define BLOCK_MAGIC 0x424c4f42u /* "BLOB" */
 
@@ -103,7 +103,7 @@ typedef struct {
     /* line 8: arena bump pointer (bytes used from the arena start) */
     _Alignas(CACHE_LINE) u64 arena_bump;
     u64 arena_live_bytes;
-    /* line 9-11: arena per-class free stacks, same packing as free_head */
+    /* lines 9-14: arena per-class free stacks, same packing as free_head */
     _Alignas(CACHE_LINE) u64 arena_free[ARENA_CLASSES];
     /* global counters (relaxed; for the inspector) */
     _Alignas(CACHE_LINE) u64 submitted;

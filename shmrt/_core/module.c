@@ -110,8 +110,21 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (segment_type_ready() < 0 || PyType_Ready(&BlobView_Type) < 0) return NULL;
     PyObject *m = PyModule_Create(&coremodule);
     if (!m) return NULL;
-    SegmentError = PyErr_NewException("shmrt._core.SegmentError", PyExc_RuntimeError, NULL);
+    /* The root of shmrt's exceptions lives here so that the C core's own
+     * SegmentError can be one of them (errors.py re-exports both). */
+    PyObject *root = PyErr_NewExceptionWithDoc("shmrt._core.ShmrtError",
+                                               "Base class of shmrt's own errors.", NULL, NULL);
+    if (!root || PyModule_AddObject(m, "ShmrtError", root)) goto fail;
+    PyObject *bases = PyTuple_Pack(2, root, PyExc_RuntimeError);
+    if (!bases) goto fail;
+    SegmentError = PyErr_NewExceptionWithDoc(
+        "shmrt._core.SegmentError",
+        "A segment that cannot be trusted or used: bad header, offset or index, wrong owner or "
+        "mode, closed or read-only mapping.", bases, NULL);
+    Py_DECREF(bases);
+    if (!SegmentError) goto fail;
     Py_INCREF(SegmentError);
+    Py_INCREF(root);
     Py_INCREF(&Segment_Type);
     Py_INCREF(&BlobView_Type);
     if (PyModule_AddObject(m, "SegmentError", SegmentError) ||

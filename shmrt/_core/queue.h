@@ -58,7 +58,12 @@ static inline int ring_push_inl(ring_t *r, u64 cap, u64 val) {
             FETCH_SUB_SEQ(&r->len, 1);
             return -1; /* full: impossible by sizing unless corrupt */
         } else {
-            pos = LOAD_RLX(&r->enq);
+            u64 now = LOAD_RLX(&r->enq);
+            if (now == pos) { /* the cell is ahead but nobody moved enq: corrupt */
+                FETCH_SUB_SEQ(&r->len, 1);
+                return -1;
+            }
+            pos = now;
         }
     }
     STORE_RLX(&c->val, val);
@@ -78,7 +83,9 @@ static inline long ring_pop_inl(ring_t *r, u64 cap) {
         } else if (diff < 0) {
             return -1; /* empty (or a producer has claimed but not published) */
         } else {
-            pos = LOAD_RLX(&r->deq);
+            u64 now = LOAD_RLX(&r->deq);
+            if (now == pos) return -1; /* cell ahead, deq unmoved: corrupt, never spin */
+            pos = now;
         }
     }
     u64 v = LOAD_RLX(&c->val);
@@ -100,7 +107,9 @@ static inline int ring_pop_u64(ring_t *r, u64 cap, u64 *out) {
         } else if (diff < 0) {
             return 0;
         } else {
-            pos = LOAD_RLX(&r->deq);
+            u64 now = LOAD_RLX(&r->deq);
+            if (now == pos) return 0; /* corrupt cell: never spin */
+            pos = now;
         }
     }
     *out = LOAD_RLX(&c->val);

@@ -245,6 +245,19 @@ int sched_push_lifo(SegmentObject *s, u64 wid, u32 idx) {
     return 0;
 }
 
+/* A root is a task a client submitted (not spawned from a task).  A joiner
+ * that helps never runs one nested: it only ever waits for spawned tasks, so
+ * leaving roots to workers in their main loop cannot block it, and its stack
+ * then grows only with spawned work.  skip_root() sends a root back to the
+ * inject queue and returns -1; anything else passes through. */
+static long skip_root(SegmentObject *s, long v) {
+    if (v < 0) return v;
+    slot_t *sl = slot_at(s, (u64)v);
+    if (!sl || LOAD_RLX(&sl->holder) >= HOLDER_WORKER) return v; /* read after the pop's acquire */
+    ring_push_inl(inject_ring(s), s->L.inject_cap, (u64)v);
+    return -1;
+}
+
 static long checked_idx(SegmentObject *s, long v) {
     if (v < 0) return -1;
     if ((u64)v >= s->L.n_slots) {
@@ -259,8 +272,9 @@ static long checked_idx(SegmentObject *s, long v) {
 #define NEXT_FROM_LIFO (1L << 30)
 static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
     unsigned long long wid;
-    int use_lifo;
-    if (!PyArg_ParseTuple(args, "Kp", &wid, &use_lifo) || seg_check_open(s, 1)) return NULL;
+    int use_lifo, helping = 0;
+    if (!PyArg_ParseTuple(args, "Kp|p", &wid, &use_lifo, &helping) || seg_check_open(s, 1))
+        return NULL;
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     long v = -1;
@@ -277,17 +291,24 @@ static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
         if (l - 1 < s->L.n_slots) sched_push_local(s, wid, (u32)(l - 1));
     }
     long from_lifo = v >= 0 ? NEXT_FROM_LIFO : 0;
-    if (v < 0) v = lq_pop(queue_at(s, wid), s->L.local_cap);
+    for (u64 n = 0; v < 0 && n <= s->L.local_cap; n++) { /* helping: skip roots */
+        v = checked_idx(s, lq_pop(queue_at(s, wid), s->L.local_cap));
+        if (v == -2) return NULL;
+        if (v < 0) break;
+        if (helping) v = skip_root(s, v);
+    }
     v = checked_idx(s, v);
     if (v == -2) return NULL;
     return PyLong_FromLong(v < 0 ? v : v | from_lifo);
 }
 
-/* refill(wid) -> slot index or -1: take min(len / workers + 1, cap / 2) from
- * inject, run the first, keep the rest in the local queue. */
-static PyObject *S_refill(SegmentObject *s, PyObject *arg) {
-    unsigned long long wid = PyLong_AsUnsignedLongLong(arg);
-    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+/* refill(wid, helping=False) -> slot index or -1: take min(len / workers + 1,
+ * cap / 2) from inject, run the first, keep the rest in the local queue.
+ * Helping: roots are passed over (a bounded scan). */
+static PyObject *S_refill(SegmentObject *s, PyObject *args) {
+    unsigned long long wid;
+    int helping = 0;
+    if (!PyArg_ParseTuple(args, "K|p", &wid, &helping) || seg_check_open(s, 1)) return NULL;
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     ring_t *r = inject_ring(s);
@@ -298,10 +319,13 @@ static PyObject *S_refill(SegmentObject *s, PyObject *arg) {
     u64 half = s->L.local_cap / 2, room = cur < half ? half - cur : 0;
     if (want > room + 1) want = room + 1;
     long first = -1;
-    for (u64 i = 0; i < want; i++) {
+    u64 budget = helping ? 2 * want + 8 : want; /* pops, roots passed over included */
+    for (u64 i = 0, got = 0; got < want && i < budget; i++) {
         long v = checked_idx(s, ring_pop_inl(r, s->L.inject_cap));
         if (v == -2) return NULL;
         if (v < 0) break;
+        if (helping && skip_root(s, v) < 0) continue;
+        got++;
         if (first < 0)
             first = v;
         else
@@ -314,7 +338,9 @@ static PyObject *S_refill(SegmentObject *s, PyObject *arg) {
 /* steal(wid, victim) -> slot index or -1: steal half of victim's queue. */
 static PyObject *S_steal(SegmentObject *s, PyObject *args) {
     unsigned long long wid, victim;
-    if (!PyArg_ParseTuple(args, "KK", &wid, &victim) || seg_check_open(s, 1)) return NULL;
+    int helping = 0;
+    if (!PyArg_ParseTuple(args, "KK|p", &wid, &victim, &helping) || seg_check_open(s, 1))
+        return NULL;
     worker_t *w = worker_at(s, wid);
     if (!w || !worker_at(s, victim) || wid == victim)
         return PyErr_Format(SegmentError, "bad worker ids %llu/%llu", wid, victim);
@@ -333,6 +359,14 @@ static PyObject *S_steal(SegmentObject *s, PyObject *args) {
     COUNTER_BUMP(&w->stolen_tasks, n + 1);
     ret = checked_idx(s, ret);
     if (ret == -2) return NULL;
+    if (helping && skip_root(s, ret) < 0) { /* the rest of the batch is ours now */
+        ret = -1;
+        for (u64 k = 0; ret < 0 && k <= s->L.local_cap; k++) {
+            long v = checked_idx(s, lq_pop(dst, cap));
+            if (v < 0) break;
+            ret = skip_root(s, v);
+        }
+    }
     return PyLong_FromLong(ret);
 }
 
@@ -416,9 +450,10 @@ PyMethodDef sched_methods[] = {
     {"end_search", (PyCFunction)S_end_search, METH_VARARGS, "end_search(wid, more=True)"},
     {"notify", (PyCFunction)S_notify, METH_NOARGS, "notify() -> bool: wake one parked worker"},
     {"wake_all", (PyCFunction)S_wake_all, METH_NOARGS, "wake_all() -> n"},
-    {"next_local", (PyCFunction)S_next_local, METH_VARARGS, "next_local(wid, use_lifo) -> idx|-1"},
-    {"refill", (PyCFunction)S_refill, METH_O, "refill(wid) -> idx|-1"},
-    {"steal", (PyCFunction)S_steal, METH_VARARGS, "steal(wid, victim) -> idx|-1"},
+    {"next_local", (PyCFunction)S_next_local, METH_VARARGS,
+     "next_local(wid, use_lifo, helping=False) -> idx|-1"},
+    {"refill", (PyCFunction)S_refill, METH_VARARGS, "refill(wid, helping=False) -> idx|-1"},
+    {"steal", (PyCFunction)S_steal, METH_VARARGS, "steal(wid, victim, helping=False) -> idx|-1"},
     {"drain_worker", (PyCFunction)S_drain_worker, METH_O, "drain_worker(wid) -> moved"},
     {"queue_len", (PyCFunction)S_queue_len, METH_O, "queue_len(wid) -> int"},
     {"inject_len", (PyCFunction)S_inject_len, METH_NOARGS, "inject_len() -> int"},

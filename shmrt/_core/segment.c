@@ -258,7 +258,7 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw) {
     header_t *h = (header_t *)base;
     if (create != Py_None) {
         u64 mp = 0;
-        if (dict_u64(create, "max_payload", &mp, c.arena_size / 2)) goto fail;
+        if (dict_u64(create, "max_payload", &mp, c.arena_size / 3)) goto fail;
         u64 v;
         memset(h, 0, HEADER_SIZE);
         h->version = SHMRT_LAYOUT_VERSION;
