@@ -566,7 +566,36 @@ def submit(name: str, target: str, args: tuple[str, ...], kwargs: tuple[str, ...
 def _stale(shm_file: str) -> tuple[dict[str, Any], bool]:
     """(ls info, provably stale) of one of our segments."""
     info = runtime_info(shm_file)
+    if "error" in info and "layout version" in info["error"]:
+        return _stale_old_version(shm_file, info)
     return info, "error" not in info and info.get("coordinator") == "dead"
+
+
+def _stale_old_version(shm_file: str, info: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A segment of another layout version (left by an older shmrt): the
+    magic and the coordinator's pid and start time sit at offsets that every
+    layout version keeps, so staleness is still provable.  Same checks of
+    owner and mode as an attach; nothing else of the header is trusted."""
+    import struct
+
+    h = _core.HEADER_FIELDS
+    try:
+        fd = os.open(f"{SHM_DIR}/{shm_file}", os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            st = os.fstat(fd)
+            head = os.pread(fd, 4096, 0)
+        finally:
+            os.close(fd)
+    except OSError:
+        return info, False
+    if st.st_uid != os.geteuid() or st.st_mode & 0o077 or len(head) < 4096:
+        return info, False
+    magic, pid, start = (struct.unpack_from("<Q", head, h[k])[0]
+                         for k in ("magic", "coord_pid", "coord_start"))
+    if magic != _core.MAGIC or not pid:
+        return info, False
+    info = dict(info, coord_pid=pid, completed="?")
+    return info, coordinator_status(pid, start) == "dead"
 
 
 @main.command()

@@ -511,3 +511,44 @@ def test_submit_gives_up_when_the_coordinator_dies(runtime_factory: Any) -> None
     _wait_until(lambda: not rt.workers_alive(), 10, "the orphaned workers to exit")
     assert _invoke("prune", "--yes", rt.name).exit_code == 0
     assert not os.path.exists(rt.path)
+
+
+@pytest.mark.timeout(30)
+def test_prune_removes_a_stale_segment_of_an_older_layout_version() -> None:
+    """An upgrade leaves segments shmrt can no longer validate; their magic and
+    coordinator pid/start sit at frozen offsets, so prune can still prove
+    them stale.  A live coordinator's old segment is left alone."""
+    import struct
+
+    from shmrt import _core
+
+    h = _core.HEADER_FIELDS
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    made = []
+    try:
+        for tag, pid in (("dead", dead.pid), ("live", os.getpid())):
+            name = f"oldver-{tag}-{secrets.token_hex(3)}"
+            head = bytearray(8192)
+            struct.pack_into("<Q", head, h["magic"], _core.MAGIC)
+            struct.pack_into("<Q", head, h["version"], _core.SHMRT_LAYOUT_VERSION - 1)
+            struct.pack_into("<Q", head, h["coord_pid"], pid)
+            struct.pack_into("<Q", head, h["coord_start"], proc_start_time(pid) or 12345)
+            path = SHM_DIR + shm_name(name)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.write(fd, head)
+            os.close(fd)
+            made.append((name, path))
+        (dead_name, dead_path), (live_name, live_path) = made
+        listed = _invoke("prune", dead_name, live_name)
+        assert listed.exit_code == 0
+        assert f"stale: {dead_name}" in listed.output
+        assert live_name not in listed.output.replace(f"skipping {live_name}", "")
+        assert os.path.exists(dead_path)
+        assert _invoke("prune", "--yes", dead_name, live_name).exit_code == 0
+        assert not os.path.exists(dead_path)
+        assert os.path.exists(live_path)
+    finally:
+        for _, path in made:
+            if os.path.exists(path):
+                os.unlink(path)

@@ -59,7 +59,9 @@
 
 /* ---- header ------------------------------------------------------------ */
 typedef struct {
-    /* line 0-2: configuration, written once by the creator */
+    /* line 0-2: configuration, written once by the creator.  magic, version,
+     * owner_uid, coord_pid and coord_start keep their offsets in every layout
+     * version, so tools can tell a stale segment of another version. */
     u64 magic;
     u64 version;
     u64 total_size;
