@@ -40,6 +40,7 @@ typedef uint32_t u32;
     __atomic_compare_exchange_n((p), (expected), (desired), 0,               \
                                 __ATOMIC_RELEASE, __ATOMIC_RELAXED)
 
+#define XCHG_ACQREL(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
 #define FETCH_ADD_ACQREL(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
 #define FETCH_ADD_SEQ(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
 #define FETCH_ADD_RLX(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)

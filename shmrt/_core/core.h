@@ -22,6 +22,7 @@ typedef struct {
     int fd;
     int closed;
     Py_ssize_t exports; /* live BlobViews / buffer exports */
+    u64 pid;            /* getpid() at mapping time: begin() stamps it per task */
 } SegmentObject;
 
 extern PyTypeObject Segment_Type;

@@ -27,7 +27,7 @@
  *     later scribble on the header cannot send the C core out of bounds.
  *   - worker entry line 0: only that worker (pid, state, owner-only counters),
  *     except `state`, which a notifier may CAS from PARKED to NOTIFIED and the
- *     coordinator may set to DEAD.
+ *     coordinator may set to DEAD, and `lifo`, which a thief may CAS to 0.
  *   - everything else: through the protocols in sched.c and arena.c.
  *
  * Python mirrors nothing by hand: the module exports the offsets of every
@@ -136,7 +136,7 @@ typedef struct {
     u64 state;         /* W_*; see sched.c for the park protocol */
     u64 current;       /* slot index + 1 of the innermost running task */
     u64 current_since; /* CLOCK_MONOTONIC ns */
-    u64 lifo;          /* slot index + 1 in the LIFO slot, 0 = empty */
+    u64 lifo;          /* slot index + 1 in the LIFO slot, 0 = empty; owner XCHG, thief CAS */
     u64 help_depth;    /* tasks on this worker's stack (nested by joins) */
     /* line 1: park futex word (low 32 bits used), bumped by notifiers */
     _Alignas(CACHE_LINE) u64 park_seq;

@@ -97,7 +97,25 @@ static int relay_fields(PyObject *m) {
     return add_table(m, "RELAY_FIELDS", d);
 }
 
+/* datastack_room() -> bytes left in the interpreter's current frame-stack
+ * chunk.  CPython 3.11+ keeps Python frames in 16 KiB chunks and frees a
+ * chunk as soon as the stack pops below its base, so code that recurses
+ * back and forth across a chunk boundary pays an mmap + munmap per crossing
+ * (cpython gh-142183, fixed by a chunk cache in 3.13.x/3.14 only).  Work
+ * helping starts nested tasks at arbitrary depths; the worker uses this to
+ * start a task on a fresh chunk when little room is left (workers/cpu.py). */
+static PyObject *core_datastack_room(PyObject *self, PyObject *unused) {
+#if PY_VERSION_HEX >= 0x030B0000 && !defined(Py_LIMITED_API)
+    PyThreadState *ts = PyThreadState_Get();
+    if (ts->datastack_top && ts->datastack_limit && ts->datastack_limit >= ts->datastack_top)
+        return PyLong_FromSsize_t((char *)ts->datastack_limit - (char *)ts->datastack_top);
+#endif
+    return PyLong_FromLong(1L << 30);
+}
+
 static PyMethodDef module_methods[] = {
+    {"datastack_room", core_datastack_room, METH_NOARGS,
+     "datastack_room() -> bytes left in the current CPython frame-stack chunk"},
     {"compute_layout", core_compute_layout, METH_O,
      "compute_layout(cfg: dict) -> dict: offsets and total size for a configuration"},
     {NULL}};

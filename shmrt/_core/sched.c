@@ -91,6 +91,7 @@ static int has_work(SegmentObject *s, slot_t *joined, int all_queues) {
      * local queue is its owner's, or a searcher's to steal; a worker that may
      * not search (throttled) would only spin on it. */
     for (u64 i = 0; all_queues && i < s->L.n_workers; i++) {
+        if (LOAD_SEQ(&worker_at(s, i)->lifo)) return 1; /* stealable too */
         local_queue_t *q = queue_at(s, i);
         u64 hd = LOAD_SEQ(&q->head);
         if ((u32)LOAD_SEQ(&q->tail) != head_real(hd)) return 1;
@@ -236,11 +237,16 @@ int sched_push_local(SegmentObject *s, u64 wid, u32 idx) {
     return 0;
 }
 
-/* Put a task in the LIFO slot; the previous occupant goes to the queue. */
+/* Put a task in the LIFO slot; the previous occupant goes to the queue.
+ *
+ * The LIFO slot is stealable (unlike tokio's): fork-join code spawns one
+ * half and computes the other inline, so the spawned half sits in the LIFO
+ * slot for the whole of that computation and must be takeable by an idle
+ * worker.  The owner puts and takes with an exchange, a thief takes with a
+ * CAS (sched.c S_steal); AcqRel pairs the thief with the owner's put. */
 int sched_push_lifo(SegmentObject *s, u64 wid, u32 idx) {
     worker_t *w = worker_at(s, wid);
-    u64 prev = LOAD_RLX(&w->lifo); /* owner-only */
-    STORE_REL(&w->lifo, (u64)idx + 1);
+    u64 prev = XCHG_ACQREL(&w->lifo, (u64)idx + 1);
     if (prev) sched_push_local(s, wid, (u32)(prev - 1));
     return 0;
 }
@@ -278,16 +284,13 @@ static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     long v = -1;
-    u64 l = LOAD_RLX(&w->lifo); /* owner-only */
+    u64 l = LOAD_ACQ(&w->lifo) ? XCHG_ACQREL(&w->lifo, 0) : 0; /* a thief may race us */
     if (l && use_lifo) {
-        STORE_RLX(&w->lifo, 0);
         v = (long)(l - 1);
         COUNTER_BUMP(&w->lifo_hits, 1);
     } else if (l) {
         /* LIFO streak exhausted: the task goes to the back of the queue, where
-         * it is run in turn and can be stolen (tokio does the same).  Leaving
-         * it in the slot would strand it: nobody else can take it. */
-        STORE_RLX(&w->lifo, 0);
+         * it is run in turn (tokio does the same). */
         if (l - 1 < s->L.n_slots) sched_push_local(s, wid, (u32)(l - 1));
     }
     long from_lifo = v >= 0 ? NEXT_FROM_LIFO : 0;
@@ -351,7 +354,17 @@ static PyObject *S_steal(SegmentObject *s, PyObject *args) {
     u32 dst_steal = head_steal(LOAD_ACQ(&dst->head));
     if (dst_tail - dst_steal > cap / 2) return PyLong_FromLong(-1);
     u32 n = lq_steal_into2(src, dst, cap, dst_tail);
-    if (n == 0) return PyLong_FromLong(-1);
+    if (n == 0) { /* queue empty: take the victim's LIFO slot */
+        worker_t *vw = worker_at(s, victim);
+        u64 l = LOAD_ACQ(&vw->lifo);
+        if (!l || !CAS_ACQREL(&vw->lifo, &l, 0)) return PyLong_FromLong(-1);
+        COUNTER_BUMP(&w->steals, 1);
+        COUNTER_BUMP(&w->stolen_tasks, 1);
+        long v = checked_idx(s, (long)(l - 1));
+        if (v == -2) return NULL;
+        if (helping && skip_root(s, v) < 0) v = -1;
+        return PyLong_FromLong(v);
+    }
     n -= 1;
     long ret = (long)LOAD_RLX(&dst->buf[(dst_tail + n) & (cap - 1)]);
     if (n) STORE_REL(&dst->tail, (u64)(dst_tail + n)); /* pairs with stealers' acquire */
@@ -380,8 +393,7 @@ static PyObject *S_drain_worker(SegmentObject *s, PyObject *arg) {
     local_queue_t *q = queue_at(s, wid);
     u64 cap = s->L.local_cap;
     long moved = 0;
-    u64 l = LOAD_ACQ(&w->lifo);
-    STORE_REL(&w->lifo, 0);
+    u64 l = XCHG_ACQREL(&w->lifo, 0);
     if (l && l - 1 < s->L.n_slots) {
         ring_push_inl(inject_ring(s), s->L.inject_cap, l - 1);
         moved++;

@@ -307,6 +307,7 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw) {
     self->L = L;
     self->fd = fd;
     self->closed = 0;
+    self->pid = (u64)getpid();
     if (create != Py_None) {
         sched_init_structures(self);
         relay_init(self);

@@ -196,7 +196,7 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
         return PyErr_Format(SegmentError, "slot %llu: impossible state %llx for begin", idx,
                             (unsigned long long)LOAD_RLX(&sl->state));
     u64 t = now_ns();
-    STORE_RLX(&sl->owner, ((u64)getpid() << 32) | (wid + 1));
+    STORE_RLX(&sl->owner, (s->pid << 32) | (wid + 1));
     STORE_RLX(&sl->started_ns, t);
     sl->attempts += 1;
     STORE_RLX(&w->current, idx + 1);
