@@ -77,14 +77,18 @@ def _make_pad(nbytes: int) -> Callable[..., Any]:
     return ns["pad"]
 
 
-_PADS = [_make_pad(n) for n in range(_PAD_STEP, PAD_ROOM + _PAD_STEP, _PAD_STEP)]
+_PADS: dict[int, Callable[..., Any]] = {}  # built on first need: compiling costs ~1 ms each
 
 
 def call_task(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     room = _core.datastack_room()
     if room >= PAD_ROOM:
         return fn(*args, **kwargs)
-    return _PADS[room // _PAD_STEP](fn, args, kwargs)
+    step = room // _PAD_STEP
+    pad = _PADS.get(step)
+    if pad is None:
+        pad = _PADS[step] = _make_pad((step + 1) * _PAD_STEP)
+    return pad(fn, args, kwargs)
 
 
 class Worker:

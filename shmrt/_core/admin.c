@@ -66,6 +66,10 @@ static PyObject *A_client_claim(SegmentObject *s, PyObject *args) {
         client_t *c = client_at(s, i);
         u64 exp = 0;
         if (CAS_ACQREL(&c->pid, &exp, pid)) {
+            if (!LOAD_ACQ(&c->ring_ready)) { /* first claim of this entry ever */
+                ring_init(client_ring(c), s->L.inject_cap);
+                STORE_REL(&c->ring_ready, 1); /* pairs with nothing racing: we own it */
+            }
             STORE_RLX(&c->start, start);
             STORE_RLX(&c->sleeping, 0);
             STORE_RLX(&c->spinning, 0);

@@ -41,7 +41,7 @@
 #include "atomics.h"
 
 #define SHMRT_MAGIC 0x3176544d524d4853ULL /* "SHMRMTv1" little endian */
-#define SHMRT_LAYOUT_VERSION 3
+#define SHMRT_LAYOUT_VERSION 4
 #define CACHE_LINE 64
 
 /* Local run queue capacity: a compile-time maximum.  The effective capacity
@@ -97,9 +97,12 @@ typedef struct {
     u64 shutdown_seq;  /* futex word: bumped when run_state changes */
     /* line 5: Tokio's idle word: (num_unparked << 16) | num_searching */
     _Alignas(CACHE_LINE) u64 idle;
-    /* line 6: free-slot stack head: (tag << 32) | (index + 1), 0 = empty */
+    /* line 6: free-slot stack head: (tag << 32) | (index + 1), 0 = empty.
+     * Slots never used yet are not on the stack: slot_alloc carves them from
+     * slots_carved (so creating a runtime touches no slot memory). */
     _Alignas(CACHE_LINE) u64 free_head;
     u64 free_count;
+    u64 slots_carved;
     /* line 7: function table fill level */
     _Alignas(CACHE_LINE) u64 fn_count;
     /* line 8: arena bump pointer (bytes used from the arena start) */
@@ -189,6 +192,7 @@ typedef struct {
     u64 start;
     u64 submitted;
     u64 harvested;
+    u64 ring_ready;  /* the ring was initialised (at first claim; never again) */
     _Alignas(CACHE_LINE) u64 seq;      /* futex word, bumped per completion */
     u64 sleeping;                      /* a thread waits on seq: wake it */
     u64 spinning;                      /* threads polling the ring: no wake needed */

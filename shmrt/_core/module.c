@@ -33,7 +33,8 @@ static int header_fields(PyObject *m) {
     FIELD(d, header_t, owner_uid); FIELD(d, header_t, created_ns); FIELD(d, header_t, coord_pid);
     FIELD(d, header_t, coord_start); FIELD(d, header_t, max_payload); FIELD(d, header_t, run_state);
     FIELD(d, header_t, epoch); FIELD(d, header_t, shutdown_seq); FIELD(d, header_t, idle);
-    FIELD(d, header_t, free_head); FIELD(d, header_t, free_count); FIELD(d, header_t, fn_count);
+    FIELD(d, header_t, free_head); FIELD(d, header_t, free_count);
+    FIELD(d, header_t, slots_carved); FIELD(d, header_t, fn_count);
     FIELD(d, header_t, arena_bump); FIELD(d, header_t, arena_live_bytes);
     FIELD(d, header_t, submitted); FIELD(d, header_t, completed); FIELD(d, header_t, crashed);
     FIELD(d, header_t, retried); FIELD(d, header_t, n_send); FIELD(d, header_t, send_cap);
@@ -73,7 +74,7 @@ static int queue_fields(PyObject *m) {
     FIELD(d, local_queue_t, head); FIELD(d, local_queue_t, tail); FIELD(d, local_queue_t, buf);
     FIELD(d, ring_t, enq); FIELD(d, ring_t, deq); FIELD(d, ring_t, len); FIELD(d, ring_t, cells);
     FIELD(d, client_t, pid); FIELD(d, client_t, start); FIELD(d, client_t, submitted);
-    FIELD(d, client_t, harvested); FIELD(d, client_t, seq); FIELD(d, client_t, sleeping);
+    FIELD(d, client_t, harvested); FIELD(d, client_t, ring_ready); FIELD(d, client_t, seq); FIELD(d, client_t, sleeping);
     FIELD(d, client_t, spinning); FIELD(d, client_t, ring);
     return add_table(m, "QUEUE_FIELDS", d);
 }

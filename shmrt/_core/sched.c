@@ -40,13 +40,10 @@ long ring_pop(ring_t *r, u64 cap) { return ring_pop_inl(r, cap); }
 int sched_init_structures(SegmentObject *s) {
     header_t *h = HDR(s);
     ring_init(inject_ring(s), s->L.inject_cap);
-    for (u64 c = 0; c < s->L.n_clients; c++) ring_init(client_ring(client_at(s, c)), s->L.inject_cap);
-    /* free list: every slot, index 0 on top */
-    for (u64 i = 0; i < s->L.n_slots; i++) {
-        slot_t *sl = slot_at(s, i);
-        sl->next = (i + 1 < s->L.n_slots) ? i + 2 : 0;
-    }
-    h->free_head = 1; /* tag 0, index 0 */
+    /* client rings: at first claim (admin.c); slots: carved on first use
+     * (task.c slot_alloc).  A new runtime touches neither. */
+    h->free_head = 0;
+    h->slots_carved = 0;
     h->free_count = s->L.n_slots;
     h->idle = s->L.n_workers * IDLE_UNPARK_ONE; /* all unparked, none searching */
     h->run_state = RUN_INIT;

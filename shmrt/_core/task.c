@@ -35,7 +35,16 @@ long slot_alloc(SegmentObject *s) {
     u64 head = LOAD_ACQ(&h->free_head); /* pairs with slot_free's release CAS */
     for (;;) {
         u64 top = head & 0xffffffffULL;
-        if (top == 0) return -1;
+        if (top == 0) { /* stack empty: a never-used slot, if any are left */
+            u64 c = LOAD_ACQ(&h->slots_carved);
+            for (;;) {
+                if (c >= s->L.n_slots) return -1;
+                if (CAS_ACQREL(&h->slots_carved, &c, c + 1)) {
+                    FETCH_SUB_SEQ(&h->free_count, 1);
+                    return (long)c;
+                }
+            }
+        }
         if (top > s->L.n_slots) return -2;
         slot_t *sl = slot_at(s, top - 1);
         u64 next = LOAD_ACQ(&sl->next);
