@@ -76,3 +76,17 @@ def producer(shm_file: str, n: int, out: str) -> None:
         os.write(fd, b"1" if rc == 0 else b"X")
     os.close(fd)
     seg.close()
+
+
+def slow_record(packet: Any, flow: int) -> None:
+    """record(), after 200 us: a slow consumer behind a tiny send ring."""
+    import time
+
+    end = time.perf_counter() + 200e-6
+    while time.perf_counter() < end:
+        pass
+    record(packet, flow)
+
+
+def identity_packet(packet: memoryview) -> bytes:
+    return bytes(packet)

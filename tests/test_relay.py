@@ -167,3 +167,29 @@ def test_asend() -> None:
         assert asyncio.run(main(r)) == 500
         assert r.flush(30)
         assert r.statistics()["sent"] == 500
+
+
+def test_full_send_ring_parks_packets_on_its_waitlist(tmp_path: Path, monkeypatch) -> None:
+    """A send ring of capacity 4 behind a slow sink: CPU workers never block,
+    finished packets wait on the ring's waitlist, every one of them is moved
+    in exactly once (wakes == registrations), none is stranded while the ring
+    has room, and every flow still arrives complete and in order."""
+    sink = tmp_path / "sink"
+    monkeypatch.setenv("SHMRT_TEST_SINK_FILE", str(sink))
+    flows, per = 4, 500
+    with shmrt.Relay(relaysink.identity_packet, relaysink.slow_record, workers=2,
+                     max_inflight=256, ring_capacity=4) as r:
+        for seq in range(per):
+            for f in range(flows):
+                r.send(struct.pack("<I", seq) + b"y" * 28, flow=f)
+        assert r.flush(60)
+        st = r.statistics()
+    ring = st["rings"][0]
+    assert ring["registrations"] > 0  # the ring really was full
+    assert ring["wakes"] == ring["registrations"]
+    assert ring["pending_with_capacity"] == 0
+    assert ring["waitlist"] == 0 and ring["depth"] == 0
+    by_flow: dict[int, list[int]] = {}
+    for f, seq in _read_records(sink):
+        by_flow.setdefault(f, []).append(seq)
+    assert {f: s for f, s in by_flow.items()} == {f: list(range(per)) for f in range(flows)}
