@@ -11,7 +11,6 @@ can overflow and nothing is lost for reasons outside the relay.
 
 from __future__ import annotations
 
-import socket
 import struct
 import threading
 import time
@@ -30,14 +29,10 @@ _HDR = struct.Struct("<HI")  # flow, sequence
 def run(workers: int, console: Console) -> bool:
     """Run the stage; True if every packet arrived verified and in order."""
     import shmrt
+    import shmrt.relay
     from shmrt.transforms import TAG_SIZE, tag_of
 
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    except OSError:
-        pass
-    rx.bind(("127.0.0.1", 0))
+    rx = shmrt.relay.udp_socket(("127.0.0.1", 0), 8 << 20)
     rx.settimeout(10)
     state: dict[str, Any] = {"got": 0, "bad": 0, "disorder": 0, "next": [0] * FLOWS}
     progressed = threading.Condition()

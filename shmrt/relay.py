@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import socket
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,23 @@ def _sink_spec(sink: Any) -> tuple[str, Any]:
     if isinstance(sink, UdpSink):
         return ("udp", tuple(sink.addr))
     return ("callable", _resolve(sink, "sink"))
+
+
+def udp_socket(addr: tuple[str, int] = ("127.0.0.1", 0), rcvbuf: int = 16 << 20) -> socket.socket:
+    """A bound UDP socket with a big receive buffer (absorbs bursts while a
+    relay is busy; SO_RCVBUFFORCE where allowed, past net.core.rmem_max)."""
+    fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    sock = socket.socket(fam, socket.SOCK_DGRAM)
+    for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if opt is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, rcvbuf)
+            break
+        except OSError:
+            continue
+    sock.bind(addr)
+    return sock
 
 
 def flow_id(flow: Hashable) -> int:

@@ -31,17 +31,9 @@ def _addr(text: str) -> tuple[str, int]:
 
 
 def _bind(addr: tuple[str, int]) -> socket.socket:
-    fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
-    sock = socket.socket(fam, socket.SOCK_DGRAM)
-    for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
-        if opt is None:
-            continue
-        try:  # a big receive buffer absorbs bursts while the relay is busy
-            sock.setsockopt(socket.SOL_SOCKET, opt, 16 << 20)
-            break
-        except OSError:
-            continue
-    sock.bind(addr)
+    from shmrt.relay import udp_socket
+
+    sock = udp_socket(addr)
     sock.setblocking(False)
     return sock
 

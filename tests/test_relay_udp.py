@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from shmrt.relay import udp_socket
 from shmrt.transforms import TAG_SIZE, tag_of
 
 N = 100_000
@@ -21,16 +22,7 @@ WINDOW = 512  # datagrams in flight: keeps every socket buffer far from full
 
 
 def _udp(rcvbuf: int = 8 << 20) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
-        if opt is not None:
-            try:
-                s.setsockopt(socket.SOL_SOCKET, opt, rcvbuf)
-                break
-            except OSError:
-                pass
-    s.bind(("127.0.0.1", 0))
-    return s
+    return udp_socket(("127.0.0.1", 0), rcvbuf)
 
 
 @pytest.mark.timeout(180)

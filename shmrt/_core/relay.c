@@ -43,9 +43,8 @@
 #define SAFETY_TIMEOUT_S 0.1
 #define WT_MASK 0xffULL
 
-long slot_alloc(SegmentObject *s);
-u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b, long long args_blob,
-              u64 retries, u64 parent);
+int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long blob,
+             u64 retries, u64 parent, u64 *key, u64 *idx);
 
 static relay_t *relay_of(SegmentObject *s) {
     return s->L.n_send ? (relay_t *)(s->L.base + s->L.relay_off) : NULL;
@@ -255,30 +254,22 @@ static PyObject *R_submit(SegmentObject *s, PyObject *args) {
     Py_buffer b;
     relay_t *r;
     if (!PyArg_ParseTuple(args, "KKy*KK|L", &cid, &fn_id, &b, &flow, &seq, &blob)) return NULL;
-    PyObject *res = NULL;
-    if (relay_check(s, &r, 1)) goto out;
-    if ((u64)b.len > payload_cap(s) || !client_at(s, cid)) {
-        PyErr_Format(PyExc_ValueError, "bad client id or inline packet too large (%zd)", b.len);
-        goto out;
+    if (relay_check(s, &r, 1) || !client_at(s, cid)) {
+        if (!PyErr_Occurred()) PyErr_Format(SegmentError, "bad client id %llu", cid);
+        PyBuffer_Release(&b);
+        return NULL;
     }
-    long idx = slot_alloc(s);
-    if (idx < 0) {
-        if (idx == -2) PyErr_SetString(SegmentError, "free-slot stack corrupt");
-        else res = PyLong_FromLong(-1);
-        goto out;
-    }
-    slot_t *sl = slot_at(s, (u64)idx);
-    STORE_RLX(&sl->flow, flow);
-    STORE_RLX(&sl->seq, seq);
-    u64 key = slot_fill(s, (u64)idx, HOLDER_RELAY, fn_id, &b, blob, 0, 0);
-    STORE_RLX(&sl->kind, 1); /* published by the inject push below (release) */
-    ring_push(inject_ring(s), s->L.inject_cap, (u64)idx);
-    FETCH_ADD_RLX(&HDR(s)->submitted, 1);
-    sched_notify(s);
-    res = PyLong_FromUnsignedLongLong(key);
-out:
+    u64 key, idx;
+    int rc = task_new(s, HOLDER_RELAY, fn_id, &b, blob, 0, 0, &key, &idx);
     PyBuffer_Release(&b);
-    return res;
+    if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
+    slot_t *sl = slot_at(s, idx);
+    STORE_RLX(&sl->flow, flow); /* all three published by the inject push (release) */
+    STORE_RLX(&sl->seq, seq);
+    STORE_RLX(&sl->kind, 1);
+    ring_push(inject_ring(s), s->L.inject_cap, idx);
+    sched_notify(s);
+    return PyLong_FromUnsignedLongLong(key);
 }
 
 /* ---- packets out ------------------------------------------------------------ */

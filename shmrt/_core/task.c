@@ -30,7 +30,7 @@ PyObject *blobview_new(SegmentObject *s, u64 off);
 #define KEY_GEN(k) ((u64)(k) >> 32)
 
 /* ---- free stack ---------------------------------------------------------- */
-long slot_alloc(SegmentObject *s) {
+static long slot_alloc(SegmentObject *s) {
     header_t *h = HDR(s);
     u64 head = LOAD_ACQ(&h->free_head); /* pairs with slot_free's release CAS */
     for (;;) {
@@ -92,8 +92,8 @@ slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx) {
 }
 
 /* Fill a freshly allocated slot.  Returns the key. */
-u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
-              long long args_blob, u64 retries, u64 parent) {
+static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
+                     long long args_blob, u64 retries, u64 parent) {
     slot_t *sl = slot_at(s, idx);
     if (!sl) return 0; /* unreachable: idx comes from slot_alloc, which checks */
     u64 gen = (LOAD_RLX(&sl->gen) + 1) & 0xffffffffULL;
@@ -125,6 +125,24 @@ static int check_payload(SegmentObject *s, Py_buffer *b) {
     return 0;
 }
 
+/* Allocate and fill a slot for a new task (not yet queued: the caller pushes
+ * it, which publishes the slot to the worker that pops it).  Returns 0 and
+ * the key / index, 1 when no slot is free, or -1 with an exception set. */
+int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long blob,
+             u64 retries, u64 parent, u64 *key, u64 *idx) {
+    if (seg_check_open(s, 1) || check_payload(s, b)) return -1;
+    long i = slot_alloc(s);
+    if (i == -2) {
+        PyErr_SetString(SegmentError, "free-slot stack corrupt");
+        return -1;
+    }
+    if (i < 0) return 1;
+    *idx = (u64)i;
+    *key = slot_fill(s, (u64)i, holder, fn_id, b, blob, retries, parent);
+    FETCH_ADD_RLX(&HDR(s)->submitted, 1);
+    return 0;
+}
+
 /* submit(cid, fn_id, data, args_blob=-1, retries=0) -> key, or -1 if no slot.
  * args_blob >= 0: the slot takes over the caller's reference on that block. */
 static PyObject *T_submit(SegmentObject *s, PyObject *args) {
@@ -132,31 +150,16 @@ static PyObject *T_submit(SegmentObject *s, PyObject *args) {
     long long args_blob = -1;
     Py_buffer b;
     if (!PyArg_ParseTuple(args, "KKy*|LK", &cid, &fn_id, &b, &args_blob, &retries)) return NULL;
-    PyObject *res = NULL;
     client_t *c = client_at(s, cid);
-    if (seg_check_open(s, 1) || check_payload(s, &b)) goto out;
-    if (!c) {
-        PyErr_Format(SegmentError, "bad client id %llu", cid);
-        goto out;
-    }
-    long idx = slot_alloc(s);
-    if (idx == -2) {
-        PyErr_SetString(SegmentError, "free-slot stack corrupt");
-        goto out;
-    }
-    if (idx < 0) {
-        res = PyLong_FromLong(-1);
-        goto out;
-    }
-    u64 key = slot_fill(s, (u64)idx, cid, fn_id, &b, args_blob, retries, 0);
-    ring_push(inject_ring(s), s->L.inject_cap, (u64)idx);
-    COUNTER_BUMP(&c->submitted, 1);
-    FETCH_ADD_RLX(&HDR(s)->submitted, 1);
-    sched_notify(s);
-    res = PyLong_FromUnsignedLongLong(key);
-out:
+    u64 key, idx;
+    int rc = c ? task_new(s, cid, fn_id, &b, args_blob, retries, 0, &key, &idx) : -1;
+    if (!c) PyErr_Format(SegmentError, "bad client id %llu", cid);
     PyBuffer_Release(&b);
-    return res;
+    if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
+    ring_push(inject_ring(s), s->L.inject_cap, idx); /* publishes the slot */
+    COUNTER_BUMP(&c->submitted, 1);
+    sched_notify(s);
+    return PyLong_FromUnsignedLongLong(key);
 }
 
 /* spawn(wid, fn_id, data, args_blob=-1, parent_idx=-1) -> key, or -1 */
@@ -165,27 +168,16 @@ static PyObject *T_spawn(SegmentObject *s, PyObject *args) {
     long long args_blob = -1, parent = -1;
     Py_buffer b;
     if (!PyArg_ParseTuple(args, "KKy*|LL", &wid, &fn_id, &b, &args_blob, &parent)) return NULL;
-    PyObject *res = NULL;
-    if (seg_check_open(s, 1) || check_payload(s, &b)) goto out;
-    if (!worker_at(s, wid)) {
-        PyErr_Format(SegmentError, "bad worker id %llu", wid);
-        goto out;
-    }
-    long idx = slot_alloc(s);
-    if (idx < 0) {
-        if (idx == -2) PyErr_SetString(SegmentError, "free-slot stack corrupt");
-        else res = PyLong_FromLong(-1);
-        goto out;
-    }
-    u64 par = (parent >= 0 && (u64)parent < s->L.n_slots) ? (u64)parent + 1 : 0;
-    u64 key = slot_fill(s, (u64)idx, HOLDER_WORKER | wid, fn_id, &b, args_blob, 0, par);
-    sched_push_lifo(s, wid, (u32)idx);
-    FETCH_ADD_RLX(&HDR(s)->submitted, 1);
-    sched_notify(s);
-    res = PyLong_FromUnsignedLongLong(key);
-out:
+    u64 key, idx, par = (parent >= 0 && (u64)parent < s->L.n_slots) ? (u64)parent + 1 : 0;
+    int rc = worker_at(s, wid) ? task_new(s, HOLDER_WORKER | wid, fn_id, &b, args_blob, 0, par,
+                                          &key, &idx)
+                               : -1;
+    if (!worker_at(s, wid)) PyErr_Format(SegmentError, "bad worker id %llu", wid);
     PyBuffer_Release(&b);
-    return res;
+    if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
+    sched_push_lifo(s, wid, (u32)idx); /* publishes the slot */
+    sched_notify(s);
+    return PyLong_FromUnsignedLongLong(key);
 }
 
 /* begin(wid, idx) -> None (cancelled: dropped) or (key, fn_id, data, parent, kind)

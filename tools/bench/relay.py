@@ -32,22 +32,11 @@ import sys
 import time
 from typing import Any
 
+from shmrt.relay import udp_socket
+
 HEAVY = "shmrt.transforms:blake2b_tag_heavy"
 LIGHT = "shmrt.transforms:identity"
 _HDR = struct.Struct("<QHI")  # send time ns, flow, seq
-
-
-def _sock() -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
-        if opt is not None:
-            try:
-                s.setsockopt(socket.SOL_SOCKET, opt, 16 << 20)
-                break
-            except OSError:
-                pass
-    s.bind(("127.0.0.1", 0))
-    return s
 
 
 def _start(kind: str, to_port: int, transform: str, count: int, workers: int) -> subprocess.Popen:
@@ -64,7 +53,7 @@ def _start(kind: str, to_port: int, transform: str, count: int, workers: int) ->
 def run_one(kind: str, transform: str, n: int, workers: int = 2, window: int = 256,
             flows: int = 8, size: int = 1024) -> dict[str, Any]:
     """Push ``n`` datagrams through one relay; returns pps and latency figures."""
-    rx = _sock()
+    rx = udp_socket()
     proc = _start(kind, rx.getsockname()[1], transform, n, workers)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

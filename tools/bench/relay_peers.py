@@ -40,16 +40,9 @@ def apply(spec: str, data: bytes) -> bytes | None:
 
 
 def _sock(port: int) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
-        if opt is not None:
-            try:
-                s.setsockopt(socket.SOL_SOCKET, opt, 16 << 20)
-                break
-            except OSError:
-                pass
-    s.bind(("127.0.0.1", port))
-    return s
+    from shmrt.relay import udp_socket
+
+    return udp_socket(("127.0.0.1", port))
 
 
 def plain(listen: int, to: int, count: int) -> None:
