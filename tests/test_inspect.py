@@ -841,3 +841,50 @@ def test_worker_killed_while_coordinator_frozen(
         assert rc == 1 and "dead-owner" in out
     finally:
         _stop_coordinator(p, workers, name)
+
+
+@pytest.mark.timeout(60)
+def test_real_reference_leak_and_unwoken_waiter(capsys: pytest.CaptureFixture[str]) -> None:
+    """Lints from real runtimes, not synthetic images: a reference leaked on
+    purpose (what a buggy build would do: one extra ref on a completed task,
+    so the slot never returns to the free list) fires refcount-leak; a waiter
+    entry left WAITING while the relay's budget is free fires
+    waiter-not-woken; --check then exits 1."""
+    from shmrt import _core
+
+    name = f"insp-leak-{os.getpid()}"
+    with shmrt.Pool(1, name=name, **SMALL) as pool:
+        fut = pool.submit(helpers.square, 3)
+        assert fut.result() == 9
+        seg = pool._seg
+        idx = fut._key & 0xFFFFFFFF
+        state_off = seg.layout["slots_off"] + idx * seg.layout["slot_size"]
+        _wait(lambda: seg.load64(state_off) & _core.S_COMPLETE and
+              seg.load64(state_off) >> _core.REF_SHIFT == 0, "the slot to be freed")
+        seg.fetch_add64(state_off, _core.REF_ONE)  # the leak: a reference nobody holds
+        try:
+            rc, out, err = _inspect(capsys, name, "--json", "--sample", "0", "--leak-after", "0")
+            assert rc == 0, err
+            lints = {lint["name"] for lint in json.loads(out)["lints"]}
+            assert "refcount-leak" in lints
+            rc, _, _ = _inspect(capsys, name, "--check", "--leak-after", "0")
+            assert rc == 1
+        finally:
+            seg.fetch_add64(state_off, (1 << 64) - _core.REF_ONE)  # undo before shutdown
+    relay_name = f"insp-waiter-{os.getpid()}"
+    with shmrt.Relay(relaysink.jitter, relaysink.discard, workers=1, max_inflight=4,
+                     name=relay_name) as relay:
+        seg = relay._seg
+        lay = seg.layout
+        waiter = lay["relay_off"] + lay["relay_hdr"]  # entry 0
+        wf = _core.WAITER_FIELDS
+        seg.store64(waiter + wf["pid"], os.getpid())
+        seg.store64(waiter + wf["state"], (7 << 8) | _core.WT_WAITING)  # asleep, never woken
+        try:
+            assert seg.relay_stats()["avail"] == 4  # the budget is free: it should have been woken
+            rc, out, err = _inspect(capsys, relay_name, "--json", "--sample", "0")
+            assert rc == 0, err
+            assert "waiter-not-woken" in {lint["name"] for lint in json.loads(out)["lints"]}
+        finally:
+            seg.store64(waiter + wf["state"], (7 << 8) | _core.WT_CANCELLED)
+            seg.store64(waiter + wf["pid"], 0)
