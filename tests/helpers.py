@@ -180,3 +180,14 @@ def spawn_then_block(n: int, marker: str, release: str) -> int:
     hs = [shmrt.spawn(echo, j) for j in range(n)]
     write_pid_and_wait(marker, release)
     return sum(h.join() for h in hs)
+
+
+def slots_settle(p: Any, timeout: float = 10.0) -> tuple[int, int]:
+    """Wait (bounded) until every slot of pool ``p`` is free again; returns
+    (free, total) so the caller's assert shows the figures."""
+    end = time.monotonic() + timeout
+    while True:
+        s = p.statistics()
+        if s["slots_free"] == s["slots"] or time.monotonic() > end:
+            return s["slots_free"], s["slots"]
+        time.sleep(0.01)

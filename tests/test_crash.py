@@ -37,14 +37,7 @@ def wait_pid_file(path: str, timeout: float = TIMEOUT) -> int:
     return int(Path(path).read_text())
 
 
-def slots_settle(p: shmrt.Pool, timeout: float = 10.0) -> tuple[int, int]:
-    def ok() -> bool:
-        s = p.statistics()
-        return s["slots_free"] == s["slots"]
-
-    wait_until(ok, timeout)
-    s = p.statistics()
-    return s["slots_free"], s["slots"]
+slots_settle = helpers.slots_settle
 
 
 def pool_heals(p: shmrt.Pool, dead_pid: int, n_workers: int) -> None:

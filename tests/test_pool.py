@@ -47,14 +47,7 @@ def wait_until(pred: Any, timeout: float = 10.0, step: float = 0.01) -> bool:
         time.sleep(step)
 
 
-def slots_settle(p: shmrt.Pool, timeout: float = 10.0) -> tuple[int, int]:
-    def ok() -> bool:
-        s = p.statistics()
-        return s["slots_free"] == s["slots"]
-
-    wait_until(ok, timeout)
-    s = p.statistics()
-    return s["slots_free"], s["slots"]
+slots_settle = helpers.slots_settle
 
 
 # ---- basics ---------------------------------------------------------------------

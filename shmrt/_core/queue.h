@@ -71,29 +71,6 @@ static inline int ring_push_inl(ring_t *r, u64 cap, u64 val) {
     return 0;
 }
 
-static inline long ring_pop_inl(ring_t *r, u64 cap) {
-    u64 pos = LOAD_RLX(&r->deq);
-    ring_cell_t *c;
-    for (;;) {
-        c = &r->cells[pos & (cap - 1)];
-        u64 seq = LOAD_ACQ(&c->seq); /* pairs with the producer's release */
-        int64_t diff = (int64_t)(seq - (pos + 1));
-        if (diff == 0) {
-            if (CAS_ACQREL(&r->deq, &pos, pos + 1)) break;
-        } else if (diff < 0) {
-            return -1; /* empty (or a producer has claimed but not published) */
-        } else {
-            u64 now = LOAD_RLX(&r->deq);
-            if (now == pos) return -1; /* cell ahead, deq unmoved: corrupt, never spin */
-            pos = now;
-        }
-    }
-    u64 v = LOAD_RLX(&c->val);
-    STORE_REL(&c->seq, pos + cap); /* frees the cell for the next lap */
-    FETCH_SUB_SEQ(&r->len, 1);
-    return (long)(v & 0x7fffffff);
-}
-
 /* Pop the full 64-bit value (tokens).  Returns 1 and sets *out, or 0. */
 static inline int ring_pop_u64(ring_t *r, u64 cap, u64 *out) {
     u64 pos = LOAD_RLX(&r->deq);
@@ -116,6 +93,12 @@ static inline int ring_pop_u64(ring_t *r, u64 cap, u64 *out) {
     STORE_REL(&c->seq, pos + cap); /* frees the cell for the next lap */
     FETCH_SUB_SEQ(&r->len, 1);
     return 1;
+}
+
+/* Pop a slot index (masked to 31 bits; the caller bounds-checks it), or -1. */
+static inline long ring_pop_inl(ring_t *r, u64 cap) {
+    u64 v;
+    return ring_pop_u64(r, cap, &v) ? (long)(v & 0x7fffffff) : -1;
 }
 
 static inline void ring_init(ring_t *r, u64 cap) {
