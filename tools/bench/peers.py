@@ -57,9 +57,15 @@ class Peer:
     description: ClassVar[str] = ""
     #: True when tasks can spawn and join sub-tasks (``shmrt.spawn``).
     can_spawn: ClassVar[bool] = False
+    #: Label of the object-store variant of ``payload`` ("" = the peer has none).
+    store_label: ClassVar[str] = ""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, **options: Any) -> None:
         self.workers = workers
+        #: keyword arguments for the pool constructor (e.g. shmrt's ``arena_size``)
+        self.options = options
+        #: set by the runner when every sample needs a brand-new pool (``startup``)
+        self.fresh_start = False
         self.pool: Any = None
         self.submit: Callable[..., Any] = self._not_started
         self.result: Callable[[Any], Any] = self._not_started
@@ -117,6 +123,14 @@ class Peer:
     ) -> list[Any]:
         raise NotImplementedError
 
+    def put(self, obj: Any) -> Any:
+        """Store ``obj`` once in the peer's object store; ``None``: no store.
+
+        Only Ray has one (``ray.put``); ``payload`` then also times tasks
+        that get the stored reference instead of the array.
+        """
+        return None
+
     def warm(self) -> int:
         """Make sure every worker process is started and has run a task.
 
@@ -143,7 +157,7 @@ class ShmrtPeer(Peer):
     def start(self) -> None:
         import shmrt
 
-        pool = shmrt.Pool(self.workers)
+        pool = shmrt.Pool(self.workers, **self.options)
         self.pool = pool
         self.submit = pool.submit
         self.result = _future_result

@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import datetime as _dt
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -31,10 +32,12 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from .peers import PEER_CLASSES, PEER_KEYS, Peer
+from .peers import PEER_KEYS, Peer
+from .peers_more import ALL_PEER_CLASSES, ALL_PEER_KEYS, missing_reason
+from .progress import Progress
 from .scenarios import WORKLOADS, Workload, numpy_available
 
 __all__ = ["DEFAULT_REPEAT", "QUICK_REPEAT", "format_table", "main", "run"]
@@ -42,37 +45,6 @@ __all__ = ["DEFAULT_REPEAT", "QUICK_REPEAT", "format_table", "main", "run"]
 DEFAULT_REPEAT = 5
 QUICK_REPEAT = 2
 SCHEMA = "shmrt-bench/1"
-
-
-# --------------------------------------------------------------------------
-# progress (stderr only)
-# --------------------------------------------------------------------------
-
-
-class _Progress:
-    """One status line per workload on stderr; rewritten in place on a tty."""
-
-    def __init__(self, stream: TextIO | None) -> None:
-        self.stream = stream
-        self.tty = bool(stream is not None and stream.isatty())
-        self._open = False
-
-    def update(self, text: str) -> None:
-        if self.stream is None:
-            return
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text)
-            self._open = True
-            self.stream.flush()
-
-    def line(self, text: str) -> None:
-        if self.stream is None:
-            return
-        if self.tty and self._open:
-            self.stream.write("\r\x1b[K")
-        self.stream.write(text + "\n")
-        self._open = False
-        self.stream.flush()
 
 
 # --------------------------------------------------------------------------
@@ -92,6 +64,45 @@ def _version(mod: str) -> str | None:
     return str(getattr(m, "__version__", "unknown"))
 
 
+#: packages whose versions head every result (all installed ones are listed too)
+KEY_PACKAGES = (
+    "shmrt", "numpy", "msgspec", "rich", "loky", "mpire", "dask", "distributed", "ray",
+    "matplotlib", "cloudpickle",
+)
+
+
+def _all_distributions() -> dict[str, str]:
+    from importlib.metadata import distributions
+
+    out: dict[str, str] = {}
+    for d in distributions():
+        name = d.metadata.get("Name")
+        if name:
+            out[str(name)] = str(d.version)
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
+def _shmrt_source() -> dict[str, Any]:
+    """Where the measured shmrt comes from, and its git commit when it has one."""
+    import subprocess
+
+    spec = importlib.util.find_spec("shmrt")
+    where = os.path.dirname(spec.origin) if spec and spec.origin else None
+    out: dict[str, Any] = {"path": where, "commit": None, "dirty": None}
+    if where is None:
+        return out
+    try:
+        git = ["git", "-C", where]
+        out["commit"] = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True,
+                                       text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(git + ["status", "--porcelain", "--", "."], capture_output=True,
+                                text=True, timeout=10, check=True).stdout
+        out["dirty"] = bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
 def environment() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -102,7 +113,9 @@ def environment() -> dict[str, Any]:
         "processor": platform.processor(),
         "cpu_count": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "packages": {name: _version(name) for name in ("shmrt", "numpy", "rich")},
+        "packages": {name: _version(name) for name in KEY_PACKAGES},
+        "all_packages": _all_distributions(),
+        "shmrt_source": _shmrt_source(),
     }
 
 
@@ -123,6 +136,11 @@ def _public_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if not k.startswith("_")}
 
 
+def workload_steps(peer_keys: Sequence[str], repeat: int) -> int:
+    """Progress steps of one workload: a start per peer, then every sample."""
+    return len(peer_keys) * (1 + repeat)
+
+
 def _run_workload(
     wk: Workload,
     peer_keys: Sequence[str],
@@ -130,12 +148,13 @@ def _run_workload(
     repeat: int,
     scale: float,
     quick: bool,
-    prog: _Progress,
+    prog: Progress,
     index: str,
 ) -> dict[str, Any]:
     res: dict[str, Any] = {"summary": wk.summary, "peers": {}, "rows": [], "notes": []}
     if wk.needs_numpy and not numpy_available():
         res["skipped"] = "numpy is not installed"
+        prog.advance(workload_steps(peer_keys, repeat))
         prog.line(f"{index} {wk.name}: skipped (numpy missing)")
         return res
     params = wk.params(scale, quick)
@@ -148,9 +167,10 @@ def _run_workload(
     try:
         # start + warm + prepare (untimed)
         for key in peer_keys:
-            peer = PEER_CLASSES[key](workers)
+            peer = ALL_PEER_CLASSES[key](workers)
             peers[key] = peer
             if wk.fresh_pool:
+                prog.advance()
                 continue
             prog.update(f"{index} {wk.name}: starting {peer.label}")
             try:
@@ -161,16 +181,19 @@ def _run_workload(
             except Exception as exc:  # noqa: BLE001 - reported in the table
                 state[key]["error"] = _err(exc)
                 state[key]["traceback"] = traceback.format_exc()
+            prog.advance()
         # timed repeats, peers interleaved
         t_wk = time.perf_counter()
         for r in range(repeat):
             for key in peer_keys:
                 st = state[key]
                 if st["error"] is not None:
+                    prog.advance()
                     continue
                 peer = peers[key]
                 if wk.fresh_pool:
-                    peer = peers[key] = PEER_CLASSES[key](workers)
+                    peer = peers[key] = ALL_PEER_CLASSES[key](workers)
+                    peer.fresh_start = True
                 prog.update(f"{index} {wk.name}: repeat {r + 1}/{repeat} {peer.label}")
                 gc.collect()
                 try:
@@ -178,16 +201,18 @@ def _run_workload(
                 except Exception as exc:  # noqa: BLE001
                     st["error"] = _err(exc)
                     st["traceback"] = traceback.format_exc()
+                prog.advance()
         res["wall_s"] = time.perf_counter() - t_wk
     finally:
         for key, peer in peers.items():
             msg = peer.close()
             if msg and state[key]["error"] is None:
                 state[key]["error"] = msg
+            state[key]["prepare"] = _public_params(state[key]["prepare"])  # drops live handles
     _summarise(wk, params, res, peer_keys)
     row = res["rows"][0]
     shown = [
-        f"{PEER_CLASSES[k].label} "
+        f"{ALL_PEER_CLASSES[k].label} "
         + ("ERROR" if state[k]["error"] else _fmt_value(row["values"].get(k), row["unit"]))
         for k in peer_keys
     ]
@@ -216,8 +241,13 @@ def _summarise(
             m = state[key]["median"].get(row.key) if state[key]["error"] is None else None
             medians[key] = m
             values[key] = None if m is None else row.display(m, params)
+        if row.optional and all(v is None for v in values.values()):
+            continue
         speedup: dict[str, float | None] = {}
-        base = medians.get("shmrt")
+        base_key = row.base_key or row.key
+        base = state["shmrt"]["median"].get(base_key) if "shmrt" in state else None
+        if "shmrt" in state and state["shmrt"]["error"] is not None:
+            base = None
         for key in peer_keys:
             if key == "shmrt":
                 continue
@@ -228,6 +258,7 @@ def _summarise(
                 "label": row.label,
                 "unit": row.unit,
                 "cost_key": row.key,
+                "base_key": base_key,
                 "values": values,
                 "median_cost": medians,
                 "speedup": speedup,
@@ -235,6 +266,15 @@ def _summarise(
                 "status": "",
             }
         )
+    annotate(wk, params, res, peer_keys)
+
+
+def annotate(
+    wk: Workload, params: dict[str, Any], res: dict[str, Any], peer_keys: Sequence[str]
+) -> None:
+    """(Re)compute a summarised workload's target verdict and notes."""
+    state = res["peers"]
+    res["notes"] = []
     if wk.target is not None and "shmrt" in peer_keys:
         status = wk.target(res)
         for r in res["rows"]:
@@ -249,7 +289,44 @@ def _summarise(
             res["notes"].append(extra)
     for key in peer_keys:
         if state[key]["error"]:
-            res["notes"].append(f"{PEER_CLASSES[key].label} failed: {state[key]['error']}")
+            res["notes"].append(f"{ALL_PEER_CLASSES[key].label} failed: {state[key]['error']}")
+
+
+def new_result(
+    names: Sequence[str],
+    workers: int,
+    repeat: int,
+    quick: bool,
+    scale: float,
+    peer_keys: Sequence[str],
+    skipped_peers: dict[str, str],
+) -> dict[str, Any]:
+    """The skeleton of a result: configuration, environment, no workloads yet."""
+    started = _dt.datetime.now(_dt.timezone.utc)
+    return {
+        "schema": SCHEMA,
+        "started_at": started.isoformat(timespec="seconds"),
+        "config": {
+            "workloads": list(names),
+            "workers": workers,
+            "repeat": repeat,
+            "quick": quick,
+            "scale": scale,
+            "peers": list(peer_keys),
+            "skipped_peers": dict(skipped_peers),
+            "start_method": "spawn",
+            "peer_descriptions": {k: ALL_PEER_CLASSES[k].description for k in peer_keys},
+            "statistic": "median over repeats; speedup = peer median cost / shmrt median cost",
+        },
+        "env": environment(),
+        "workloads": {},
+    }
+
+
+def write_json(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1, default=str)
+        f.write("\n")
 
 
 def run(
@@ -261,15 +338,19 @@ def run(
     *,
     scale: float = 1.0,
     peers: Sequence[str] | None = None,
-    progress: TextIO | None = sys.stderr,
+    progress: TextIO | Progress | None = sys.stderr,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and return the full result (also written as JSON).
 
     ``workloads``: names from :data:`WORKLOADS` (default: all).  ``repeat``:
     timed repeats per peer (default 5, or 2 with ``quick``).  ``scale``
-    multiplies the task counts (tests use a small one).  ``peers``: subset
-    of ``("shmrt", "ppe", "mp")``.  ``progress``: stream for progress lines
-    (``None`` for silence).
+    multiplies the task counts (tests use a small one).  ``peers``: keys of
+    :data:`ALL_PEER_CLASSES` (default ``("shmrt", "ppe", "mp")``); a peer whose
+    package is not installed is skipped with a note (``config.skipped_peers``).
+    ``progress``: stream for progress lines (``None`` for silence) or a
+    :class:`Progress` shared with a larger run.  ``checkpoint(result)`` is
+    called after every workload (a long run saves what it has so far).
     """
     names = list(workloads) if workloads else list(WORKLOADS)
     unknown = [n for n in names if n not in WORKLOADS]
@@ -278,10 +359,13 @@ def run(
             f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(WORKLOADS)}"
         )
     peer_keys = list(peers) if peers else list(PEER_KEYS)
-    bad = [p for p in peer_keys if p not in PEER_CLASSES]
+    bad = [p for p in peer_keys if p not in ALL_PEER_CLASSES]
     if bad:
-        raise ValueError(f"unknown peer(s): {', '.join(bad)}; known: {', '.join(PEER_KEYS)}")
-    peer_keys = [k for k in PEER_KEYS if k in peer_keys]  # canonical order
+        raise ValueError(
+            f"unknown peer(s): {', '.join(bad)}; known: {', '.join(ALL_PEER_KEYS)}"
+        )
+    skipped_peers = {k: r for k in peer_keys if (r := missing_reason(k)) is not None}
+    peer_keys = [k for k in ALL_PEER_KEYS if k in peer_keys and k not in skipped_peers]
     if workers < 1:
         raise ValueError("workers must be >= 1")
     if repeat is None:
@@ -291,30 +375,18 @@ def run(
     if scale <= 0:
         raise ValueError("scale must be > 0")
 
-    prog = _Progress(progress)
-    started = _dt.datetime.now(_dt.timezone.utc)
+    own_prog = not isinstance(progress, Progress)
+    prog = Progress(progress) if not isinstance(progress, Progress) else progress
+    if own_prog:
+        prog.add_total(len(names) * workload_steps(peer_keys, repeat))
     t0 = time.perf_counter()
-    result: dict[str, Any] = {
-        "schema": SCHEMA,
-        "started_at": started.isoformat(timespec="seconds"),
-        "config": {
-            "workloads": names,
-            "workers": workers,
-            "repeat": repeat,
-            "quick": quick,
-            "scale": scale,
-            "peers": peer_keys,
-            "start_method": "spawn",
-            "peer_descriptions": {k: PEER_CLASSES[k].description for k in peer_keys},
-            "statistic": "median over repeats; speedup = peer median cost / shmrt median cost",
-        },
-        "env": environment(),
-        "workloads": {},
-    }
+    result = new_result(names, workers, repeat, quick, scale, peer_keys, skipped_peers)
     prog.line(
         f"shmrt bench: {len(names)} workload(s), {workers} workers, {repeat} repeat(s), "
-        f"peers: {', '.join(PEER_CLASSES[k].label for k in peer_keys)} (spawn start method)"
+        f"peers: {', '.join(ALL_PEER_CLASSES[k].label for k in peer_keys)} (spawn start method)"
     )
+    for key, reason in skipped_peers.items():
+        prog.line(f"  {ALL_PEER_CLASSES[key].label} skipped: {reason}")
     for i, name in enumerate(names, 1):
         result["workloads"][name] = _run_workload(
             WORKLOADS[name],
@@ -326,11 +398,13 @@ def run(
             prog,
             f"[{i}/{len(names)}]",
         )
+        if checkpoint is not None:
+            checkpoint(result)
     result["duration_s"] = time.perf_counter() - t0
+    if own_prog:
+        prog.close()
     if json_path is not None:
-        with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1, default=str)
-            f.write("\n")
+        write_json(result, json_path)
     return result
 
 
@@ -361,37 +435,107 @@ def _fmt_speedup(x: float | None) -> str:
     return f"{x:.1f}x" if x >= 10 else f"{x:.2f}x"
 
 
-def format_table(result: dict[str, Any]) -> str:
-    """Render a :func:`run` result (or its JSON) as an aligned text table."""
-    cfg, env = result["config"], result["env"]
-    peer_keys: list[str] = [k for k in cfg["peers"] if k in PEER_CLASSES]
-    others = [k for k in peer_keys if k != "shmrt"]
-    labels = {k: PEER_CLASSES[k].label for k in peer_keys}
-    pk = env.get("packages", {})
-    out: list[str] = [
-        (
-            f"shmrt bench: {cfg['workers']} workers per pool, start method 'spawn' for every pool, "
-            f"median of {cfg['repeat']} repeat(s), peers interleaved per repeat, pools warmed "
-            "(except startup)"
-        ),
-        (
-            f"Python {env['python']} ({env['implementation']}) on {env['platform']}, "
-            f"{env['cpu_count']} CPUs; shmrt {pk.get('shmrt')}, numpy {pk.get('numpy')}"
-        ),
-    ]
-    if "ppe" in peer_keys:
-        out.append("PPE     = concurrent.futures.ProcessPoolExecutor(mp_context=spawn)")
-    if "mp" in peer_keys:
-        out.append("mp.Pool = multiprocessing.get_context('spawn').Pool")
-    if "shmrt" in peer_keys and others:
-        out.append("vs X    = X's median cost / shmrt's median cost (> 1: shmrt faster)")
-    out.append("")
+def _cell(wres: dict[str, Any], row: dict[str, Any], key: str) -> str:
+    """A peer's value: the number, ``ERR`` (the peer failed) or ``-`` (none)."""
+    v = row["values"].get(key)
+    if v is not None:
+        return _fmt_value(v, row["unit"])
+    return "ERR" if wres.get("peers", {}).get(key, {}).get("error") else "-"
 
-    header = ["workload", "metric", "unit"] + [labels[k] for k in peer_keys]
-    if "shmrt" in peer_keys:
-        header += [f"vs {labels[k]}" for k in others] + ["target", "result"]
+
+def render_grid(
+    header: list[str], table: list[list[str]], right: set[int], markdown: bool = False
+) -> list[str]:
+    """Align ``table`` under ``header`` as text columns or a Markdown table."""
+    if markdown:
+
+        def md(cells: list[str]) -> str:
+            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+        rule = ["---:" if i in right else "---" for i in range(len(header))]
+        return [md(header), "|" + "|".join(rule) + "|", *(md(r) for r in table)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)
+    ]
+
+    def fmt(cells: list[str]) -> str:
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [fmt(header), "  ".join("-" * w for w in widths), *(fmt(r) for r in table)]
+
+
+def format_table(
+    result: dict[str, Any], *, markdown: bool = False, compact: bool | None = None
+) -> str:
+    """Render a :func:`run` result (or its JSON) as an aligned text table.
+
+    With more than two peers besides shmrt (``--vs all``) the table is
+    *compact*: each peer's cell is ``value (ratio)`` instead of a value
+    column and a ratio column.  ``markdown``: a Markdown table and its
+    footnotes only (no preamble), for ``docs/benchmarks.md``.
+    """
+    cfg, env = result["config"], result["env"]
+    peer_keys: list[str] = [k for k in cfg["peers"] if k in ALL_PEER_CLASSES]
+    others = [k for k in peer_keys if k != "shmrt"]
+    labels = {k: ALL_PEER_CLASSES[k].label for k in peer_keys}
+    has_shmrt = "shmrt" in peer_keys
+    if compact is None:
+        compact = has_shmrt and len(others) > 2
+    pk = env.get("packages", {})
+    out: list[str] = []
+    if not markdown:
+        out += [
+            (
+                f"shmrt bench: {cfg['workers']} workers per pool, start method 'spawn' for every "
+                f"pool, median of {cfg['repeat']} repeat(s), peers interleaved per repeat, pools "
+                "warmed (except startup)"
+            ),
+            (
+                f"Python {env['python']} ({env['implementation']}) on {env['platform']}, "
+                f"{env['cpu_count']} CPUs; shmrt {pk.get('shmrt')}, numpy {pk.get('numpy')}"
+            ),
+        ]
+        if compact:
+            versions = [f"{labels[k]} {pk.get(k)}" for k in others if pk.get(k)]
+            if versions:
+                out.append("versions: " + ", ".join(versions))
+            for k in others:
+                desc = cfg.get("peer_descriptions", {}).get(k, ALL_PEER_CLASSES[k].description)
+                out.append(f"{labels[k]:<8}= {desc}")
+        else:
+            if "ppe" in peer_keys:
+                out.append("PPE     = concurrent.futures.ProcessPoolExecutor(mp_context=spawn)")
+            if "mp" in peer_keys:
+                out.append("mp.Pool = multiprocessing.get_context('spawn').Pool")
+        groups = cfg.get("passes") or []
+        if len(groups) > 1:
+            shown = " | ".join(", ".join(labels.get(k, k) for k in g) for g in groups)
+            out.append(f"passes: {shown} -- each pass with its own shmrt; a peer's ratio is "
+                       "against shmrt in its pass (the table shows shmrt from the first)")
+        for k, reason in cfg.get("skipped_peers", {}).items():
+            out.append(f"skipped: {ALL_PEER_CLASSES[k].label if k in ALL_PEER_CLASSES else k} "
+                       f"({reason})")
+        if has_shmrt and others:
+            ratio = "(r)" if compact else "vs X"
+            out.append(f"{ratio:<8}= peer's median cost / shmrt's median cost (> 1: shmrt faster)")
+        out.append("")
+
+    header = ["workload", "metric", "unit"]
+    if compact:
+        header += [labels["shmrt"]] + [f"{labels[k]} (r)" for k in others]
+        right = set(range(3, 3 + len(peer_keys)))
+    else:
+        header += [labels[k] for k in peer_keys]
+        if has_shmrt:
+            header += [f"vs {labels[k]}" for k in others]
+        right = set(range(3, 3 + len(peer_keys) + (len(others) if has_shmrt else 0)))
+    if has_shmrt:
+        header += ["target", "result"]
     header.append("notes")
-    right = set(range(3, 3 + len(peer_keys) + (len(others) if "shmrt" in peer_keys else 0)))
     table: list[list[str]] = []
     footnotes: list[str] = []
     for name, wres in result["workloads"].items():
@@ -405,34 +549,28 @@ def format_table(result: dict[str, Any]) -> str:
             refs = ",".join(str(i) for i in range(first, len(footnotes) + 1))
             refs = f"[{refs}]"
         rows = wres.get("rows") or [{"label": "-", "unit": "", "values": {}, "speedup": {}}]
+        skipped = bool(wres.get("skipped"))
         for j, row in enumerate(rows):
             line = [name if j == 0 else "", row["label"], row["unit"]]
-            skipped = bool(wres.get("skipped"))
-            line += [
-                "-" if skipped else _fmt_value(row["values"].get(k), row["unit"]) for k in peer_keys
-            ]
-            if "shmrt" in peer_keys:
-                line += [_fmt_speedup(row["speedup"].get(k)) for k in others]
+            cells = {k: "-" if skipped else _cell(wres, row, k) for k in peer_keys}
+            if compact:
+                line.append(cells["shmrt"])
+                for k in others:
+                    x = row["speedup"].get(k)
+                    line.append(cells[k] if x is None else f"{cells[k]} ({_fmt_speedup(x)})")
+            else:
+                line += [cells[k] for k in peer_keys]
+                if has_shmrt:
+                    line += [_fmt_speedup(row["speedup"].get(k)) for k in others]
+            if has_shmrt:
                 line += [row.get("target", ""), row.get("status", "")]
             line.append(refs if j == 0 else "")
             table.append(line)
-    widths = [
-        max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)
-    ]
-
-    def fmt(cells: list[str]) -> str:
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    out.append(fmt(header))
-    out.append("  ".join("-" * w for w in widths))
-    out.extend(fmt(r) for r in table)
+    out += render_grid(header, table, right, markdown)
     if footnotes:
         out.append("")
-        out.extend(f"[{i}] {n}" for i, n in enumerate(footnotes, 1))
+        sep = "\n" if markdown else ""
+        out.extend(f"[{i}] {n}{sep}" for i, n in enumerate(footnotes, 1))
     return "\n".join(out)
 
 
@@ -441,17 +579,23 @@ def format_table(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------
 
 
+GROWTH_NAMES = ("spawn_many", "map", "payload")  # == growth.SERIES (not imported here)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m shmrt.tools.bench",
         description="Benchmark shmrt.Pool against concurrent.futures.ProcessPoolExecutor and "
-        "multiprocessing.Pool (all with the spawn start method) on Tokio-style scheduler workloads.",
+        "multiprocessing.Pool (all with the spawn start method) on Tokio-style scheduler "
+        "workloads; with --vs, against loky, mpire, Dask and Ray too.",
     )
     p.add_argument(
         "workloads",
         nargs="*",
         metavar="WORKLOAD",
-        help=f"workloads to run (default: all): {', '.join(WORKLOADS)}",
+        help=f"workloads to run (default: all): {', '.join(WORKLOADS)}; also 'growth' (the "
+        "cost-growth series, or one of " + ", ".join(f"growth_{g}" for g in GROWTH_NAMES)
+        + ") and 'relay' (the UDP relay benchmark)",
     )
     p.add_argument("--workers", type=int, default=2, help="worker processes per pool (default: 2)")
     p.add_argument(
@@ -464,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         dest="json_path",
         metavar="FILE",
-        help="write raw samples and summary as JSON",
+        help="write raw samples, summary and package versions as JSON",
     )
     p.add_argument(
         "--quick",
@@ -480,46 +624,128 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peers",
         default=",".join(PEER_KEYS),
-        help=f"comma-separated subset of {','.join(PEER_KEYS)} (default: all)",
+        help=f"comma-separated subset of {','.join(ALL_PEER_KEYS)} (default: {','.join(PEER_KEYS)})",
     )
+    p.add_argument(
+        "--vs",
+        metavar="PEERS",
+        help="'all' (every installed peer: " + ", ".join(k for k in ALL_PEER_KEYS if k != "shmrt")
+        + ") or a comma list; peers not installed are skipped with a note.  Without "
+        "WORKLOADs: the core workloads, the growth series and the relay benchmark",
+    )
+    p.add_argument("--growth", action="store_true", help="also run the cost-growth series")
+    p.add_argument(
+        "--growth-budget",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="growth: skip a size for a pool predicted to take more than S seconds per sample "
+        "(default: 120)",
+    )
+    p.add_argument("--plot", metavar="DIR", help="write PNG charts to DIR (needs matplotlib)")
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     return p
 
 
+def _select(
+    names: Sequence[str], vs: bool, growth_flag: bool
+) -> tuple[list[str], list[str], bool]:
+    """Positional names -> (core workloads, growth series, relay?)."""
+    core = [n for n in names if n in WORKLOADS]
+    growth: list[str] = []
+    for n in names:
+        if n == "growth":
+            growth += [g for g in GROWTH_NAMES if g not in growth]
+        elif n.startswith("growth_") and n[7:] in GROWTH_NAMES and n[7:] not in growth:
+            growth.append(n[7:])
+    relay = "relay" in names
+    unknown = [
+        n for n in names
+        if n not in WORKLOADS and n not in ("growth", "relay") and n[7:] not in GROWTH_NAMES
+    ]
+    if unknown:
+        raise ValueError(
+            f"unknown workload(s): {', '.join(unknown)}; known: {', '.join(WORKLOADS)}, "
+            "growth, " + ", ".join(f"growth_{g}" for g in GROWTH_NAMES) + ", relay"
+        )
+    if not names:
+        core = list(WORKLOADS)
+        if vs:
+            growth, relay = list(GROWTH_NAMES), True
+    if growth_flag and not growth:
+        growth = list(GROWTH_NAMES)
+    return core, growth, relay
+
+
+def _failed(result: dict[str, Any]) -> bool:
+    if any(st.get("error") for w in result["workloads"].values() for st in w["peers"].values()):
+        return True
+    series = result.get("growth", {}).get("series", {})
+    if any(ln.get("error") for s in series.values() for ln in s.get("lines", {}).values()):
+        return True
+    return bool(result.get("relay", {}).get("error"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["relay"]:  # the relay benchmark has its own runner (tools/bench/relay.py)
-        from .relay import main as relay_main
+    if argv[:1] == ["relay"] and not any(a.startswith("--vs") for a in argv):
+        from .relay import main as relay_main  # the relay benchmark's own runner (relay.py)
 
         return relay_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.list:
         for name, wk in WORKLOADS.items():
             print(f"{name:18} {wk.summary}")
+        print(f"{'growth':18} cost per task / item / byte as work grows ("
+              + ", ".join(f"growth_{g}" for g in GROWTH_NAMES) + ")")
+        print(f"{'relay':18} UDP relay packets/s and latency (shmrt bench relay)")
         return 0
-    peer_keys = [p.strip() for p in args.peers.split(",") if p.strip()]
+    from .peers_more import resolve_peers
+
     try:
-        result = run(
-            args.workloads,
-            args.workers,
-            args.repeat,
-            args.json_path,
-            args.quick,
-            scale=args.scale,
-            peers=peer_keys,
-        )
+        core, growth, relay = _select(args.workloads, bool(args.vs), args.growth)
+        if args.vs:
+            peer_keys, skipped = resolve_peers(args.vs)
+        else:
+            peer_keys, skipped = [p.strip() for p in args.peers.split(",") if p.strip()], {}
+        if args.plot and importlib.util.find_spec("matplotlib") is None:
+            raise ValueError("--plot needs matplotlib (pip install 'shmrt[bench]')")
+        if growth or relay or args.vs:
+            from .compare import format_all, run_all
+
+            repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
+            peer_keys, more = resolve_peers(peer_keys)
+            result = run_all(
+                core, growth, relay, peers=peer_keys, skipped_peers={**skipped, **more},
+                workers=args.workers, repeat=repeat, quick=args.quick, scale=args.scale,
+                budget_s=args.growth_budget, json_path=args.json_path,
+            )
+            text = format_all(result)
+        else:
+            result = run(
+                core,
+                args.workers,
+                args.repeat,
+                args.json_path,
+                args.quick,
+                scale=args.scale,
+                peers=peer_keys,
+            )
+            text = format_table(result)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(format_table(result))
+    print(text)
     if args.json_path:
         print(f"\nraw samples written to {args.json_path}", file=sys.stderr)
-    errors = any(
-        st.get("error") for w in result["workloads"].values() for st in w["peers"].values()
-    )
+    if args.plot:
+        from .plots import write_plots
+
+        for path in write_plots(result, args.plot):
+            print(f"chart written: {path}", file=sys.stderr)
     missed = any(w.get("target_status") == "MISS" for w in result["workloads"].values())
-    if errors:
+    if _failed(result):
         return 1
     if args.check and missed:
         return 1

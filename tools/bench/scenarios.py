@@ -14,7 +14,8 @@ column is always ``peer_cost / shmrt_cost`` (> 1 means shmrt is faster).
 What is measured and why:
 
 * ``rtt``              -- latency of one ``submit(f).result()`` round trip
-  with nothing else in flight: the fixed cost a caller pays per task.
+  with nothing else in flight: the fixed cost a caller pays per task
+  (5,000 calls, or as many as fit in 5 s for the slow peers: Dask, Ray).
 * ``spawn_many``       -- 10,000 tiny tasks submitted one by one from the
   client, then all awaited: submission + scheduling throughput.
 * ``spawn_many_local`` -- one task spawns 10,000 children with
@@ -33,7 +34,9 @@ What is measured and why:
 * ``map``              -- ``map`` over 100,000 tiny items; shmrt with
   automatic batching, each peer with its best chunksize of a few tried.
 * ``payload``          -- a 16 MiB numpy array sent to a worker, checksummed
-  there, the checksum returned: bulk data transport (GB/s).
+  there, the checksum returned: bulk data transport (GB/s).  A peer with an
+  object store (Ray) gets a second, labelled row: the array put once
+  (``ray.put``, untimed) and every task handed the stored reference.
 * ``startup``          -- a fresh pool per repeat: construction until the
   first result is back.
 """
@@ -75,6 +78,11 @@ class Row:
     unit: str  # display unit
     display: Callable[[float, Params], float]  # median cost -> shown value
     target: str = ""  # target text shown in this row ("" = none)
+    #: shmrt's cost key the ratio is taken against ("" = ``key``); the payload
+    #: object-store row (Ray only) is compared with shmrt's per-task payload
+    base_key: str = ""
+    #: left out of the table when no peer produced this cost
+    optional: bool = False
 
 
 @dataclass
@@ -177,20 +185,30 @@ def _at_least(x: float | None, bound: float) -> bool | None:
 # --------------------------------------------------------------------------
 
 
+#: a rtt sample stops after this long (Dask: ~10 ms per call) once it has RTT_MIN_CALLS
+RTT_BUDGET_S = 5.0
+RTT_MIN_CALLS = 50
+
+
 def _rtt_params(scale: float, quick: bool) -> Params:
-    return {"calls": _scaled(5000, scale, 50)}
+    return {"calls": _scaled(5000, scale, 50), "budget_s": RTT_BUDGET_S}
 
 
 def _rtt_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
     submit, result, fn = peer.submit, peer.result, wl.noop
     n = p["calls"]
     pc = time.perf_counter_ns
-    lat = [0] * n
+    lat: list[int] = []
+    add = lat.append
     t_start = pc()
+    deadline = t_start + int(p.get("budget_s", RTT_BUDGET_S) * 1e9)
     for i in range(n):
         t0 = pc()
         result(submit(fn))
-        lat[i] = pc() - t0
+        t1 = pc()
+        add(t1 - t0)
+        if t1 > deadline and i + 1 >= RTT_MIN_CALLS:
+            break
     total = pc() - t_start
     us = sorted(x / 1e3 for x in lat)
     return {
@@ -200,6 +218,7 @@ def _rtt_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
         "min_s": us[0] / 1e6,
         "max_s": us[-1] / 1e6,
         "total_s": total / 1e9,
+        "calls": len(lat),
         "raw_latencies_us": [round(x / 1e3, 2) for x in lat],
     }
 
@@ -456,18 +475,21 @@ def _map_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
 
 
 def _map_target(res: dict[str, Any]) -> str:
-    xs = [res["rows"][0]["speedup"].get(k) for k in ("ppe", "mp") if k in res["peers"]]
+    xs = [x for k, x in res["rows"][0]["speedup"].items() if k != "shmrt"]
     if not xs or any(x is None for x in xs):
         return "n/a"
     return _verdict([min(float(x) for x in xs if x is not None) >= 1.0])
 
 
 def _map_note(res: dict[str, Any]) -> str:
+    from .peers_more import ALL_PEER_CLASSES
+
     parts = []
-    for key, label in (("ppe", "PPE"), ("mp", "mp.Pool")):
-        wins = [s["chunksize"] for s in res["peers"].get(key, {}).get("samples", [])]
+    for key, st in res["peers"].items():
+        wins = [s["chunksize"] for s in st.get("samples", []) if "chunksize" in s]
         if wins:
             best = max(set(wins), key=wins.count)
+            label = ALL_PEER_CLASSES[key].label
             parts.append(f"{label} {best} ({wins.count(best)}/{len(wins)} repeats)")
     tried = "/".join(str(c) for c in MAP_CHUNKSIZES)
     return (
@@ -498,21 +520,61 @@ def _payload_params(scale: float, quick: bool) -> Params:
     return {"bytes": nbytes, "ops": 5 if quick else 10}
 
 
+def payload_store(peer: Peer, a: Any, expected: int) -> dict[str, Any]:
+    """Put ``a`` once in the peer's object store (untimed for the rows, but
+    its time is kept); ``{}`` when the peer has no store."""
+    t0 = time.perf_counter()
+    stored = peer.put(a)
+    put_s = time.perf_counter() - t0
+    if stored is None:
+        return {}
+    _check(peer.call(wl.checksum, stored) == expected, "checksum (stored)")
+    return {"_stored": stored, "put_s": put_s}
+
+
+def payload_ops(peer: Peer, arg: Any, expected: int, ops: int) -> float:
+    """Seconds per ``checksum(arg)`` round trip, ``ops`` of them."""
+    submit, result, fn = peer.submit, peer.result, wl.checksum
+    t0 = time.perf_counter()
+    got = [result(submit(fn, arg)) for _ in range(ops)]
+    dt = time.perf_counter() - t0
+    _check(all(g == expected for g in got), "checksum")
+    return dt / ops
+
+
+def payload_warm(peer: Peer) -> None:
+    """Import numpy on every worker (a burst of held tasks reaches them all)."""
+    hs = [peer.submit(wl.warm_numpy, 0.05) for _ in range(2 * peer.workers)]
+    for h in hs:
+        peer.result(h)
+
+
 def _payload_prepare(peer: Peer, p: Params) -> dict[str, Any]:
     a, expected = _payload_array(p["bytes"])
-    _check(peer.call(wl.checksum, a) == expected, "checksum")
-    return {}
+    payload_warm(peer)
+    for _ in range(3):
+        _check(peer.call(wl.checksum, a) == expected, "checksum")
+    return payload_store(peer, a, expected)
 
 
 def _payload_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
     a, expected = _payload_array(p["bytes"])
-    submit, result, fn = peer.submit, peer.result, wl.checksum
-    ops = p["ops"]
-    t0 = time.perf_counter()
-    got = [result(submit(fn, a)) for _ in range(ops)]
-    dt = time.perf_counter() - t0
-    _check(all(g == expected for g in got), "checksum")
-    return {"time_per_op_s": dt / ops}
+    out = {"time_per_op_s": payload_ops(peer, a, expected, p["ops"])}
+    if "_stored" in prep:
+        out["store_time_per_op_s"] = payload_ops(peer, prep["_stored"], expected, p["ops"])
+    return out
+
+
+def _payload_note(res: dict[str, Any]) -> str:
+    from .peers_more import ALL_PEER_CLASSES
+
+    parts = []
+    for key, st in res["peers"].items():
+        put_s = st.get("prepare", {}).get("put_s")
+        if put_s is not None:
+            label = ALL_PEER_CLASSES[key].store_label or key
+            parts.append(f"{label}: the put took {put_s * 1e3:.1f} ms once, outside the timing")
+    return "; ".join(parts)
 
 
 def _payload_target(res: dict[str, Any]) -> str:
@@ -645,12 +707,23 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "payload",
             "numpy array to a worker, checksum computed there and returned",
-            [Row("throughput", "time_per_op_s", "GB/s", _gbps, "≥10x PPE")],
+            [
+                Row("throughput", "time_per_op_s", "GB/s", _gbps, "≥10x PPE"),
+                Row(
+                    "object store",
+                    "store_time_per_op_s",
+                    "GB/s",
+                    _gbps,
+                    base_key="time_per_op_s",
+                    optional=True,
+                ),
+            ],
             _payload_params,
             _payload_sample,
             prepare=_payload_prepare,
             target=_payload_target,
             needs_numpy=True,
+            extra_note=_payload_note,
             peer_note="{bytes} B uint64 array per call, XOR checksum in the worker; GB/s = bytes / round trip",
         ),
         Workload(

@@ -18,9 +18,14 @@ What each function is for:
   inside a task* (Tokio's ``spawn_many_local``, ``chained_spawn`` and a
   fork-join recursion).  Other pools cannot spawn from a task; the client
   side drives their equivalent (see ``scenarios.py``).
+* ``warm`` / ``warm_numpy`` -- hold a worker for a moment so that a burst
+  of them reaches every worker (``warm_numpy`` also imports numpy there).
 * ``busy`` -- a calibrated CPU busy loop that returns the time it actually
   took, so the skew benchmark can compare makespan against the sum of the
   work really done.
+* ``apply_chunk`` -- runs a tiny task over a chunk of items in one task:
+  how ``map`` is batched on the peers whose ``map`` would otherwise make one
+  task per item (Dask, Ray), the same chunking every other pool does itself.
 * ``checksum`` -- reads every byte of a (large) numpy array in the worker,
   so the payload benchmark cannot be satisfied without the data arriving.
 """
@@ -32,6 +37,7 @@ import time
 from typing import Any
 
 __all__ = [
+    "apply_chunk",
     "busy",
     "busy_loop",
     "chain_link",
@@ -46,6 +52,7 @@ __all__ = [
     "skewed_root",
     "spawn_many_local_root",
     "warm",
+    "warm_numpy",
 ]
 
 
@@ -61,6 +68,11 @@ def noop() -> None:
 def inc(x: int) -> int:
     """Tiny task with one argument and a result (used by ``map``)."""
     return x + 1
+
+
+def apply_chunk(fn: Any, items: list[Any]) -> list[Any]:
+    """``[fn(x) for x in items]`` in one task (a ``map`` chunk for Dask / Ray)."""
+    return [fn(x) for x in items]
 
 
 def chain_step(k: int) -> int:
@@ -79,6 +91,17 @@ def warm(seconds: float = 0.0) -> int:
     if seconds > 0:
         time.sleep(seconds)
     return os.getpid()
+
+
+def warm_numpy(seconds: float = 0.0) -> int:
+    """:func:`warm` that also imports numpy (~30 ms the first time in a worker).
+
+    The payload workloads run this on every worker before timing, so that no
+    sample pays a worker's first numpy import.
+    """
+    import numpy  # noqa: F401
+
+    return warm(seconds)
 
 
 # --------------------------------------------------------------------------
