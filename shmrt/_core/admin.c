@@ -237,8 +237,12 @@ static PyObject *A_crash_task(SegmentObject *s, PyObject *args) {
     u64 idx;
     if (!PyArg_ParseTuple(args, "KKy*", &key, &status, &b)) return NULL;
     slot_t *sl = seg_check_open(s, 1) ? NULL : slot_for_key(s, key, &idx);
-    int rc = sl ? complete_slot(s, idx, sl, status, &b, -1) : -1;
-    if (!rc) FETCH_ADD_RLX(&HDR(s)->crashed, 1);
+    int rc = -1;
+    if (sl) { /* count before the crash is delivered (the holder may read it) */
+        FETCH_ADD_RLX(&HDR(s)->crashed, 1);
+        rc = complete_slot(s, idx, sl, status, &b, -1);
+        if (rc) FETCH_SUB_ACQREL(&HDR(s)->crashed, 1);
+    }
     PyBuffer_Release(&b);
     if (rc) return NULL;
     Py_RETURN_NONE;

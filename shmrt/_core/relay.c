@@ -363,6 +363,12 @@ static PyObject *R_done(SegmentObject *s, PyObject *args) {
     if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
     PyObject *seq = PySequence_Fast(idxs, "relay_done needs a sequence of slot indices");
     if (!seq) return NULL;
+    /* Count first: flush() returns once the last unit is back, and whoever
+     * it returns to reads these counters. */
+    COUNTER_BUMP(&t->sent, sent);
+    COUNTER_BUMP(&t->filtered, filtered);
+    COUNTER_BUMP(&t->errors, errors);
+    COUNTER_BUMP(&t->crashed, crashed);
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned long long idx = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
@@ -375,10 +381,6 @@ static PyObject *R_done(SegmentObject *s, PyObject *args) {
         sem_release_one(s, r);
     }
     Py_DECREF(seq);
-    COUNTER_BUMP(&t->sent, sent);
-    COUNTER_BUMP(&t->filtered, filtered);
-    COUNTER_BUMP(&t->errors, errors);
-    COUNTER_BUMP(&t->crashed, crashed);
     FETCH_ADD_SEQ(&r->done_seq, 1);
     if (LOAD_SEQ(&r->flushing)) futex_wake_u32(&r->done_seq, 64);
     Py_RETURN_NONE;

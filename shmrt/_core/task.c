@@ -268,9 +268,11 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         PyErr_Format(SegmentError, "slot %llu: impossible state for complete", idx);
         return -1;
     }
+    /* Count before delivering: once delivered, the holder may read the
+     * counters, and they must already include this task. */
+    FETCH_ADD_RLX(&HDR(s)->completed, 1);
     deliver(s, idx, sl, prev);
     drop_ref(s, idx); /* the scheduler's reference */
-    FETCH_ADD_RLX(&HDR(s)->completed, 1);
     return 0;
 }
 
@@ -293,12 +295,12 @@ static PyObject *T_finish(SegmentObject *s, PyObject *args) {
         PyErr_Format(SegmentError, "slot %llu is not owned by worker %llu", idx, wid);
         goto out;
     }
+    COUNTER_BUMP(&w->tasks_run, 1); /* before the result is visible, like `completed` */
     rc = complete_slot(s, idx, sl, status, &b, result_blob);
     u64 depth = LOAD_RLX(&w->help_depth);
     STORE_RLX(&w->help_depth, depth ? depth - 1 : 0);
     STORE_RLX(&w->current, outer >= 0 ? (u64)outer + 1 : 0);
     STORE_RLX(&w->current_since, outer >= 0 ? now_ns() : 0);
-    COUNTER_BUMP(&w->tasks_run, 1);
 out:
     PyBuffer_Release(&b);
     if (rc) return NULL;
