@@ -141,6 +141,7 @@ def test_run_all_with_extra_peer_and_growth(
         ["rtt", "payload"], ["spawn_many", "map", "payload"], False,
         peers=["shmrt", "mp", thread_peer], skipped_peers={"ray": "not installed (test)"},
         workers=2, repeat=1, scale=0.001, budget_s=30.0, json_path=str(path), progress=None,
+        isolate=False,  # the stand-in exists only in this process
     )
     data = json.loads(path.read_text())
     assert data["config"]["peers"] == ["shmrt", "mp", "threads"]
@@ -252,3 +253,21 @@ def test_plot_writes_pngs(tmp_path: Path) -> None:
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert p.stat().st_size < 200_000
+
+
+@pytest.mark.timeout(240)
+def test_isolated_pass_runs_in_a_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With more than one pass, each runs in a child process; results merge."""
+    monkeypatch.setattr(compare, "ISOLATED", ("mp",))
+    path = tmp_path / "child.json"
+    res = compare.run_all(
+        ["rtt"], ["spawn_many"], False, peers=["shmrt", "ppe", "mp"], workers=2, repeat=1,
+        scale=0.001, budget_s=30.0, json_path=str(path), progress=None,
+    )
+    assert res["config"]["passes"] == [["shmrt", "ppe"], ["shmrt", "mp"]]
+    assert [r["returncode"] for r in res["config"]["pass_runs"]] == [0, 0]
+    row = res["workloads"]["rtt"]["rows"][0]
+    assert all(_positive(row["speedup"][k]) for k in ("ppe", "mp"))
+    assert "mp" in res["workloads"]["rtt"]["shmrt_in_pass"]
+    assert list(res["growth"]["series"]["spawn_many"]["lines"]) == ["shmrt", "ppe", "mp"]
+    assert json.loads(path.read_text())["config"]["pass_runs"][1]["peers"] == ["shmrt", "mp"]

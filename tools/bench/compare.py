@@ -21,10 +21,14 @@ so a run that dies late keeps what it measured.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from . import relay as relay_bench
@@ -129,6 +133,63 @@ def growth_order(growth: dict[str, Any], peer_keys: list[str]) -> None:
                                     key=lambda kv: (order.get(kv[1]["peer"], 99), kv[0])))
 
 
+def _pass_steps(core: Sequence[str], growth: Sequence[str], group: Sequence[str], repeat: int,
+                scale: float) -> int:
+    return len(core) * workload_steps(group, repeat) + series_steps(growth, group, repeat, scale)
+
+
+def _run_pass(core: Sequence[str], growth: Sequence[str], group: list[str], *, workers: int,
+              repeat: int, quick: bool, scale: float, budget_s: float, prog: Progress,
+              checkpoint: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    """One group of peers, in this process: core workloads, then growth series."""
+    try:
+        if core:
+            part = run(core, workers, repeat, None, quick, scale=scale, peers=group,
+                       progress=prog, checkpoint=checkpoint)
+        else:
+            part = new_result([], workers, repeat, quick, scale, group, {})
+        if growth:
+            part["growth"] = run_growth(growth, group, workers, repeat, scale, budget_s, prog)
+    finally:
+        shutdown_all()
+    return part
+
+
+def _run_pass_child(core: Sequence[str], growth: Sequence[str], group: list[str], *,
+                    workers: int, repeat: int, quick: bool, scale: float, budget_s: float,
+                    prog: Progress) -> dict[str, Any]:
+    """One group of peers in a fresh interpreter (``python -m shmrt.tools.bench``).
+
+    Why: importing Dask or Ray leaves their modules (and Ray's threads) in the
+    process; with them loaded, loky's round trips got 2x slower and the
+    client's garbage collector scanned 8x more objects for every pool measured
+    afterwards.  A child per pass measures every pool in a clean process.
+    """
+    steps = _pass_steps(core, growth, group, repeat, scale)
+    done = prog.done
+    with tempfile.TemporaryDirectory(prefix="shmrt-bench-") as tmp:
+        out = os.path.join(tmp, "pass.json")
+        argv = [sys.executable, "-m", "shmrt.tools.bench", *core,
+                *(f"growth_{g}" for g in growth), "--peers", ",".join(group),
+                "--workers", str(workers), "--repeat", str(repeat), "--scale", repr(scale),
+                "--growth-budget", repr(budget_s), "--json", out,
+                "--progress-state", prog.state()]
+        if quick:
+            argv.append("--quick")
+        prog.close()  # the child draws the bar from here
+        err = None if prog.stream is sys.stderr else subprocess.DEVNULL
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=err, check=False)
+        prog.done = done
+        prog.advance(steps)
+        if not os.path.exists(out):
+            raise RuntimeError(f"pass {', '.join(group)} wrote no result "
+                               f"(exit code {proc.returncode})")
+        with open(out, encoding="utf-8") as f:
+            part: dict[str, Any] = json.load(f)
+    part["pass_returncode"] = proc.returncode
+    return part
+
+
 def run_all(
     core: Sequence[str],
     growth: Sequence[str],
@@ -142,25 +203,27 @@ def run_all(
     scale: float = 1.0,
     budget_s: float = 120.0,
     json_path: str | None = None,
-    progress: TextIO | None = sys.stderr,
+    progress: TextIO | Progress | None = sys.stderr,
+    isolate: bool = True,
 ) -> dict[str, Any]:
     """Core workloads, growth series and relay: one result (and one JSON).
 
     ``peers`` are already resolved (installed) peer keys; ``skipped_peers``
     maps the ones left out to the reason.  The peers run in the groups of
-    :func:`passes`, every group with shmrt; the result reads as one table.
+    :func:`passes`, every group with shmrt, each group in a child process of
+    its own when there is more than one (``isolate``); the result reads as
+    one table.  ``progress``: a stream, or the :class:`Progress` of a parent.
     """
     bad = [n for n in core if n not in WORKLOADS] + [n for n in growth if n not in SERIES]
     if bad:
         raise ValueError(f"unknown workload(s): {', '.join(bad)}")
     peer_keys = [k for k in ALL_PEER_CLASSES if k in peers]
     groups = passes(peer_keys)
-    prog = Progress(progress)
-    for group in groups:
-        prog.add_total(len(core) * workload_steps(group, repeat))
-        prog.add_total(series_steps(growth, group, repeat, scale))
-    relay_steps = repeat * sum(RELAY_KINDS.values()) if relay else 0
-    prog.add_total(relay_steps)
+    prog = progress if isinstance(progress, Progress) else Progress(progress)
+    if not isinstance(progress, Progress):
+        prog.add_total(sum(_pass_steps(core, growth, g, repeat, scale) for g in groups))
+        prog.add_total(repeat * sum(RELAY_KINDS.values()) if relay else 0)
+    children = isolate and len(groups) > 1
     t0 = time.perf_counter()
 
     def save(res: dict[str, Any]) -> None:
@@ -169,43 +232,56 @@ def run_all(
             write_json(res, json_path)
 
     result = new_result(core, workers, repeat, quick, scale, peer_keys, {})
+    runs: list[dict[str, Any]] = []
     try:
         for i, group in enumerate(groups):
-            if not core:
+            if not core and not growth:
                 break
             if len(groups) > 1:
                 prog.line(f"pass {i + 1}/{len(groups)}: "
-                          + ", ".join(ALL_PEER_CLASSES[k].label for k in group))
-            part = run(core, workers, repeat, None, quick, scale=scale, peers=group,
-                       progress=prog, checkpoint=save if i == 0 else None)
-            shutdown_all()
-            if i == 0:
+                          + ", ".join(ALL_PEER_CLASSES[k].label for k in group)
+                          + (" (own process)" if children else ""))
+            t_pass = time.perf_counter()
+            kw: dict[str, Any] = {"workers": workers, "repeat": repeat, "quick": quick,
+                                  "scale": scale, "budget_s": budget_s, "prog": prog}
+            try:
+                part = (_run_pass_child(core, growth, group, **kw) if children else
+                        _run_pass(core, growth, group, checkpoint=save if i == 0 else None, **kw))
+            except Exception as exc:  # noqa: BLE001 - one pass failing keeps the others
+                runs.append({"peers": group, "error": f"{type(exc).__name__}: {exc}"})
+                prog.line(f"pass {i + 1} failed: {exc}")
+                continue
+            runs.append({"peers": group, "duration_s": time.perf_counter() - t_pass,
+                         "returncode": part.pop("pass_returncode", 0)})
+            added = [k for k in group if k != "shmrt"]
+            if not result["workloads"] and "growth" not in result:
+                env = result["env"]
                 result = part
+                result["env"] = env  # the parent's (also lists the peers' packages)
             else:
-                _merge_core(result, part, [k for k in group if k != "shmrt"])
+                _merge_core(result, part, added)
+                if "growth" in part:
+                    if "growth" in result:
+                        _merge_growth(result["growth"], part["growth"], added)
+                    else:
+                        result["growth"] = part["growth"]
+            if "growth" in result:
+                growth_order(result["growth"], peer_keys)
+            result["config"]["pass_runs"] = runs
             save(result)
         result["config"]["skipped_peers"].update(skipped_peers or {})
         result["config"]["growth"] = list(growth)
         result["config"]["relay"] = relay
+        result["config"]["pass_runs"] = runs
         _finish(result, peer_keys, groups)
         save(result)
-        for i, group in enumerate(groups):
-            if not growth:
-                break
-            part = run_growth(growth, group, workers, repeat, scale, budget_s, prog)
-            shutdown_all()
-            if i == 0:
-                result["growth"] = part
-            else:
-                _merge_growth(result["growth"], part, [k for k in group if k != "shmrt"])
-            growth_order(result["growth"], peer_keys)
-            save(result)
         if relay:
             result["relay"] = _run_relay(repeat, workers, scale, prog)
             save(result)
     finally:
         shutdown_all()
-        prog.close()
+        if not isinstance(progress, Progress):
+            prog.close()
     result["duration_s"] = time.perf_counter() - t0
     save(result)
     return result

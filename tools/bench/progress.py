@@ -31,19 +31,33 @@ def _clock(seconds: float) -> str:
 class Progress:
     """Status line + permanent lines on ``stream`` (``None``: silent)."""
 
-    def __init__(self, stream: TextIO | None, total: int = 0) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None,
+        total: int = 0,
+        *,
+        done: int = 0,
+        started: float | None = None,
+        fixed: bool = False,
+    ) -> None:
+        """``done``/``started`` (epoch seconds)/``fixed``: continue the bar of a
+        parent run in a child process (``fixed``: the total is the parent's)."""
         self.stream = stream
         self.tty = bool(stream is not None and stream.isatty())
         self.total = total
-        self.done = 0
-        self.t0 = time.perf_counter()
+        self.done = done
+        self.started = time.time() if started is None else started
+        self.fixed = fixed
+        self._base = done
+        self._own_t0 = time.time()
         self._open = False
         self._text = ""
 
     # -- steps --------------------------------------------------------------
 
     def add_total(self, steps: int) -> None:
-        self.total += max(0, steps)
+        if not self.fixed:
+            self.total += max(0, steps)
 
     def advance(self, steps: int = 1) -> None:
         self.done = min(self.total, self.done + steps) if self.total else self.done + steps
@@ -57,14 +71,22 @@ class Progress:
         """``[#####-------]  41%  12/29  1:03 elapsed, ~1:31 left``."""
         frac = self.fraction()
         fill = round(frac * BAR_WIDTH)
-        elapsed = time.perf_counter() - self.t0
+        now = time.time()
+        elapsed = now - self.started
         text = f"[{'#' * fill}{'-' * (BAR_WIDTH - fill)}] {frac * 100:3.0f}%"
         if self.total:
             text += f" {self.done}/{self.total}"
         text += f" {_clock(elapsed)} elapsed"
-        if 0 < self.done < self.total:
-            text += f", ~{_clock(elapsed / self.done * (self.total - self.done))} left"
+        left = self.total - self.done
+        if self.done > self._base and left > 0:  # the pace of this process's steps
+            text += f", ~{_clock((now - self._own_t0) / (self.done - self._base) * left)} left"
+        elif 0 < self.done and left > 0:
+            text += f", ~{_clock(elapsed / self.done * left)} left"
         return text
+
+    def state(self) -> str:
+        """``started,done,total``: what a child process needs to continue the bar."""
+        return f"{self.started:.3f},{self.done},{self.total}"
 
     # -- output -------------------------------------------------------------
 

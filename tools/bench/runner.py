@@ -643,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 120)",
     )
     p.add_argument("--plot", metavar="DIR", help="write PNG charts to DIR (needs matplotlib)")
+    p.add_argument("--progress-state", help=argparse.SUPPRESS)  # a parent run's bar: t0,done,total
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     return p
@@ -701,8 +702,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               + ", ".join(f"growth_{g}" for g in GROWTH_NAMES) + ")")
         print(f"{'relay':18} UDP relay packets/s and latency (shmrt bench relay)")
         return 0
-    from .peers_more import resolve_peers
+    from .peers_more import resolve_peers, shutdown_all
 
+    progress: TextIO | Progress = sys.stderr
+    if args.progress_state:  # a pass of a larger run, in a child process (compare.py)
+        started, done, total = args.progress_state.split(",")
+        progress = Progress(sys.stderr, int(total), done=int(done), started=float(started),
+                            fixed=True)
     try:
         core, growth, relay = _select(args.workloads, bool(args.vs), args.growth)
         if args.vs:
@@ -719,25 +725,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_all(
                 core, growth, relay, peers=peer_keys, skipped_peers={**skipped, **more},
                 workers=args.workers, repeat=repeat, quick=args.quick, scale=args.scale,
-                budget_s=args.growth_budget, json_path=args.json_path,
+                budget_s=args.growth_budget, json_path=args.json_path, progress=progress,
             )
             text = format_all(result)
         else:
-            result = run(
-                core,
-                args.workers,
-                args.repeat,
-                args.json_path,
-                args.quick,
-                scale=args.scale,
-                peers=peer_keys,
-            )
+            try:
+                result = run(
+                    core,
+                    args.workers,
+                    args.repeat,
+                    args.json_path,
+                    args.quick,
+                    scale=args.scale,
+                    peers=peer_keys,
+                    progress=progress,
+                )
+            finally:
+                shutdown_all()
             text = format_table(result)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if isinstance(progress, Progress):
+            progress.close()  # hand the status line back to the parent
     print(text)
-    if args.json_path:
+    if args.json_path and not args.progress_state:
         print(f"\nraw samples written to {args.json_path}", file=sys.stderr)
     if args.plot:
         from .plots import write_plots
