@@ -203,9 +203,20 @@ def test_layout_mirror_matches_core() -> None:
 
 
 @pytest.mark.timeout(60)
+def _schema_shape(node: object) -> object:
+    """The schema with prose normalised: msgspec versions differ in how they
+    dedent docstrings into descriptions, and that is not a schema change."""
+    if isinstance(node, dict):
+        return {k: (" ".join(v.split()) if k == "description" and isinstance(v, str)
+                    else _schema_shape(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_schema_shape(v) for v in node]
+    return node
+
+
 def test_schema_doc_is_current() -> None:
     doc = json.loads((ROOT / "docs" / "inspect-schema.json").read_text())
-    assert doc == json.loads(json.dumps(schema()))
+    assert _schema_shape(doc) == _schema_shape(json.loads(json.dumps(schema())))
 
 
 @pytest.mark.timeout(60)
@@ -334,11 +345,11 @@ def test_open_permissions_and_odd_files(capsys: pytest.CaptureFixture[str], segn
     os.unlink(path)
     os.mkfifo(path, 0o600)  # must not block on open
     rc, _, err = _inspect(capsys, segname)
-    assert rc == 2 and "not a regular file" in err
+    assert rc == 2 and "is a FIFO" in err and "refusing" in err and err.count("\n") == 1
     os.unlink(path)
     os.symlink("/etc/hostname", path)
     rc, _, err = _inspect(capsys, segname)
-    assert rc == 2 and "symbolic link" in err
+    assert rc == 2 and "is a symbolic link to '/etc/hostname'" in err and err.count("\n") == 1
     os.unlink(path)
     rc, _, err = _inspect(capsys, segname)
     assert rc == 2 and "no runtime segment" in err
@@ -441,15 +452,14 @@ def _put(buf: bytearray, off: int, v: int) -> None:
 
 
 def _push_ring(buf: bytearray, off: int, cap: int, entries: list[int], start: int = 5) -> None:
-    """Publish ``entries`` on the Vyukov ring at ``off`` (positions from ``start``)."""
+    """Publish ``entries`` on the ring at ``off`` (positions from ``start``):
+    one word per cell, (seq << 32) | value, seq = position + 1 (queue.h)."""
     _put(buf, off + L.QF["deq"], start)
     _put(buf, off + L.QF["enq"], start + len(entries))
-    _put(buf, off + L.QF["len"], len(entries))
     for i, v in enumerate(entries):
         pos = start + i
         cell = off + L.RING_HDR + L.CELL_SIZE * (pos & (cap - 1))
-        _put(buf, cell, pos + 1)
-        _put(buf, cell + 8, v)
+        _put(buf, cell, ((pos + 1) << 32) | v)
 
 
 WAITING = _core.WT_WAITING
@@ -616,7 +626,6 @@ def test_relay_corrupt_values_are_lints() -> None:
     _put(buf, lay.relay_off + L.RF["avail"], 9)  # more free than the capacity
     _put(buf, L.waiter_off(lay, 2) + L.WTF["state"], 77)  # unknown waiter state
     _put(buf, L.send_off(lay, 1) + L.TF["rings"] + L.QF["enq"], 1000)  # 1000 entries, cap 4
-    _put(buf, L.send_off(lay, 1) + L.TF["rings"] + L.QF["len"], (1 << 64) - 5)  # negative
     _push_ring(buf, L.send_off(lay, 0) + L.TF["rings"], lay.send_cap, [1, 99])  # not a slot
     _put_slot(buf, 4, state=_core.REF_ONE, kind=1, holder=_core.HOLDER_RELAY)
     rep = build_report(_img(buf), Options())
@@ -624,7 +633,6 @@ def test_relay_corrupt_values_are_lints() -> None:
     assert any("budget units free of 4" in m for m in msgs)
     assert any("relay waiter 2: unknown state 77" in m for m in msgs)
     assert any("send ring 1: 1000 entries" in m for m in msgs)
-    assert any("send ring 1: length -5" in m for m in msgs)
     assert any("send ring 0: entry 99" in m for m in msgs)
     assert rep.relay is not None and rep.relay.rings[1].depth == 0
     # a relay packet or holder in a runtime without a relay

@@ -111,7 +111,7 @@ static PyObject *A_client_spin(SegmentObject *s, PyObject *args) {
     u64 end = now_ns() + (u64)(budget * 1e9);
     unsigned i = 0;
     for (;;) {
-        if ((int64_t)LOAD_SEQ(&client_ring(c)->len) > 0) { got = 1; break; }
+        if (ring_nonempty(client_ring(c), s->L.inject_cap)) { got = 1; break; }
         if ((++i & 63) == 0) {
             if (now_ns() >= end) break;
             sched_yield();
@@ -122,7 +122,7 @@ static PyObject *A_client_spin(SegmentObject *s, PyObject *args) {
     FETCH_SUB_SEQ(&c->spinning, 1);
     /* SeqCst RMW above, then re-check: a completer that saw spinning > 0
      * skipped its wake; if it pushed, we see the length here. */
-    if (!got && (int64_t)LOAD_SEQ(&client_ring(c)->len) > 0) got = 1;
+    if (!got && ring_nonempty(client_ring(c), s->L.inject_cap)) got = 1;
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(got);
 }
@@ -143,11 +143,11 @@ static PyObject *A_client_wait(SegmentObject *s, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     u32 seq = seen >= 0 ? (u32)seen : (u32)LOAD_SEQ(&c->seq);
     FETCH_ADD_SEQ(&c->sleeping, 1);
-    /* pairs with deliver(): push, bump seq, load sleeping (all SeqCst) */
-    got = (int64_t)LOAD_SEQ(&client_ring(c)->len) > 0;
+    /* pairs with deliver(): push (SeqCst CAS), bump seq, load sleeping */
+    got = ring_nonempty(client_ring(c), s->L.inject_cap);
     if (!got) futex_wait_u32(&c->seq, seq, timeout);
     FETCH_SUB_SEQ(&c->sleeping, 1);
-    got = (int64_t)LOAD_SEQ(&client_ring(c)->len) > 0;
+    got = ring_nonempty(client_ring(c), s->L.inject_cap);
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(got);
 }

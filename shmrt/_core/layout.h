@@ -41,7 +41,7 @@
 #include "atomics.h"
 
 #define SHMRT_MAGIC 0x3176544d524d4853ULL /* "SHMRMTv1" little endian */
-#define SHMRT_LAYOUT_VERSION 4
+#define SHMRT_LAYOUT_VERSION 5
 #define CACHE_LINE 64
 
 /* Local run queue capacity: a compile-time maximum.  The effective capacity
@@ -170,17 +170,13 @@ typedef struct {
     _Alignas(CACHE_LINE) u32 buf[LOCAL_CAP_MAX];
 } local_queue_t;
 
-/* ---- Vyukov bounded MPMC ring (inject queue, completion rings) ---------- */
-typedef struct {
-    u64 seq;
-    u64 val;
-} ring_cell_t;
-
+/* ---- crash-safe bounded MPMC ring (queue.h): inject queue, completion
+ * rings, send rings and waitlists, the relay's waiter FIFO.  A cell is one
+ * word (seq << 32 | value); enq and deq are hints anyone may advance. */
 typedef struct {
     u64 enq;
     _Alignas(CACHE_LINE) u64 deq;
-    _Alignas(CACHE_LINE) u64 len; /* approximate, for wake decisions */
-    _Alignas(CACHE_LINE) ring_cell_t cells[];
+    _Alignas(CACHE_LINE) u64 cells[];
 } ring_t;
 
 /* ---- client entry -------------------------------------------------------
@@ -265,7 +261,7 @@ typedef struct {
     u64 full;        /* send_nowait refusals */
     u64 timeouts;
     u64 recheck;     /* the re-check after registering found a unit */
-    _Alignas(CACHE_LINE) u64 fifo[]; /* ring_t of tokens (entry << 32 | gen) */
+    _Alignas(CACHE_LINE) u64 fifo[]; /* ring_t of tokens (entry << 19 | gen, relay.c) */
 } relay_t;
 
 typedef struct {
@@ -324,7 +320,7 @@ static inline u64 pow2_at_least(u64 v) {
 /* token FIFO capacity: room for stale (cancelled) tokens too */
 static inline u64 fifo_cap(u64 n_waiters) { return pow2_at_least(n_waiters * 4 + 4); }
 static inline ring_t *client_ring(client_t *c) { return (ring_t *)(void *)c->ring; }
-static inline u64 ring_bytes(u64 cap) { return sizeof(ring_t) + cap * sizeof(ring_cell_t); }
+static inline u64 ring_bytes(u64 cap) { return sizeof(ring_t) + cap * sizeof(u64); }
 static inline u64 client_stride(u64 cap) {
     u64 s = offsetof(client_t, ring) + ring_bytes(cap);
     return (s + CACHE_LINE - 1) & ~(u64)(CACHE_LINE - 1);

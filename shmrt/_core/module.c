@@ -72,7 +72,7 @@ static int queue_fields(PyObject *m) {
     PyObject *d = PyDict_New();
     if (!d) return -1;
     FIELD(d, local_queue_t, head); FIELD(d, local_queue_t, tail); FIELD(d, local_queue_t, buf);
-    FIELD(d, ring_t, enq); FIELD(d, ring_t, deq); FIELD(d, ring_t, len); FIELD(d, ring_t, cells);
+    FIELD(d, ring_t, enq); FIELD(d, ring_t, deq); FIELD(d, ring_t, cells);
     FIELD(d, client_t, pid); FIELD(d, client_t, start); FIELD(d, client_t, submitted);
     FIELD(d, client_t, harvested); FIELD(d, client_t, ring_ready); FIELD(d, client_t, seq); FIELD(d, client_t, sleeping);
     FIELD(d, client_t, spinning); FIELD(d, client_t, ring);

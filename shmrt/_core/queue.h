@@ -23,16 +23,39 @@
  * Values read from a buffer are slot indices and are bounds-checked by the
  * caller before use (slot_at returns NULL for a bad one).
  *
- * Vyukov ring
- * -----------
- * cells[i].seq starts at i.  A producer claims enq position p when
- * cells[p].seq == p (CAS enq), writes val, stores seq = p + 1 (release).  A
- * consumer claims deq position p when cells[p].seq == p + 1 (CAS deq), reads
- * val, stores seq = p + cap (release).  `len` is raised before a push and
- * lowered after a pop, so it never under-counts: len == 0 proves the ring
- * was empty at that moment (SeqCst, for the park/notify handshake).
- * Capacity >= number of slots, and a slot is in at most one ring at a time,
- * so a push cannot fail unless shared memory is corrupt.
+ * Crash-safe ring (after Vyukov's bounded MPMC array queue)
+ * -----------------------------------------------------------
+ * Vyukov's ring claims a cell with a CAS on `enq` and publishes it with a
+ * later store: a producer that dies between the two blocks the ring at that
+ * cell for good.  Here a cell is one 64-bit word, so claiming and publishing
+ * are the same CAS, and `enq`/`deq` are only hints that anyone may advance:
+ *
+ *   cell word:  | seq (u32) | val (u32; 31 bits used) |
+ *
+ *     seq == p           free for position p (initially seq(i) = i)
+ *     seq == p + 1       holds the value pushed at position p
+ *     seq == p + cap     consumed at p: free for position p + cap
+ *
+ *   push(v):  at enq position p, CAS the cell (p, _) -> (p + 1, v): the value
+ *             is in the ring the instant the CAS succeeds.  Then CAS enq
+ *             p -> p + 1.  A cell already at p + 1 means a producer pushed
+ *             and has not moved enq yet (or died): help it, move on.
+ *   pop():    at deq position p, CAS the cell (p + 1, v) -> (p + cap, 0); the
+ *             value is ours the instant the CAS succeeds.  Then CAS deq.  A
+ *             cell at p + cap means a consumer has not moved deq: help.
+ *
+ * A process can die between any two of these steps and leave only a lagging
+ * hint, which the next operation repairs: no claimed-but-unpublished cell,
+ * no length counter to drift.  Emptiness is read from the cells themselves
+ * (ring_nonempty), so "empty" proves no value was published at that moment
+ * (SeqCst, for the park/notify handshake).  ring_count() (enq - deq) is an
+ * estimate for sizing decisions only.
+ *
+ * Capacity is a power of two >= 2 and >= the number of values that can be
+ * in the ring at once (slots, tokens), so a push fails only when shared
+ * memory is corrupt.  Positions are u64; cells compare their low 32 bits
+ * (wrapping, signed difference), far beyond what a preempted process can
+ * miss.
  */
 #ifndef SHMRT_QUEUE_H
 #define SHMRT_QUEUE_H
@@ -43,67 +66,106 @@ static inline u32 head_steal(u64 h) { return (u32)(h >> 32); }
 static inline u32 head_real(u64 h) { return (u32)h; }
 static inline u64 head_pack(u32 steal, u32 real) { return ((u64)steal << 32) | real; }
 
-/* ---- Vyukov ring -------------------------------------------------------- */
+/* ---- crash-safe ring ---------------------------------------------------- */
+#define RING_VAL_MASK 0x7fffffffULL
+
+static inline u64 cell_pack(u64 seq, u64 val) { return (seq << 32) | (val & 0xffffffffULL); }
+static inline u32 cell_seq(u64 w) { return (u32)(w >> 32); }
+static inline int32_t seq_diff(u32 a, u64 pos) { return (int32_t)(a - (u32)pos); }
+
+/* Advance a hint from pos to pos + 1 unless someone already did.  A failed
+ * CAS means another process moved it: either way it is past pos now. */
+static inline void ring_hint_advance(u64 *hint, u64 pos) {
+    u64 exp = pos;
+    CAS_ACQREL(hint, &exp, pos + 1); /* pairs with the acquire loads of the hint */
+}
+
+/* Push a value (< 2^31).  0 pushed, -1 full or corrupt. */
 static inline int ring_push_inl(ring_t *r, u64 cap, u64 val) {
-    FETCH_ADD_SEQ(&r->len, 1); /* pairs with the SeqCst len load in park */
-    u64 pos = LOAD_RLX(&r->enq);
-    ring_cell_t *c;
-    for (;;) {
-        c = &r->cells[pos & (cap - 1)];
-        u64 seq = LOAD_ACQ(&c->seq); /* pairs with the consumer's release */
-        int64_t diff = (int64_t)(seq - pos);
-        if (diff == 0) {
-            if (CAS_ACQREL(&r->enq, &pos, pos + 1)) break;
-        } else if (diff < 0) {
-            FETCH_SUB_SEQ(&r->len, 1);
-            return -1; /* full: impossible by sizing unless corrupt */
-        } else {
-            u64 now = LOAD_RLX(&r->enq);
-            if (now == pos) { /* the cell is ahead but nobody moved enq: corrupt */
-                FETCH_SUB_SEQ(&r->len, 1);
-                return -1;
+    u64 pos = LOAD_ACQ(&r->enq); /* pairs with ring_hint_advance */
+    for (u64 spins = 0;; spins++) {
+        u64 *c = &r->cells[pos & (cap - 1)];
+        u64 w = LOAD_ACQ(c); /* pairs with the consumer's CAS freeing the cell */
+        int32_t d = seq_diff(cell_seq(w), pos);
+        if (d == 0) {
+            /* SeqCst: the publication is one side of the park/notify Dekker
+             * handshake (the pusher then reads the idle word; a parker
+             * stores its state, then reads the cells). */
+            if (CAS_SEQ(c, &w, cell_pack(pos + 1, val & RING_VAL_MASK))) {
+                ring_hint_advance(&r->enq, pos);
+                return 0;
             }
-            pos = now;
+            continue; /* the cell changed under us: look again */
         }
+        if (d == 1) { /* pushed at pos, enq not moved yet: help */
+            ring_hint_advance(&r->enq, pos);
+            pos++;
+            continue;
+        }
+        if (d < 0) return -1; /* an unconsumed value of the previous lap: full */
+        u64 now = LOAD_ACQ(&r->enq); /* our enq was stale */
+        if (now == pos || spins > cap) return -1; /* cell ahead of a fresh enq: corrupt */
+        pos = now;
     }
-    STORE_RLX(&c->val, val);
-    STORE_REL(&c->seq, pos + 1); /* publishes val; pairs with pop's acquire */
+}
+
+/* Pop a value.  Returns 1 and sets *out, or 0 when empty (or corrupt). */
+static inline int ring_pop_u64(ring_t *r, u64 cap, u64 *out) {
+    u64 pos = LOAD_ACQ(&r->deq); /* pairs with ring_hint_advance */
+    for (u64 spins = 0;; spins++) {
+        u64 *c = &r->cells[pos & (cap - 1)];
+        u64 w = LOAD_ACQ(c); /* pairs with the producer's CAS publishing it */
+        int32_t d = seq_diff(cell_seq(w), pos + 1);
+        if (d == 0) {
+            if (CAS_SEQ(c, &w, cell_pack(pos + cap, 0))) { /* pairs with push's load */
+                ring_hint_advance(&r->deq, pos);
+                *out = w & RING_VAL_MASK;
+                return 1;
+            }
+            continue;
+        }
+        if (d < 0) return 0; /* free for pos: nothing was pushed there */
+        if ((u64)d == cap - 1) { /* consumed at pos, deq not moved yet: help */
+            ring_hint_advance(&r->deq, pos);
+            pos++;
+            continue;
+        }
+        u64 now = LOAD_ACQ(&r->deq);
+        if (now == pos || spins > cap) return 0; /* corrupt cell: never spin */
+        pos = now;
+    }
+}
+
+/* Pop a slot index, or -1. */
+static inline long ring_pop_inl(ring_t *r, u64 cap) {
+    u64 v;
+    return ring_pop_u64(r, cap, &v) ? (long)v : -1;
+}
+
+/* Is a value published at the head?  Exact at the moment of the SeqCst cell
+ * load (the parker's half of the Dekker handshake); deq may lag behind
+ * consumed cells, which are skipped. */
+static inline int ring_nonempty(ring_t *r, u64 cap) {
+    u64 pos = LOAD_SEQ(&r->deq);
+    for (u64 i = 0; i < cap; i++, pos++) {
+        int32_t d = seq_diff(cell_seq(LOAD_SEQ(&r->cells[pos & (cap - 1)])), pos + 1);
+        if (d == 0) return 1;
+        if ((u64)d != cap - 1) return 0; /* free (or corrupt): empty here */
+    }
     return 0;
 }
 
-/* Pop the full 64-bit value (tokens).  Returns 1 and sets *out, or 0. */
-static inline int ring_pop_u64(ring_t *r, u64 cap, u64 *out) {
-    u64 pos = LOAD_RLX(&r->deq);
-    ring_cell_t *c;
-    for (;;) {
-        c = &r->cells[pos & (cap - 1)];
-        u64 seq = LOAD_ACQ(&c->seq); /* pairs with the producer's release */
-        int64_t diff = (int64_t)(seq - (pos + 1));
-        if (diff == 0) {
-            if (CAS_ACQREL(&r->deq, &pos, pos + 1)) break;
-        } else if (diff < 0) {
-            return 0;
-        } else {
-            u64 now = LOAD_RLX(&r->deq);
-            if (now == pos) return 0; /* corrupt cell: never spin */
-            pos = now;
-        }
-    }
-    *out = LOAD_RLX(&c->val);
-    STORE_REL(&c->seq, pos + cap); /* frees the cell for the next lap */
-    FETCH_SUB_SEQ(&r->len, 1);
-    return 1;
-}
-
-/* Pop a slot index (masked to 31 bits; the caller bounds-checks it), or -1. */
-static inline long ring_pop_inl(ring_t *r, u64 cap) {
-    u64 v;
-    return ring_pop_u64(r, cap, &v) ? (long)(v & 0x7fffffff) : -1;
+/* Number of values in the ring: an estimate from the hints (they may lag by
+ * the operations in flight), clamped to [0, cap]. */
+static inline u64 ring_count(ring_t *r, u64 cap) {
+    u64 d = LOAD_ACQ(&r->deq), e = LOAD_ACQ(&r->enq);
+    int64_t n = (int64_t)(e - d);
+    return n < 0 ? 0 : (u64)n > cap ? cap : (u64)n;
 }
 
 static inline void ring_init(ring_t *r, u64 cap) {
-    for (u64 i = 0; i < cap; i++) r->cells[i].seq = i;
-    r->enq = r->deq = r->len = 0;
+    for (u64 i = 0; i < cap; i++) r->cells[i] = cell_pack(i, 0);
+    r->enq = r->deq = 0;
 }
 
 /* ---- local queue --------------------------------------------------------- */

@@ -42,6 +42,12 @@
 
 #define SAFETY_TIMEOUT_S 0.1
 #define WT_MASK 0xffULL
+/* A FIFO token is one ring value (31 bits): waiter entry (< 4096, 12 bits)
+ * and the low 19 bits of the registration's generation.  A stale token's
+ * generation would have to match after 2^19 re-registrations of its entry
+ * while it sat in the FIFO, which holds at most 4 * n_waiters + 4 tokens. */
+#define TOKEN_GEN_BITS 19
+#define TOKEN_GEN_MASK ((1ULL << TOKEN_GEN_BITS) - 1)
 
 int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long blob,
              u64 retries, u64 parent, u64 *key, u64 *idx);
@@ -101,7 +107,7 @@ static void sem_release_one(SegmentObject *s, relay_t *r) {
     ring_t *f = fifo_of(r);
     u64 fc = fifo_cap(s->L.n_waiters);
     for (;;) {
-        if ((int64_t)LOAD_SEQ(&f->len) <= 0) return; /* step 2: any waiter? */
+        if (!ring_nonempty(f, fc)) return; /* step 2: any waiter? */
         if (!sem_try(r)) return; /* somebody took the unit: nothing to hand */
         u64 tok;
         if (!ring_pop_u64(f, fc, &tok)) {
@@ -109,10 +115,10 @@ static void sem_release_one(SegmentObject *s, relay_t *r) {
             FETCH_ADD_SEQ(&r->avail, 1);
             return;
         }
-        waiter_t *w = waiter_at(s, tok >> 32);
+        waiter_t *w = waiter_at(s, tok >> TOKEN_GEN_BITS);
         if (w) {
             u64 st = LOAD_SEQ(&w->state);
-            if (((st >> 8) & 0xffffffffULL) == (tok & 0xffffffffULL) &&
+            if (((st >> 8) & TOKEN_GEN_MASK) == (tok & TOKEN_GEN_MASK) &&
                 (st & WT_MASK) == WT_WAITING &&
                 CAS_SEQ(&w->state, &st, (st & ~WT_MASK) | WT_WOKEN)) { /* pairs with waiter's load */
                 FETCH_ADD_RLX(&r->wakes, 1);
@@ -169,7 +175,7 @@ static int acquire(SegmentObject *s, relay_t *r, double timeout, int nowait) {
         u64 gen = (LOAD_RLX(&w->state) >> 8) + 1;
         u64 me = gen << 8, exp;
         STORE_SEQ(&w->state, me | WT_WAITING);
-        if (ring_push(fifo_of(r), fifo_cap(s->L.n_waiters), (widx << 32) | (gen & 0xffffffffULL))) {
+        if (ring_push(fifo_of(r), fifo_cap(s->L.n_waiters), (widx << TOKEN_GEN_BITS) | (gen & TOKEN_GEN_MASK))) {
             STORE_SEQ(&w->state, me | WT_CANCELLED); /* FIFO full of stale tokens */
             struct timespec ts = {0, 50000};
             nanosleep(&ts, NULL);
@@ -275,8 +281,7 @@ static PyObject *R_submit(SegmentObject *s, PyObject *args) {
 /* ---- packets out ------------------------------------------------------------ */
 static void move_waiters(SegmentObject *s, send_t *t) {
     ring_t *ring = ring_of(t), *wl = waitlist_of(s, t);
-    while ((int64_t)LOAD_SEQ(&ring->len) < (int64_t)s->L.send_cap &&
-           (int64_t)LOAD_SEQ(&wl->len) > 0) {
+    while (ring_count(ring, s->L.send_cap) < s->L.send_cap && ring_nonempty(wl, s->L.inject_cap)) {
         long v = ring_pop(wl, s->L.inject_cap);
         if (v < 0) break;
         if (ring_push(ring, s->L.send_cap, (u64)v)) {
@@ -311,7 +316,7 @@ static PyObject *R_take(SegmentObject *s, PyObject *args) {
     send_t *t = send_at(s, sw);
     if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
     ring_t *ring = ring_of(t);
-    if ((int64_t)LOAD_SEQ(&ring->len) <= 0 && (int64_t)LOAD_SEQ(&waitlist_of(s, t)->len) > 0)
+    if (!ring_nonempty(ring, s->L.send_cap) && ring_nonempty(waitlist_of(s, t), s->L.inject_cap))
         FETCH_ADD_RLX(&t->pending_with_capacity, 1); /* stranded waiters: must stay 0 */
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
@@ -401,7 +406,7 @@ static PyObject *R_wait(SegmentObject *s, PyObject *args) {
     if (spin > 0) {
         u64 end = now_ns() + (u64)(spin * 1e9);
         unsigned i = 0;
-        while ((int64_t)LOAD_ACQ(&ring_of(t)->len) <= 0) {
+        while (!ring_nonempty(ring_of(t), s->L.send_cap)) {
             if ((++i & 15) == 0) {
                 if (now_ns() >= end) break;
                 sched_yield();
@@ -412,10 +417,10 @@ static PyObject *R_wait(SegmentObject *s, PyObject *args) {
     }
     u32 seq = (u32)LOAD_SEQ(&t->seq);
     FETCH_ADD_SEQ(&t->sleeping, 1);
-    got = (int64_t)LOAD_SEQ(&ring_of(t)->len) > 0 || (int64_t)LOAD_SEQ(&waitlist_of(s, t)->len) > 0;
+    got = ring_nonempty(ring_of(t), s->L.send_cap) || ring_nonempty(waitlist_of(s, t), s->L.inject_cap);
     if (!got && LOAD_SEQ(&HDR(s)->run_state) == RUN_RUNNING) futex_wait_u32(&t->seq, seq, timeout);
     FETCH_SUB_SEQ(&t->sleeping, 1);
-    got = (int64_t)LOAD_SEQ(&ring_of(t)->len) > 0;
+    got = ring_nonempty(ring_of(t), s->L.send_cap);
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(got);
 }
@@ -467,8 +472,8 @@ static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
     if (!rings) return NULL;
     for (u64 i = 0; i < s->L.n_send; i++) {
         send_t *t = send_at(s, i);
-        int64_t depth = (int64_t)LOAD_RLX(&ring_of(t)->len),
-                waiting = (int64_t)LOAD_RLX(&waitlist_of(s, t)->len);
+        int64_t depth = (int64_t)ring_count(ring_of(t), s->L.send_cap),
+                waiting = (int64_t)ring_count(waitlist_of(s, t), s->L.inject_cap);
         PyObject *d = Py_BuildValue(
             "{sKsLsLsKsKsKsKsKsKsKsKsKsKsK}", "pid", LOAD_RLX(&t->pid), "depth",
             (long long)(depth < 0 ? 0 : depth), "waitlist", (long long)(waiting < 0 ? 0 : waiting),

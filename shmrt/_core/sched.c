@@ -82,7 +82,7 @@ static int has_work(SegmentObject *s, slot_t *joined, int all_queues) {
      * the completer bumps park_seq, so reading it after park_seq closes the
      * window in which the wake would be lost. */
     if (joined && (LOAD_SEQ(&joined->state) & S_COMPLETE)) return 1;
-    if ((int64_t)LOAD_SEQ(&inject_ring(s)->len) > 0) return 1;
+    if (ring_nonempty(inject_ring(s), s->L.inject_cap)) return 1;
     if (LOAD_SEQ(&HDR(s)->run_state) != RUN_RUNNING) return 1;
     /* Local queues: only the last searcher looks (tokio's rule).  Work in a
      * local queue is its owner's, or a searcher's to steal; a worker that may
@@ -196,7 +196,7 @@ static PyObject *S_end_search(SegmentObject *s, PyObject *args) {
         return PyErr_Format(SegmentError, "end_search without search");
     }
     if ((prev & IDLE_SEARCH_MASK) == 1) {
-        if (more || (int64_t)LOAD_SEQ(&inject_ring(s)->len) > 0) notify_parked(s);
+        if (more || ring_nonempty(inject_ring(s), s->L.inject_cap)) notify_parked(s);
     }
     Py_RETURN_NONE;
 }
@@ -312,9 +312,9 @@ static PyObject *S_refill(SegmentObject *s, PyObject *args) {
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     ring_t *r = inject_ring(s);
-    int64_t len = (int64_t)LOAD_ACQ(&r->len);
-    if (len <= 0) return PyLong_FromLong(-1);
-    u64 want = (u64)len / s->L.n_workers + 1;
+    u64 len = ring_count(r, s->L.inject_cap);
+    if (len == 0 && !ring_nonempty(r, s->L.inject_cap)) return PyLong_FromLong(-1);
+    u64 want = len / s->L.n_workers + 1;
     u32 cur = lq_len(queue_at(s, wid));
     u64 half = s->L.local_cap / 2, room = cur < half ? half - cur : 0;
     if (want > room + 1) want = room + 1;
@@ -421,8 +421,7 @@ static PyObject *S_queue_len(SegmentObject *s, PyObject *arg) {
 
 static PyObject *S_inject_len(SegmentObject *s, PyObject *unused) {
     if (seg_check_open(s, 0)) return NULL;
-    int64_t len = (int64_t)LOAD_ACQ(&inject_ring(s)->len);
-    return PyLong_FromLongLong(len < 0 ? 0 : len);
+    return PyLong_FromUnsignedLongLong(ring_count(inject_ring(s), s->L.inject_cap));
 }
 
 /* Test hooks for the protocol stress tests: raw push/pop on a local queue,

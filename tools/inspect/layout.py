@@ -88,7 +88,7 @@ WT_MASK = 0xFF  # waiter_t.state: (gen << 8) | WT_*
 # the layout they produce against the C core's.
 WORKER_SIZE = 256  # sizeof(worker_t)
 FUNC_SIZE = 32  # sizeof(func_t): state, blob, len, hash
-CELL_SIZE = 16  # sizeof(ring_cell_t): seq, val
+CELL_SIZE = 8  # a ring cell is one word: (seq << 32) | value (queue.h)
 ARENA_MIN_BLOCK = 4096
 ARENA_CLASSES = 24
 BLOCK_MAGIC = 0x424C4F42  # "BLOB" (layout.h)
@@ -488,11 +488,11 @@ def decode_queue(buf: bytes | bytearray | memoryview, lay: Layout, wid: int) -> 
 
 @dataclass(frozen=True)
 class RingRaw:
-    """A Vyukov ring: the published entries between deq and enq."""
+    """A crash-safe ring (queue.h): the values published from deq on."""
 
     enq: int
     deq: int
-    length: int  # the approximate `len` word
+    length: int  # values found published in the cells (what the C core's ring_nonempty sees)
     entries: list[int]
     corrupt: str | None
 
@@ -502,27 +502,29 @@ def decode_ring(
 ) -> RingRaw:
     if cap < 1 or cap & (cap - 1):
         raise InspectError(f"{what}: ring capacity {cap} is not a power of two")
-    enq, deq, ln = u64(buf, off + QF["enq"]), u64(buf, off + QF["deq"]), u64(buf, off + QF["len"])
-    span = (enq - deq) & M64
+    enq, deq = u64(buf, off + QF["enq"]), u64(buf, off + QF["deq"])
     entries: list[int] = []
     corrupt = None
-    if span > cap:
-        if (deq - enq) & M64 > cap:
-            corrupt = f"{what}: {span} entries between deq and enq, capacity {cap}"
-        # else: deq is a little ahead of enq -- a consumer passed the enq we had
-        # read before we read deq (the two words are not read atomically): empty
-        span = 0
-    for i in range(span):
-        pos = (deq + i) & M64
-        cell = off + RING_HDR + CELL_SIZE * (pos & (cap - 1))
-        if u64(buf, cell) != (pos + 1) & M64:
-            continue  # claimed, not yet published (or already consumed)
-        v = u64(buf, cell + 8) & 0x7FFFFFFF
+    if (enq - deq) & M64 > cap and (deq - enq) & M64 > cap:
+        corrupt = f"{what}: {(enq - deq) & M64} entries between deq and enq, capacity {cap}"
+    # The hints may lag: walk the cells from deq, past consumed ones, over the
+    # published ones, up to the first free one (at most one lap).
+    pos = deq
+    for _ in range(cap):
+        w = u64(buf, off + RING_HDR + CELL_SIZE * (pos & (cap - 1)))
+        d = ((w >> 32) - (pos + 1)) & MAX_U32
+        if d == cap - 1:  # consumed at pos, deq not moved yet
+            pos += 1
+            continue
+        if d != 0:
+            break  # free (nothing published at pos): the end
+        v = w & 0x7FFFFFFF
         if v >= n_slots:
             corrupt = f"{what}: entry {v} is not a slot index"
-            continue
-        entries.append(v)
-    return RingRaw(enq, deq, ln, entries, corrupt)
+        else:
+            entries.append(v)
+        pos += 1
+    return RingRaw(enq, deq, len(entries), entries, corrupt)
 
 
 @dataclass(frozen=True)
@@ -628,7 +630,7 @@ class RelayRaw:
     fields: dict[str, int]  # every RELAY_FIELDS entry but "fifo"
     fifo_enq: int
     fifo_deq: int
-    fifo_len: int  # the FIFO's `len` word, signed: tokens queued (stale ones too)
+    fifo_len: int  # tokens published in the FIFO (stale ones too)
 
 
 @dataclass(frozen=True)
@@ -684,9 +686,8 @@ def decode_relay(buf: bytes | bytearray | memoryview, lay: Layout) -> RelayRaw:
     off = lay.relay_off
     fields = {k: u64(buf, off + o) for k, o in RF.items() if k != "fifo"}
     f = off + RF["fifo"]
-    return RelayRaw(
-        fields, u64(buf, f + QF["enq"]), u64(buf, f + QF["deq"]), s64(u64(buf, f + QF["len"]))
-    )
+    fifo = decode_ring(buf, f, fifo_cap(lay.n_waiters), 1 << 31, "relay waiter FIFO")
+    return RelayRaw(fields, fifo.enq, fifo.deq, fifo.length)
 
 
 def decode_waiter(buf: bytes | bytearray | memoryview, lay: Layout, i: int) -> WaiterRaw:
@@ -701,14 +702,7 @@ def decode_send(buf: bytes | bytearray | memoryview, lay: Layout, i: int) -> Sen
     w_off = off + lay.waitlist_rel
     ring = decode_ring(buf, r_off, lay.send_cap, lay.n_slots, f"send ring {i}")
     wl = decode_ring(buf, w_off, lay.inject_cap, lay.n_slots, f"waitlist of send ring {i}")
-    return SendRaw(
-        i,
-        fields,
-        s64(u64(buf, r_off + QF["len"])),
-        s64(u64(buf, w_off + QF["len"])),
-        ring,
-        wl,
-    )
+    return SendRaw(i, fields, ring.length, wl.length, ring, wl)
 
 
 def waiter_not_woken(avail: int, state: int, pid: int) -> bool:
@@ -733,10 +727,8 @@ def relay_suspect(buf: bytes | bytearray | memoryview, lay: Layout) -> bool:
             if waiter_not_woken(avail, w.state, w.pid):
                 return True
         for i in range(lay.n_send):
-            off = send_off(lay, i)
-            rl = s64(u64(buf, off + TF["rings"] + QF["len"]))
-            wl = s64(u64(buf, off + lay.waitlist_rel + QF["len"]))
-            if ring_stranded(rl, wl, lay.send_cap):
+            t = decode_send(buf, lay, i)
+            if ring_stranded(t.ring_len, t.waitlist_len, lay.send_cap):
                 return True
     except InspectError:
         return False

@@ -9,7 +9,9 @@ into SIGBUS (a dead inspector, no message), while ``pread`` returns a short
 count, reported as a one-line error.  Opening also refuses symlinks
 (``O_NOFOLLOW``), FIFOs and devices (``O_NONBLOCK`` + a regular-file
 check), files of another user and files open to group/other, and does not
-touch the access time (``O_NOATIME``).
+touch the access time (``O_NOATIME``): the open is
+``shmrt.segment.open_segment_fd``, the one checked open every shmrt
+command uses.
 
 Torn reads: workers, queues, slots and the relay's headers are read in bulk,
 then read again; every entry that differs between the two reads is re-read
@@ -40,7 +42,6 @@ Snapshot file format (``--save FILE`` / ``--from FILE``), little endian::
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -54,13 +55,13 @@ from typing import Protocol
 import msgspec
 
 from shmrt import _core
+from shmrt.errors import RuntimeNotFound, SegmentError
 
 from .layout import (
     BLOCK_HEADER_SIZE,
     HEADER_SIZE,
     HF,
     LQ_SIZE,
-    QF,
     RELAY_SIZE,
     RF,
     RING_SIZE,
@@ -78,11 +79,12 @@ from .layout import (
     decode_client,
     decode_func,
     decode_header,
+    decode_ring,
     decode_slot,
     decode_worker,
     pickle_global_name,
     relay_suspect,
-    s64,
+    ring_bytes,
     send_off,
     u64,
 )
@@ -193,43 +195,29 @@ class Image:
 
 # ---- opening -------------------------------------------------------------------------------
 def check_stat(st: os.stat_result, path: str) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        raise InspectError(f"{path} is not a regular file; refusing")
-    if st.st_uid != os.geteuid():
-        raise InspectError(
-            f"{path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}); refusing"
-        )
-    if st.st_mode & 0o077:
-        raise InspectError(
-            f"{path} has mode {st.st_mode & 0o777:03o} (open to group/other); "
-            "refusing: wrong permissions"
-        )
+    """shmrt.segment's check of a segment file (regular, ours, mode 0600, one
+    link), as an InspectError."""
+    from shmrt.segment import check_segment_stat
+
+    try:
+        check_segment_stat(st, path)
+    except SegmentError as e:
+        raise InspectError(str(e)) from None
 
 
 def open_segment(path: str) -> int:
-    """A read-only, validated descriptor of the file at ``path``."""
-    base = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = -1
-    for flags in (base | getattr(os, "O_NOATIME", 0), base):
-        try:
-            fd = os.open(path, flags)
-            break
-        except FileNotFoundError:
-            raise InspectError(f"no runtime segment at {path}") from None
-        except OSError as e:
-            if e.errno == errno.EPERM and flags != base:
-                continue  # O_NOATIME on a file we do not own: the uid check refuses it
-            if e.errno == errno.ELOOP:
-                raise InspectError(f"{path} is a symbolic link; refusing") from None
-            if e.errno == errno.EACCES:
-                raise InspectError(f"{path}: permission denied (another user's segment?)") from None
-            raise InspectError(f"{path}: {e.strerror}") from None
+    """A read-only, validated descriptor of the file at ``path``: the one
+    checked open of ``shmrt.segment.open_segment_fd`` (no symbolic link
+    followed, never blocks, fstat-checked before anything is read), read-only
+    and without touching the access time."""
+    from shmrt.segment import open_segment_fd
+
     try:
-        check_stat(os.fstat(fd), path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return open_segment_fd(path, False, noatime=True)
+    except RuntimeNotFound:
+        raise InspectError(f"no runtime segment at {path}") from None
+    except SegmentError as e:
+        raise InspectError(str(e)) from None
 
 
 def runtime_path(name: str) -> str:
@@ -407,9 +395,11 @@ class SegmentSource:
         rings = []
         for i in range(lay.n_send):
             off = send_off(lay, i)
-            r = self.pread(RING_SIZE, off + TF["rings"])
-            wl = self.pread(RING_SIZE, off + lay.waitlist_rel)
-            rings.append((s64(u64(r, QF["len"])), s64(u64(wl, QF["len"])), u64(wl, QF["deq"])))
+            r = decode_ring(self.pread(ring_bytes(lay.send_cap), off + TF["rings"]), 0,
+                            lay.send_cap, lay.n_slots, f"send ring {i}")
+            wl = decode_ring(self.pread(ring_bytes(lay.inject_cap), off + lay.waitlist_rel), 0,
+                             lay.inject_cap, lay.n_slots, f"waitlist of send ring {i}")
+            rings.append((r.length, wl.length, wl.deq))
         avail = u64(self.pread(8, lay.relay_off + RF["avail"]), 0)
         return RelayRecheck(
             delay_ns=time.monotonic_ns() - t0, avail=avail, waiters=waiters, rings=rings
