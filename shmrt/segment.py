@@ -1,13 +1,24 @@
 """The segment's life: naming, creation, attachment, removal.
 
 Why a module of its own: the security boundary is the user id, and every
-way into a segment goes through here.  Creation is exclusive (O_CREAT |
-O_EXCL) with mode 0600, after checking that /dev/shm has room for the whole
-segment, and the file is fully allocated up front (posix_fallocate) so a full
-/dev/shm is a clear error at creation, never a SIGBUS in a worker later.
-Attachment refuses a segment owned by another user or open to group/other,
-and the C core validates the header (magic, version, size, offsets) before
-anything else is read.
+way into a segment goes through here.  /dev/shm is world-writable, so any
+local user can put anything under a name that does not exist yet: a
+symbolic link to another runtime's segment, a FIFO (an open blocks for
+ever), a device, a directory, a file of their own.  So every open of a
+segment path goes through :func:`open_segment_fd`, which does not follow
+a final symbolic link, does not block, and checks the open descriptor
+(fstat) before a byte is read or mapped: a regular file, ours, mode 0600,
+one link.  Anything else is refused with a one-line error that says what
+was found (:class:`SuspiciousFile`); nothing it points to is touched.
+
+Creation is exclusive (shm_open with O_CREAT | O_EXCL, which never follows
+a planted link) with mode 0600, and reserves every byte of the segment
+(posix_fallocate) before the segment is initialised and any worker starts:
+a /dev/shm that is full, or that another process fills meanwhile, is a
+clear error at creation, and a tmpfs filling up later cannot take a page
+we will write (a page a mapping cannot get is a SIGBUS, not an exception).
+The C core then validates the header (magic, version, size, offsets)
+before anything else is read.
 
 Names: a runtime called NAME lives in /dev/shm/shmrt.<uid>.NAME, so two
 users never collide and ``shmrt prune`` can tell shmrt's segments apart.
@@ -15,10 +26,11 @@ users never collide and ``shmrt prune`` can tell shmrt's segments apart.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
-import threading
+import stat
 from dataclasses import dataclass
 
 import posix_ipc
@@ -98,59 +110,179 @@ class Config:
         return d
 
 
+# ---- the one checked open -----------------------------------------------------------------
+SEGMENT_MODE = 0o600
+
+
+class SuspiciousFile(SegmentError):
+    """Something other than one of our segments sits under a runtime's name
+    (a symbolic link, FIFO, socket, device, directory, another user's file,
+    a file open to group/other).  ``what`` says what was found."""
+
+    def __init__(self, path: str, what: str, message: str):
+        super().__init__(message)
+        self.path = path
+        self.what = what
+
+    def __reduce__(self):  # keep the fields across pickling
+        return (type(self), (self.path, self.what, str(self)))
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, in words (None for a regular file)."""
+    for test, what in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return what
+    return None if stat.S_ISREG(mode) else f"a file of type {stat.S_IFMT(mode):o}"
+
+
+def check_segment_stat(st: os.stat_result, path: str) -> None:
+    """Raise :class:`SuspiciousFile` unless ``st`` is a regular file owned by
+    our euid, mode exactly 0600, with one name (a second hard link would be
+    a second name for a live runtime)."""
+    kind = _kind(st.st_mode)
+    if kind is not None:
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                kind += f" to {os.readlink(path)[:200]!r}"
+            except OSError:
+                pass
+        raise SuspiciousFile(path, kind, f"{path} is {kind}, not a shmrt segment; refusing")
+    if st.st_uid != os.geteuid():
+        raise SuspiciousFile(path, f"a file of uid {st.st_uid}",
+                             f"{path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}); "
+                             "refusing")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode != SEGMENT_MODE:
+        extra = " (open to group/other)" if mode & 0o077 else ""
+        raise SuspiciousFile(path, f"a file of mode {mode:03o}",
+                             f"{path} has wrong permissions: mode {mode:03o}{extra}, a shmrt "
+                             f"segment has {SEGMENT_MODE:03o}; refusing")
+    if st.st_nlink > 1:
+        raise SuspiciousFile(path, f"a file with {st.st_nlink} hard links",
+                             f"{path} has {st.st_nlink} hard links (a second name of one file: "
+                             "another runtime's segment?); refusing")
+
+
+def open_segment_fd(path: str, writable: bool, *, noatime: bool = False) -> int:
+    """Open the segment file at ``path`` and return a descriptor that is
+    known to be one of our segments' files; the caller closes it.
+
+    The only way any shmrt code (library, CLI, inspector, test guard) opens
+    a segment path.  The name is first looked at without following it
+    (``lstat``), so a device or FIFO is not even opened; the open itself is
+    ``O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`` (a symbolic link is refused by
+    the kernel, a FIFO or device swapped in meanwhile cannot block), and the
+    descriptor is checked with ``fstat`` (:func:`check_segment_stat`) before
+    it is returned.  Nothing is read or mapped before that check.
+
+    Raises :class:`RuntimeNotFound` (a FileNotFoundError) if nothing has the
+    name, :class:`SuspiciousFile` (a SegmentError) for anything that is not
+    a regular 0600 file of ours, SegmentError for any other refusal.
+    ``noatime`` asks for O_NOATIME where the kernel allows it (the inspector
+    leaves no trace)."""
+    try:
+        check_segment_stat(os.lstat(path), path)  # refuse before opening what we would refuse
+    except FileNotFoundError:
+        raise RuntimeNotFound(f"no runtime segment at {path}") from None
+    except PermissionError:
+        raise SegmentError(f"{path}: permission denied; refusing") from None
+    base = ((os.O_RDWR if writable else os.O_RDONLY)
+            | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    flags = base | (getattr(os, "O_NOATIME", 0) if noatime else 0)
+    while True:
+        try:
+            fd = os.open(path, flags)
+            break
+        except FileNotFoundError:
+            raise RuntimeNotFound(f"no runtime segment at {path}") from None
+        except OSError as e:
+            if e.errno == errno.EPERM and flags != base:
+                flags = base  # O_NOATIME needs ownership: fstat below tells
+                continue
+            # swapped since the lstat (ELOOP: now a link, ENXIO: a socket or a FIFO
+            # without reader, EISDIR...): say what is there now, if we can
+            try:
+                now = os.lstat(path)
+            except OSError:
+                now = None
+            if now is not None:
+                check_segment_stat(now, path)
+            if e.errno in (errno.EACCES, errno.EPERM):
+                raise SegmentError(f"{path}: permission denied (another user's segment?); "
+                                   "refusing") from None
+            raise SegmentError(f"{path}: cannot open: {e.strerror}; refusing") from None
+    try:
+        check_segment_stat(os.fstat(fd), path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _taken(name: str, path: str) -> str:
+    """Why runtime ``name`` cannot be created: what already has its name."""
+    try:
+        check_segment_stat(os.lstat(path), path)
+    except SuspiciousFile as e:
+        return (f"the name of runtime {name!r} is taken by {e.what} ({path}), not by a shmrt "
+                "segment: suspicious (someone may have planted it); refusing, nothing opened")
+    except OSError:
+        pass
+    return (f"a runtime named {name!r} already exists ({path}); stop it, or 'shmrt prune' "
+            "if it is stale")
+
+
+# ---- create / attach / unlink ----------------------------------------------------------------
 def create(name: str, cfg: Config) -> tuple[_core.Segment, str]:
-    """Create and lay out a new segment; returns (segment, shm name)."""
+    """Create, reserve and lay out a new segment; returns (segment, shm name).
+
+    Every byte is reserved (posix_fallocate) before the header is written
+    and before this returns, so before any worker can map it: a full
+    /dev/shm raises OSError (ENOSPC) here and leaves nothing behind."""
     sname = shm_name(name)
+    path = SHM_DIR + sname
     d = cfg.as_dict()
     d["coord_pid"] = os.getpid()
     d["coord_start"] = proc_start_time(os.getpid())
     size = _core.compute_layout(d)["total_size"]
-    st = os.statvfs(SHM_DIR)
-    free = st.f_bavail * st.f_frsize
+    free = _shm_free()
     if size > free:
-        raise OSError(f"/dev/shm has {free >> 20} MiB free, the runtime needs {size >> 20} MiB "
-                      "(lower arena_size / slots, or free /dev/shm)")
+        raise OSError(errno.ENOSPC, f"/dev/shm is too full: {free >> 20} MiB free, runtime "
+                      f"{name!r} needs {size >> 20} MiB (lower arena_size / slots, or free /dev/shm)")
     try:
-        shm = posix_ipc.SharedMemory(sname, posix_ipc.O_CREX, mode=0o600)
+        # shm_open(O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC): never opens what is there
+        shm = posix_ipc.SharedMemory(sname, posix_ipc.O_CREX, mode=SEGMENT_MODE)
     except posix_ipc.ExistentialError:
-        raise RuntimeExists(f"a runtime named {name!r} already exists ({SHM_DIR}{sname}); "
-                            f"stop it, or 'shmrt prune' if it is stale") from None
-    lay = _core.compute_layout(d)
-    sync_end = lay["slots_off"]
+        raise RuntimeExists(_taken(name, path)) from None
     try:
-        os.fchmod(shm.fd, 0o600)  # umask cannot widen it, but be explicit
+        os.fchmod(shm.fd, SEGMENT_MODE)  # umask cannot widen it, but be explicit
+        check_segment_stat(os.fstat(shm.fd), path)
         os.ftruncate(shm.fd, size)
-        _fallocate(shm.fd, 0, sync_end)
+        try:
+            os.posix_fallocate(shm.fd, 0, size)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise OSError(e.errno, f"cannot reserve {size >> 20} MiB in /dev/shm for runtime "
+                              f"{name!r}: {e.strerror}") from None
+            raise OSError(e.errno, f"/dev/shm is full: cannot reserve {size >> 20} MiB for "
+                          f"runtime {name!r} ({_shm_free() >> 20} MiB free now; another "
+                          "process took the space?); free /dev/shm or lower arena_size / slots"
+                          ) from None
         seg = _core.Segment(shm.fd, writable=True, create=d)
     except BaseException:
-        shm.close_fd()
-        posix_ipc.unlink_shared_memory(sname)
+        unlink(sname)
         raise
-    # The slots and the arena (most of the size) are reserved in the
-    # background while the workers start: 64 MiB take ~30 ms, more than a
-    # worker's start-up.  The space was checked above; the window in which
-    # another /dev/shm user could take it is that background call.
-    fd = shm.fd
-    threading.Thread(target=_fallocate_and_close, args=(fd, sync_end, size - sync_end),
-                     daemon=True, name="shmrt-fallocate").start()
+    finally:
+        shm.close_fd()
     return seg, sname
 
 
-def _fallocate(fd: int, off: int, n: int) -> None:
-    try:
-        os.posix_fallocate(fd, off, n)
-    except OSError as e:
-        raise OSError(f"cannot allocate {n >> 20} MiB in /dev/shm: {e.strerror}") from None
-
-
-def _fallocate_and_close(fd: int, off: int, n: int) -> None:
-    try:
-        if n:
-            os.posix_fallocate(fd, off, n)
-    except OSError:
-        pass  # checked at creation; a blob allocation may then fault later
-    finally:
-        os.close(fd)
+def _shm_free() -> int:
+    st = os.statvfs(SHM_DIR)
+    return st.f_bavail * st.f_frsize
 
 
 def attach(name: str, *, writable: bool = True) -> _core.Segment:
@@ -160,21 +292,14 @@ def attach(name: str, *, writable: bool = True) -> _core.Segment:
 
 
 def attach_path(sname: str, *, writable: bool, display: str | None = None) -> _core.Segment:
-    flags = 0
+    """Map the segment ``/dev/shm<sname>`` after :func:`open_segment_fd`'s
+    checks; the C core then validates the header."""
+    path = SHM_DIR + sname
     try:
-        fd = os.open(SHM_DIR + sname, os.O_RDWR if writable else os.O_RDONLY)
-    except FileNotFoundError:
-        raise RuntimeNotFound(f"no runtime named {display or sname!r} ({SHM_DIR}{sname})") from None
-    except PermissionError:
-        raise SegmentError(f"{SHM_DIR}{sname}: permission denied (another user's segment?)") from None
-    del flags
+        fd = open_segment_fd(path, writable)
+    except RuntimeNotFound:
+        raise RuntimeNotFound(f"no runtime named {display or sname!r} ({path})") from None
     try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid():
-            raise SegmentError(f"{SHM_DIR}{sname} belongs to uid {st.st_uid}, not to us; refusing")
-        if st.st_mode & 0o077:
-            raise SegmentError(f"{SHM_DIR}{sname} has mode {st.st_mode & 0o777:03o} "
-                               "(open to group/other); refusing")
         return _core.Segment(fd, writable=writable)
     finally:
         os.close(fd)
