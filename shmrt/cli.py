@@ -28,7 +28,6 @@ import os
 import re
 import select
 import signal
-import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +37,16 @@ import click
 
 from . import _core
 from .errors import RemoteTraceback, RuntimeExists, RuntimeNotFound, SegmentError, WorkerCrashed
-from .segment import SHM_DIR, attach_path, proc_start_time, process_alive, runtime_name_of, shm_name
+from .segment import (
+    SHM_DIR,
+    SuspiciousFile,
+    attach_path,
+    open_segment_fd,
+    proc_start_time,
+    process_alive,
+    runtime_name_of,
+    shm_name,
+)
 
 H = _core.HEADER_FIELDS
 _RUN_STATES = {_core.RUN_INIT: "init", _core.RUN_RUNNING: "running",
@@ -138,24 +146,37 @@ def _console() -> Any:
 
 def runtime_info(shm_file: str) -> dict[str, Any]:
     """What ``shmrt ls`` shows about one file of /dev/shm (a runtime of ours);
-    a file that fails validation gets an ``error`` instead of the numbers."""
+    a file that fails validation gets an ``error`` instead of the numbers,
+    and one that is not a segment of ours at all (a link, FIFO, directory,
+    another user's file, a bad name: see segment.open_segment_fd) is also
+    ``suspicious`` (what it is).  Nothing is followed, read or mapped before
+    the descriptor has passed the checks."""
     name = runtime_name_of(shm_file) or shm_file
     path = f"{SHM_DIR}/{shm_file}"
     info: dict[str, Any] = {"name": name, "path": path}
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        info["error"] = "gone"
-        return info
-    if not stat.S_ISREG(st.st_mode):
-        info["error"] = "not a regular file"
+        shm_name(name)  # a name shmrt itself could never have created: do not even open it
+    except ValueError:
+        info["name"] = name = ascii(name)[1:-1]
+        info["suspicious"] = "a file whose name is not a valid runtime name"
+        info["error"] = f"{ascii(path)} is {info['suspicious']}; refusing"
         return info
     try:
         seg = attach_path("/" + shm_file, writable=False, display=name)
+    except RuntimeNotFound:
+        info["error"] = "gone"
+        return info
+    except SuspiciousFile as e:
+        info["suspicious"] = e.what
+        info["error"] = str(e)
+        return info
     except Exception as e:  # any failure is shown, not raised
         info["error"] = str(e) or type(e).__name__
-        if time.time() - st.st_mtime < 5:
-            info["error"] += " (being created?)"
+        try:
+            if time.time() - os.lstat(path).st_mtime < 5:
+                info["error"] += " (being created?)"
+        except OSError:
+            pass
         return info
     try:
         pid, start = _coord_of(seg)
@@ -367,9 +388,13 @@ def ls_cmd(as_json: bool) -> None:
         t.add_column(col, no_wrap=True,
                      justify="right" if col in ("WORKERS", "COORD PID", "COMPLETED") else "left")
     for r in rows:
-        if "error" in r:
-            t.add_row(r["name"], "-", "-", "-", f"[red]error: {escape(r['error'])}[/red]", "", "",
+        if "suspicious" in r:
+            t.add_row(escape(r["name"]), "-", "-", "-", "[red]suspicious (see below)[/red]", "", "",
                       "")
+            continue
+        if "error" in r:
+            t.add_row(escape(r["name"]), "-", "-", "-", f"[red]error: {escape(r['error'])}[/red]",
+                      "", "", "")
             continue
         coord = r["coordinator"]
         style = {"alive": "green", "dead": "red"}.get(coord, "yellow")
@@ -380,6 +405,12 @@ def ls_cmd(as_json: bool) -> None:
     _console().print(t)
     if any(r.get("coordinator") == "dead" for r in rows):
         click.echo("stale runtimes (coordinator dead): remove them with 'shmrt prune --yes'")
+    for r in rows:
+        if "suspicious" in r:
+            click.echo(f"suspicious: {r['error']}")
+    if any("suspicious" in r for r in rows):
+        click.echo("suspicious files are not shmrt segments: shmrt never opens, stops or prunes "
+                   "them; look at them and remove them yourself")
 
 
 @main.command()
@@ -566,6 +597,8 @@ def submit(name: str, target: str, args: tuple[str, ...], kwargs: tuple[str, ...
 def _stale(shm_file: str) -> tuple[dict[str, Any], bool]:
     """(ls info, provably stale) of one of our segments."""
     info = runtime_info(shm_file)
+    if "suspicious" in info:
+        return info, False
     if "error" in info and "layout version" in info["error"]:
         return _stale_old_version(shm_file, info)
     return info, "error" not in info and info.get("coordinator") == "dead"
@@ -580,15 +613,14 @@ def _stale_old_version(shm_file: str, info: dict[str, Any]) -> tuple[dict[str, A
 
     h = _core.HEADER_FIELDS
     try:
-        fd = os.open(f"{SHM_DIR}/{shm_file}", os.O_RDONLY | os.O_NOFOLLOW)
+        fd = open_segment_fd(f"{SHM_DIR}/{shm_file}", False)
         try:
-            st = os.fstat(fd)
             head = os.pread(fd, 4096, 0)
         finally:
             os.close(fd)
-    except OSError:
+    except (OSError, SegmentError):
         return info, False
-    if st.st_uid != os.geteuid() or st.st_mode & 0o077 or len(head) < 4096:
+    if len(head) < 4096:
         return info, False
     magic, pid, start = (struct.unpack_from("<Q", head, h[k])[0]
                          for k in ("magic", "coord_pid", "coord_start"))
@@ -622,6 +654,8 @@ def prune(names: tuple[str, ...], yes: bool) -> None:
         info, dead = _stale(f)
         if dead:
             stale.append((f, info))
+        elif "suspicious" in info:
+            click.echo(f"suspicious: {info['error']} (not a shmrt segment: left alone)", err=True)
         elif "error" in info:
             click.echo(f"skipping {info['name']}: {info['error']}", err=True)
     if not stale:

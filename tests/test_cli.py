@@ -288,6 +288,8 @@ def test_invalid_segments_are_listed_with_their_error(bogus_segment: Any) -> Non
     for name in (zeros, empty, open_mode):
         assert "error" in rows[name], rows[name]
     assert "refusing" in rows[open_mode]["error"]
+    assert rows[open_mode]["suspicious"] == "a file of mode 644"  # not a segment of ours at all
+    assert "suspicious" not in rows[zeros] and "suspicious" not in rows[empty]  # ours, invalid
     r = _invoke("ls")
     assert r.exit_code == 0 and "Traceback" not in r.output
     for name in (zeros, empty, open_mode):
