@@ -153,12 +153,27 @@ class Pool(Client):
                 if wid is not None:
                     self._worker_died(wid)
                 elif s in senders:
-                    # A send worker's reorder buffer dies with it; its ring
-                    # survives in the segment and the replacement drains it.
-                    self._senders[senders[s]].join(0.1)
+                    # The packets a dead send worker held (taken off its ring,
+                    # not yet done) are re-delivered to its ring by the
+                    # reclaim; the replacement drains them.
+                    sw = senders[s]
+                    self._senders[sw].join(0.1)
+                    self._reclaim(senders=[sw])
                     if not self._stopping:
-                        self._start_sender(senders[s])
+                        self._start_sender(sw)
             self._reap_clients()
+
+    def _reclaim(self, workers: list[int] = [], clients: list[int] = [],  # noqa: B006
+                 senders: list[int] = []) -> list[tuple[int, int, int, int]]:  # noqa: B006
+        """Stop the world and repair what dead processes left (reclaim.c);
+        returns the tasks the dead workers were running."""
+        while True:
+            try:
+                return self._seg.reclaim(workers, clients, senders)["running"]
+            except TimeoutError:
+                if self._stopping:
+                    return []
+                # a live process stopped inside a step (SIGSTOP, debugger): try again
 
     def _worker_died(self, wid: int) -> None:
         seg = self._seg
@@ -166,16 +181,14 @@ class Pool(Client):
         p.join(0.1)
         code = p.exitcode
         sig = -code if code is not None and code < 0 else None
-        seg.worker_dead(wid, False)
-        seg.drain_worker(wid)
-        for key, max_retries, attempts, _holder in seg.dead_running(wid):
-            if attempts <= max_retries:
+        orphan = _core.HOLDER_WORKER | wid  # its own children: nobody can join them now
+        for key, max_retries, attempts, holder in self._reclaim(workers=[wid]):
+            if attempts <= max_retries and holder != orphan:
                 seg.retry_task(key)
             else:
                 enc = codec.encode(seg, (p.pid, sig, code, attempts), call=False, kwargs=None,
                                    inline_cap=self._inline_cap, max_payload=self._max_payload)
                 seg.crash_task(key, _core.ST_CRASHED, enc.inline)
-        seg.drop_worker_handles(wid)
         registered = seg.load64(seg.layout["workers_off"] + wid * _core.WORKER_SIZE
                                 + _core.WORKER_FIELDS["pid"]) == p.pid
         self._start_failures[wid] = 0 if registered else self._start_failures[wid] + 1
@@ -197,17 +210,20 @@ class Pool(Client):
         self._fail_pending(BrokenPool(why))
 
     def _reap_clients(self) -> None:
-        """Release the entries of connected clients whose process is gone."""
+        """Reclaim the entries of connected clients whose process is gone."""
         seg = self._seg
         lay = seg.layout
         qf = _core.QUEUE_FIELDS
+        dead = []
         for cid in range(lay["n_clients"]):
             if cid == self._cid:
                 continue
             base = lay["clients_off"] + cid * lay["client_stride"]
             pid = seg.load64(base + qf["pid"])
             if pid and not process_alive(pid, seg.load64(base + qf["start"])):
-                seg.client_release(cid)
+                dead.append(cid)
+        if dead:
+            self._reclaim(clients=dead)
 
     # ---- shutdown -----------------------------------------------------------
     def _detach(self) -> None:

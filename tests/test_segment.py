@@ -295,12 +295,12 @@ BAD_CALLS: dict[str, Callable[[Any], Any]] = {
     "next_local-bad-worker": lambda s: s.next_local(99, False),
     "refill-bad-worker": lambda s: s.refill(99),
     "queue_len-bad-worker": lambda s: s.queue_len(99),
-    "drain_worker-bad": lambda s: s.drain_worker(99),
+    "reclaim-bad-worker": lambda s: s.reclaim([99], [], []),
+    "reclaim-bad-client": lambda s: s.reclaim([], [99], []),
     "park-bad-worker": lambda s: s.park(99, 0.0, 0.0, False),
     "try_search-bad": lambda s: s.try_search(99),
     "end_search-without-search": lambda s: s.end_search(0, False),
     "worker_register-bad": lambda s: s.worker_register(99, 1, 1, 1),
-    "worker_dead-bad": lambda s: s.worker_dead(99),
     "lq_push-bad-slot": lambda s: s.lq_push(0, 10**9),
     "lq_push-bad-worker": lambda s: s.lq_push(99, 0),
     "inject_push-bad-slot": lambda s: s.inject_push(10**9),
@@ -404,9 +404,7 @@ WRITES: dict[str, Callable[[Any], Any]] = {
     "wake_all": lambda s: s.wake_all(),
     "notify": lambda s: s.notify(),
     "worker_register": lambda s: s.worker_register(0, 1, 1, 1),
-    "worker_dead": lambda s: s.worker_dead(0),
-    "drain_worker": lambda s: s.drain_worker(0),
-    "drop_worker_handles": lambda s: s.drop_worker_handles(0),
+    "reclaim": lambda s: s.reclaim([0], [], []),
 }
 
 

@@ -122,6 +122,9 @@ def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdea
     coord = (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
     me = Sender(make_sink(sink_spec), ordered)
     pid = os.getpid()
+    from shmrt.segment import proc_start_time
+
+    seg.relay_register(sw, pid, proc_start_time(pid))
     seg.relay_set_backlog(sw, 0, pid)
     run_off = h["run_state"]
     while True:

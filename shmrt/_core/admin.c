@@ -1,20 +1,19 @@
 /*
  * admin.c -- the slower paths: function table, client registration and the
- * client's wait / spin, worker registration, crash reclaim, and read-only
+ * client's wait / spin, worker registration, re-queue / crash of a dead
+ * worker's tasks (after the crash reclaim), and read-only
  * snapshots of slots and workers (inspector, tests).
  *
  * Function table: a client pickles a callable once, stores it in an arena
  * block and publishes (blob, len) in entry fn_id with FN_READY (release);
  * workers read it with an acquire load and cache the unpickled callable.
  *
- * Crash reclaim (coordinator, after a worker died): the dead worker's LIFO
- * slot and local queue go to the inject queue (sched.c drain_worker); slots
- * it was RUNNING are listed by dead_running() and then either re-queued
- * (retry_task) or completed as crashed (crash_task); join handles it held on
- * its children are dropped (drop_worker_handles).  The dead process cannot
- * race any of this: only it could have touched those words.
+ * Crash reclaim lives in reclaim.c (a stop-the-world repair); registration
+ * here makes a process's steps sections (section.h): worker_register and
+ * client_claim point the Segment's busy counter at the process's own record.
  */
 #include "core.h"
+#include "section.h"
 #include "queue.h"
 #include "state.h"
 
@@ -66,32 +65,55 @@ static PyObject *A_client_claim(SegmentObject *s, PyObject *args) {
         client_t *c = client_at(s, i);
         u64 exp = 0;
         if (CAS_ACQREL(&c->pid, &exp, pid)) {
+            STORE_RLX(&c->busy, 0);
+            s->busy = &c->busy; /* from here our steps are sections (section.h) */
+            section_enter(s);
             if (!LOAD_ACQ(&c->ring_ready)) { /* first claim of this entry ever */
                 ring_init(client_ring(c), s->L.inject_cap);
-                STORE_REL(&c->ring_ready, 1); /* pairs with nothing racing: we own it */
+                STORE_REL(&c->ring_ready, 1); /* pairs with the reclaim's acquire */
             }
             STORE_RLX(&c->start, start);
             STORE_RLX(&c->sleeping, 0);
             STORE_RLX(&c->spinning, 0);
+            STORE_RLX(&c->units, 0);
+            section_leave(s);
             return PyLong_FromUnsignedLongLong(i);
         }
     }
     return PyLong_FromLong(-1);
 }
 
-/* client_release(cid) -> n: drop the handles of everything left on the
- * client's ring (a client that goes away) and free the entry. */
+/* client_release(cid) -> n: a client going away drops the handles of
+ * everything left on its ring and frees its entry (a dead client's entry is
+ * freed by the crash reclaim instead).  Its other threads must be done. */
 static PyObject *A_client_release(SegmentObject *s, PyObject *arg) {
     unsigned long long cid = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
     client_t *c = client_at(s, cid);
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
+    section_enter(s);
     long n = 0, v;
     while ((v = ring_pop(client_ring(c), s->L.inject_cap)) >= 0)
         if ((u64)v < s->L.n_slots) {
+            unset_join_interest(&slot_at(s, (u64)v)->state);
             drop_ref(s, (u64)v);
             n++;
         }
+    /* Tasks still queued or running: nobody wants their results.  Dropping
+     * the handles now frees them when they finish (complete_slot does not
+     * deliver without JOIN_INTEREST), instead of leaving them on a ring the
+     * next claimer of this entry would inherit. */
+    for (u64 i = 0; i < s->L.n_slots && LOAD_ACQ(&c->pid); i++) {
+        slot_t *sl = slot_at(s, i);
+        u64 st = LOAD_ACQ(&sl->state);
+        if (st_refs(st) == 0 || !(st & S_JOIN_INTEREST) || LOAD_RLX(&sl->holder) != cid) continue;
+        if (transition_to_cancelled(&sl->state) == TR_INVALID) continue;
+        if (FETCH_AND_ACQREL(&sl->state, ~S_JOIN_INTEREST) & S_JOIN_INTEREST) drop_ref(s, i);
+        n++;
+    }
+    section_leave(s);
+    if (s->busy == &c->busy) s->busy = NULL;
+    STORE_RLX(&c->busy, 0);
     STORE_REL(&c->pid, 0);
     return PyLong_FromLong(n);
 }
@@ -172,7 +194,7 @@ static PyObject *A_client_wake(SegmentObject *s, PyObject *arg) {
 /* ---- workers ------------------------------------------------------------- */
 /* worker_register(wid, pid, start, epoch): a (re)started worker claims its
  * entry and counts itself unparked (the idle word was initialised with all
- * workers unparked; a dead worker's count is restored by worker_dead). */
+ * workers unparked; the crash reclaim recomputes it from the states). */
 static PyObject *A_worker_register(SegmentObject *s, PyObject *args) {
     unsigned long long wid, pid, start, epoch;
     if (!PyArg_ParseTuple(args, "KKKK", &wid, &pid, &start, &epoch) || seg_check_open(s, 1))
@@ -184,51 +206,16 @@ static PyObject *A_worker_register(SegmentObject *s, PyObject *args) {
     STORE_RLX(&w->epoch, epoch);
     STORE_RLX(&w->current, 0);
     STORE_RLX(&w->help_depth, 0);
+    STORE_RLX(&w->taking, 0);
+    STORE_RLX(&w->busy, 0);
+    s->busy = &w->busy; /* from here our steps are sections (section.h) */
+    section_enter(s);
     STORE_SEQ(&w->state, (u64)W_RUNNING);
+    section_leave(s);
     Py_RETURN_NONE;
 }
 
-/* worker_dead(wid, exited): the coordinator marks a worker gone and fixes
- * the idle word for the state it died in (parked: it had given up its
- * unparked count; searching: it held a searching count). */
-static PyObject *A_worker_dead(SegmentObject *s, PyObject *args) {
-    unsigned long long wid;
-    int exited = 0;
-    if (!PyArg_ParseTuple(args, "K|p", &wid, &exited) || seg_check_open(s, 1)) return NULL;
-    worker_t *w = worker_at(s, wid);
-    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
-    u64 st = LOAD_SEQ(&w->state);
-    header_t *h = HDR(s);
-    if (st == W_PARKED) FETCH_ADD_SEQ(&h->idle, 1ULL << 16);
-    if (st == W_SEARCHING || st == W_NOTIFIED) FETCH_SUB_SEQ(&h->idle, 1);
-    STORE_SEQ(&w->state, (u64)(exited ? W_EXITED : W_DEAD));
-    return PyLong_FromUnsignedLongLong(st);
-}
 
-/* ---- crash reclaim ------------------------------------------------------- */
-static PyObject *A_dead_running(SegmentObject *s, PyObject *arg) {
-    unsigned long long wid = PyLong_AsUnsignedLongLong(arg);
-    if (PyErr_Occurred() || seg_check_open(s, 0)) return NULL;
-    PyObject *out = PyList_New(0);
-    if (!out) return NULL;
-    for (u64 i = 0; i < s->L.n_slots; i++) {
-        slot_t *sl = slot_at(s, i);
-        u64 st = LOAD_ACQ(&sl->state);
-        if (!(st & S_RUNNING) || st_refs(st) == 0) continue;
-        if ((LOAD_RLX(&sl->owner) & 0xffff) != wid + 1) continue;
-        u64 key = (LOAD_RLX(&sl->gen) << 32) | i;
-        u64 att = LOAD_RLX(&sl->attempts);
-        PyObject *t = Py_BuildValue("(KKKK)", key, att >> 32, att & 0xffffffffULL,
-                                    (unsigned long long)LOAD_RLX(&sl->holder));
-        if (!t || PyList_Append(out, t)) {
-            Py_XDECREF(t);
-            Py_DECREF(out);
-            return NULL;
-        }
-        Py_DECREF(t);
-    }
-    return out;
-}
 
 /* crash_task(key, status, data): complete a dead worker's task as failed */
 static PyObject *A_crash_task(SegmentObject *s, PyObject *args) {
@@ -264,22 +251,6 @@ static PyObject *A_retry_task(SegmentObject *s, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-/* drop_worker_handles(wid) -> n: a dead worker's spawn handles */
-static PyObject *A_drop_worker_handles(SegmentObject *s, PyObject *arg) {
-    unsigned long long wid = PyLong_AsUnsignedLongLong(arg);
-    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    long n = 0;
-    for (u64 i = 0; i < s->L.n_slots; i++) {
-        slot_t *sl = slot_at(s, i);
-        u64 st = LOAD_ACQ(&sl->state); /* pairs with slot_fill's release */
-        if (st_refs(st) == 0 || !(st & S_JOIN_INTEREST)) continue;
-        if (LOAD_RLX(&sl->holder) != (HOLDER_WORKER | wid)) continue;
-        unset_join_interest(&sl->state);
-        drop_ref(s, i);
-        n++;
-    }
-    return PyLong_FromLong(n);
-}
 
 /* ---- snapshots ----------------------------------------------------------- */
 static PyObject *A_slot_info(SegmentObject *s, PyObject *arg) {
@@ -302,8 +273,12 @@ static PyObject *A_free_count(SegmentObject *s, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(LOAD_ACQ(&HDR(s)->free_count));
 }
 
+SECTIONED(A_register_fn)
+SECTIONED(A_crash_task)
+SECTIONED(A_retry_task)
+
 PyMethodDef admin_methods[] = {
-    {"register_fn", (PyCFunction)A_register_fn, METH_O, "register_fn(data) -> fn_id | -1"},
+    {"register_fn", (PyCFunction)A_register_fn_s, METH_O, "register_fn(data) -> fn_id | -1"},
     {"get_fn", (PyCFunction)A_get_fn, METH_O, "get_fn(fn_id) -> bytes | None"},
     {"client_claim", (PyCFunction)A_client_claim, METH_VARARGS, "client_claim(pid, start) -> cid"},
     {"client_release", (PyCFunction)A_client_release, METH_O, "client_release(cid) -> dropped"},
@@ -314,13 +289,8 @@ PyMethodDef admin_methods[] = {
     {"client_wake", (PyCFunction)A_client_wake, METH_O, "client_wake(cid)"},
     {"worker_register", (PyCFunction)A_worker_register, METH_VARARGS,
      "worker_register(wid, pid, start, epoch)"},
-    {"worker_dead", (PyCFunction)A_worker_dead, METH_VARARGS, "worker_dead(wid, exited=False)"},
-    {"dead_running", (PyCFunction)A_dead_running, METH_O,
-     "dead_running(wid) -> [(key, max_retries, attempts, holder)]"},
-    {"crash_task", (PyCFunction)A_crash_task, METH_VARARGS, "crash_task(key, status, data)"},
-    {"retry_task", (PyCFunction)A_retry_task, METH_O, "retry_task(key)"},
-    {"drop_worker_handles", (PyCFunction)A_drop_worker_handles, METH_O,
-     "drop_worker_handles(wid) -> n"},
+    {"crash_task", (PyCFunction)A_crash_task_s, METH_VARARGS, "crash_task(key, status, data)"},
+    {"retry_task", (PyCFunction)A_retry_task_s, METH_O, "retry_task(key)"},
     {"slot_info", (PyCFunction)A_slot_info, METH_O, "slot_info(idx) -> dict"},
     {"free_count", (PyCFunction)A_free_count, METH_NOARGS, "free_count() -> int"},
     {NULL}};

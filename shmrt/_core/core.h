@@ -23,6 +23,8 @@ typedef struct {
     int closed;
     Py_ssize_t exports; /* live BlobViews / buffer exports */
     u64 pid;            /* getpid() at mapping time: begin() stamps it per task */
+    u64 *busy;          /* this process's section counter in its own record, once it
+                         * has one (section.h); NULL before and after */
 } SegmentObject;
 
 extern PyTypeObject Segment_Type;
@@ -86,6 +88,14 @@ PyObject *blobview_new(SegmentObject *s, u64 off);
 extern PyMethodDef relay_methods[];
 int relay_init(SegmentObject *s);
 void relay_deliver(SegmentObject *s, u64 idx, slot_t *sl);
+send_t *relay_send_at(SegmentObject *s, u64 i);
+ring_t *relay_ring_of(send_t *t);
+ring_t *relay_waitlist_of(SegmentObject *s, send_t *t);
+void relay_wake_all(SegmentObject *s);
+
+/* ---- reclaim.c --------------------------------------------------------- */
+extern PyMethodDef reclaim_methods[];
+void slot_release_blobs(SegmentObject *s, slot_t *sl);
 
 /* ---- arena.c ----------------------------------------------------------- */
 extern PyMethodDef arena_methods[];

@@ -95,6 +95,9 @@ typedef struct {
     _Alignas(CACHE_LINE) u64 run_state;
     u64 epoch;         /* bumped by the coordinator on every worker respawn */
     u64 shutdown_seq;  /* futex word: bumped when run_state changes */
+    u64 reclaim;       /* futex word: non-zero while a crash reclaim has the
+                        * world stopped (reclaim.c); sections wait on it */
+    u64 reclaims;      /* reclaims run (counter, for the inspector) */
     /* line 5: Tokio's idle word: (num_unparked << 16) | num_searching */
     _Alignas(CACHE_LINE) u64 idle;
     /* line 6: free-slot stack head: (tag << 32) | (index + 1), 0 = empty.
@@ -155,7 +158,10 @@ typedef struct {
     u64 spins;
     u64 lifo_hits;
     u64 helped;
-    u64 _ctr_reserved[5];
+    /* owner-written, read by the reclaim (reclaim.c): */
+    u64 busy;      /* protocol sections this process is inside (section.h) */
+    u64 taking;    /* slot index + 1 popped by this worker and not yet begun */
+    u64 _ctr_reserved[3];
 } worker_t;
 
 /* ---- local run queue (Tokio's queue.rs) ---------------------------------
@@ -189,6 +195,8 @@ typedef struct {
     u64 submitted;
     u64 harvested;
     u64 ring_ready;  /* the ring was initialised (at first claim; never again) */
+    u64 busy;        /* protocol sections the client's threads are inside (section.h) */
+    u64 units;       /* relay budget units acquired and not yet given to a packet */
     _Alignas(CACHE_LINE) u64 seq;      /* futex word, bumped per completion */
     u64 sleeping;                      /* a thread waits on seq: wake it */
     u64 spinning;                      /* threads polling the ring: no wake needed */
@@ -275,6 +283,8 @@ typedef struct {
     u64 sleeping;
     u64 pid;
     u64 backlog;    /* reorder buffer size, published by the send worker */
+    u64 busy;       /* protocol sections the send worker is inside (section.h) */
+    u64 start;      /* its process start time (pid-reuse proof) */
     _Alignas(CACHE_LINE) u64 pushed;
     u64 popped;
     u64 registrations; /* slots parked on the waitlist (ring full) */
@@ -289,6 +299,10 @@ typedef struct {
 } send_t;
 
 #define HOLDER_RELAY 0x20000ULL
+/* slot.owner of a finished packet a send worker took off its ring and holds
+ * (reorder buffer, sink): (pid << 32) | OWNER_SENDER | send worker id.  A
+ * running task's owner is (pid << 32) | (worker id + 1), below this bit. */
+#define OWNER_SENDER 0x10000ULL
 
 /* ---- arena block header ----------------------------------------------- */
 typedef struct {

@@ -33,6 +33,7 @@
  * too.  Same handshake: push-then-check on both sides.
  */
 #include "core.h"
+#include "section.h"
 #include "queue.h"
 #include "state.h"
 
@@ -60,16 +61,19 @@ static waiter_t *waiter_at(SegmentObject *s, u64 i) {
     if (i >= s->L.n_waiters) return NULL;
     return (waiter_t *)(s->L.base + s->L.relay_off + s->L.relay_hdr + i * sizeof(waiter_t));
 }
-static send_t *send_at(SegmentObject *s, u64 i) {
+send_t *relay_send_at(SegmentObject *s, u64 i) {
     if (i >= s->L.n_send) return NULL;
     return (send_t *)(s->L.base + s->L.relay_off + s->L.relay_hdr +
                       s->L.n_waiters * sizeof(waiter_t) + i * s->L.send_stride);
 }
-static ring_t *ring_of(send_t *t) { return (ring_t *)(void *)t->rings; }
-static ring_t *waitlist_of(SegmentObject *s, send_t *t) {
+ring_t *relay_ring_of(send_t *t) { return (ring_t *)(void *)t->rings; }
+ring_t *relay_waitlist_of(SegmentObject *s, send_t *t) {
     u64 rb = (ring_bytes(s->L.send_cap) + CACHE_LINE - 1) & ~(u64)(CACHE_LINE - 1);
     return (ring_t *)(void *)((char *)t->rings + rb);
 }
+#define send_at relay_send_at
+#define ring_of relay_ring_of
+#define waitlist_of relay_waitlist_of
 
 int relay_init(SegmentObject *s) {
     relay_t *r = relay_of(s);
@@ -350,6 +354,9 @@ static PyObject *R_take(SegmentObject *s, PyObject *args) {
             return NULL;
         }
         Py_DECREF(item);
+        /* held by this send worker until relay_done: a crash reclaim
+         * re-delivers what a dead send worker held (reclaim.c) */
+        STORE_RLX(&sl->owner, (s->pid << 32) | OWNER_SENDER | sw);
         FETCH_ADD_RLX(&t->popped, 1);
     }
     return out;
@@ -453,14 +460,32 @@ static PyObject *R_set_backlog(SegmentObject *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *R_wake_send(SegmentObject *s, PyObject *unused) {
-    relay_t *r;
-    if (relay_check(s, &r, 1)) return NULL;
+void relay_wake_all(SegmentObject *s) {
     for (u64 i = 0; i < s->L.n_send; i++) {
         send_t *t = send_at(s, i);
         FETCH_ADD_SEQ(&t->seq, 1);
         futex_wake_u32(&t->seq, 8);
     }
+}
+
+static PyObject *R_wake_send(SegmentObject *s, PyObject *unused) {
+    relay_t *r;
+    if (relay_check(s, &r, 1)) return NULL;
+    relay_wake_all(s);
+    Py_RETURN_NONE;
+}
+
+/* relay_register(sw, pid, start): a (re)started send worker claims its entry;
+ * from here its relay steps are sections (section.h). */
+static PyObject *R_register(SegmentObject *s, PyObject *args) {
+    unsigned long long sw, pid, start;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "KKK", &sw, &pid, &start) || relay_check(s, &r, 1)) return NULL;
+    send_t *t = send_at(s, sw);
+    if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
+    STORE_RLX(&t->start, start);
+    STORE_REL(&t->pid, pid);
+    s->busy = &t->busy;
     Py_RETURN_NONE;
 }
 
@@ -499,19 +524,25 @@ static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
                          LOAD_RLX(&r->recheck), "rings", rings);
 }
 
+SECTIONED(R_release)
+SECTIONED(R_submit)
+SECTIONED(R_take)
+SECTIONED(R_done)
+
 PyMethodDef relay_methods[] = {
     {"relay_acquire", (PyCFunction)R_acquire, METH_VARARGS,
      "relay_acquire(timeout=-1, nowait=False) -> 0 ok, 1 full, 2 timeout (GIL released)"},
-    {"relay_release", (PyCFunction)R_release, METH_VARARGS, "relay_release(n=1)"},
-    {"relay_submit", (PyCFunction)R_submit, METH_VARARGS,
+    {"relay_release", (PyCFunction)R_release_s, METH_VARARGS, "relay_release(n=1)"},
+    {"relay_submit", (PyCFunction)R_submit_s, METH_VARARGS,
      "relay_submit(cid, fn_id, data, flow, seq, args_blob=-1) -> key | -1"},
-    {"relay_take", (PyCFunction)R_take, METH_VARARGS,
+    {"relay_take", (PyCFunction)R_take_s, METH_VARARGS,
      "relay_take(sw, max=256) -> [(idx, flow, seq, status, data)]"},
-    {"relay_done", (PyCFunction)R_done, METH_VARARGS,
+    {"relay_done", (PyCFunction)R_done_s, METH_VARARGS,
      "relay_done(sw, idxs, sent=0, filtered=0, errors=0, crashed=0)"},
     {"relay_wait", (PyCFunction)R_wait, METH_VARARGS, "relay_wait(sw, timeout, spin=0) -> bool"},
     {"relay_flush_wait", (PyCFunction)R_flush_wait, METH_VARARGS, "relay_flush_wait(timeout) -> bool"},
     {"relay_set_backlog", (PyCFunction)R_set_backlog, METH_VARARGS, "relay_set_backlog(sw, n, pid)"},
     {"relay_wake_send", (PyCFunction)R_wake_send, METH_NOARGS, "relay_wake_send()"},
+    {"relay_register", (PyCFunction)R_register, METH_VARARGS, "relay_register(sw, pid, start)"},
     {"relay_stats", (PyCFunction)R_stats, METH_NOARGS, "relay_stats() -> dict"},
     {NULL}};

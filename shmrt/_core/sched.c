@@ -26,6 +26,7 @@
  * both sides use SeqCst on (queue length, state), a Dekker handshake.
  */
 #include "core.h"
+#include "section.h"
 #include "queue.h"
 #include "state.h"
 
@@ -136,8 +137,13 @@ static PyObject *S_park(SegmentObject *s, PyObject *args) {
     if (seen) {
         result = searching ? 1 : 0; /* work seen while spinning: keep our role */
     } else {
+        /* Two sections (section.h): announcing the park, and leaving it.  The
+         * sleep between them is outside, so a crash reclaim never waits for a
+         * parked worker; it counts it parked from its state word. */
+        section_enter(s);
         STORE_SEQ(&w->state, (u64)W_PARKED);                                  /* step 1 */
         u64 prev = FETCH_SUB_SEQ(&h->idle, IDLE_UNPARK_ONE + (searching ? 1 : 0)); /* step 2 */
+        section_leave(s);
         int last = searching && (prev & IDLE_SEARCH_MASK) == 1;
         u32 seq = (u32)LOAD_SEQ(&w->park_seq);                                /* step 3 */
         int woke = 0;
@@ -146,6 +152,7 @@ static PyObject *S_park(SegmentObject *s, PyObject *args) {
             futex_wait_u32(&w->park_seq, seq, timeout_s);                    /* step 5 */
             woke = 1;
         }
+        section_enter(s);
         u64 exp = W_PARKED;
         if (CAS_SEQ(&w->state, &exp, (u64)W_RUNNING)) {                       /* step 4/6 */
             FETCH_ADD_SEQ(&h->idle, IDLE_UNPARK_ONE);
@@ -157,6 +164,7 @@ static PyObject *S_park(SegmentObject *s, PyObject *args) {
             COUNTER_BUMP(&w->wakeups, 1);
             result = 1;
         }
+        section_leave(s);
     }
     Py_END_ALLOW_THREADS
     return PyLong_FromLong(result);
@@ -261,6 +269,14 @@ static long skip_root(SegmentObject *s, long v) {
     return -1;
 }
 
+/* A popped task is recorded in the worker's `taking` word in the same step
+ * that popped it, until begin() records it as running: a crash reclaim finds
+ * it there (section.h).  Returns the Python result. */
+static PyObject *taken(worker_t *w, long v, long tag) {
+    if (v >= 0) STORE_RLX(&w->taking, (u64)v + 1); /* published by section_leave */
+    return PyLong_FromLong(v < 0 ? v : v | tag);
+}
+
 static long checked_idx(SegmentObject *s, long v) {
     if (v < 0) return -1;
     if ((u64)v >= s->L.n_slots) {
@@ -299,7 +315,7 @@ static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
     }
     v = checked_idx(s, v);
     if (v == -2) return NULL;
-    return PyLong_FromLong(v < 0 ? v : v | from_lifo);
+    return taken(w, v, from_lifo);
 }
 
 /* refill(wid, helping=False) -> slot index or -1: take min(len / workers + 1,
@@ -332,7 +348,7 @@ static PyObject *S_refill(SegmentObject *s, PyObject *args) {
             sched_push_local(s, wid, (u32)v);
     }
     if (first >= 0) COUNTER_BUMP(&w->inject_pulls, 1);
-    return PyLong_FromLong(first);
+    return taken(w, first, 0);
 }
 
 /* steal(wid, victim) -> slot index or -1: steal half of victim's queue. */
@@ -360,7 +376,7 @@ static PyObject *S_steal(SegmentObject *s, PyObject *args) {
         long v = checked_idx(s, (long)(l - 1));
         if (v == -2) return NULL;
         if (helping && skip_root(s, v) < 0) v = -1;
-        return PyLong_FromLong(v);
+        return taken(w, v, 0);
     }
     n -= 1;
     long ret = (long)LOAD_RLX(&dst->buf[(dst_tail + n) & (cap - 1)]);
@@ -377,39 +393,7 @@ static PyObject *S_steal(SegmentObject *s, PyObject *args) {
             ret = skip_root(s, v);
         }
     }
-    return PyLong_FromLong(ret);
-}
-
-/* drain_worker(wid) -> int: move a dead worker's LIFO slot and whole local
- * queue to the inject queue (coordinator, after the owner is gone). */
-static PyObject *S_drain_worker(SegmentObject *s, PyObject *arg) {
-    unsigned long long wid = PyLong_AsUnsignedLongLong(arg);
-    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    worker_t *w = worker_at(s, wid);
-    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
-    local_queue_t *q = queue_at(s, wid);
-    u64 cap = s->L.local_cap;
-    long moved = 0;
-    u64 l = XCHG_ACQREL(&w->lifo, 0);
-    if (l && l - 1 < s->L.n_slots) {
-        ring_push_inl(inject_ring(s), s->L.inject_cap, l - 1);
-        moved++;
-    }
-    long v;
-    while ((v = lq_pop(q, cap)) >= 0) { /* we act as the (dead) owner */
-        if ((u64)v < s->L.n_slots) {
-            ring_push_inl(inject_ring(s), s->L.inject_cap, (u64)v);
-            moved++;
-        }
-    }
-    /* A stealer that died mid-steal leaves steal != real: reset the head so
-     * the respawned worker starts clean (its claimed tasks are lost). */
-    u64 hd = LOAD_ACQ(&q->head);
-    u32 t = (u32)LOAD_ACQ(&q->tail);
-    STORE_REL(&q->head, head_pack(t, t));
-    (void)hd;
-    if (moved) notify_parked(s);
-    return PyLong_FromLong(moved);
+    return taken(w, ret, 0);
 }
 
 static PyObject *S_queue_len(SegmentObject *s, PyObject *arg) {
@@ -450,22 +434,31 @@ static PyObject *S_inject_push(SegmentObject *s, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+SECTIONED(S_try_search)
+SECTIONED(S_end_search)
+SECTIONED(S_notify)
+SECTIONED(S_next_local)
+SECTIONED(S_refill)
+SECTIONED(S_steal)
+SECTIONED(S_lq_push)
+SECTIONED(S_inject_pop)
+SECTIONED(S_inject_push)
+
 PyMethodDef sched_methods[] = {
     {"park", (PyCFunction)S_park, METH_VARARGS,
      "park(wid, spin_s, timeout_s, searching, joined_key=-1) -> 0 self-unparked, 1 notified "
      "(searcher), 2 timeout"},
-    {"try_search", (PyCFunction)S_try_search, METH_O, "try_search(wid) -> bool"},
-    {"end_search", (PyCFunction)S_end_search, METH_VARARGS, "end_search(wid, more=True)"},
-    {"notify", (PyCFunction)S_notify, METH_NOARGS, "notify() -> bool: wake one parked worker"},
+    {"try_search", (PyCFunction)S_try_search_s, METH_O, "try_search(wid) -> bool"},
+    {"end_search", (PyCFunction)S_end_search_s, METH_VARARGS, "end_search(wid, more=True)"},
+    {"notify", (PyCFunction)S_notify_s, METH_NOARGS, "notify() -> bool: wake one parked worker"},
     {"wake_all", (PyCFunction)S_wake_all, METH_NOARGS, "wake_all() -> n"},
-    {"next_local", (PyCFunction)S_next_local, METH_VARARGS,
+    {"next_local", (PyCFunction)S_next_local_s, METH_VARARGS,
      "next_local(wid, use_lifo, helping=False) -> idx|-1"},
-    {"refill", (PyCFunction)S_refill, METH_VARARGS, "refill(wid, helping=False) -> idx|-1"},
-    {"steal", (PyCFunction)S_steal, METH_VARARGS, "steal(wid, victim, helping=False) -> idx|-1"},
-    {"drain_worker", (PyCFunction)S_drain_worker, METH_O, "drain_worker(wid) -> moved"},
+    {"refill", (PyCFunction)S_refill_s, METH_VARARGS, "refill(wid, helping=False) -> idx|-1"},
+    {"steal", (PyCFunction)S_steal_s, METH_VARARGS, "steal(wid, victim, helping=False) -> idx|-1"},
     {"queue_len", (PyCFunction)S_queue_len, METH_O, "queue_len(wid) -> int"},
     {"inject_len", (PyCFunction)S_inject_len, METH_NOARGS, "inject_len() -> int"},
-    {"lq_push", (PyCFunction)S_lq_push, METH_VARARGS, "test hook: owner push"},
-    {"inject_pop", (PyCFunction)S_inject_pop, METH_NOARGS, "test hook: pop inject"},
-    {"inject_push", (PyCFunction)S_inject_push, METH_O, "test hook: push inject"},
+    {"lq_push", (PyCFunction)S_lq_push_s, METH_VARARGS, "test hook: owner push"},
+    {"inject_pop", (PyCFunction)S_inject_pop_s, METH_NOARGS, "test hook: pop inject"},
+    {"inject_push", (PyCFunction)S_inject_push_s, METH_O, "test hook: push inject"},
     {NULL}};

@@ -17,6 +17,7 @@
  * it is pushed on the free stack (Treiber stack, ABA tag in the head).
  */
 #include "core.h"
+#include "section.h"
 #include "queue.h"
 #include "state.h"
 
@@ -57,12 +58,19 @@ static long slot_alloc(SegmentObject *s) {
     }
 }
 
-static void slot_free(SegmentObject *s, u64 idx) {
-    slot_t *sl = slot_at(s, idx);
-    u64 f = LOAD_RLX(&sl->flags);
+/* Drop the slot's references on its argument / result blocks, exactly once:
+ * the flag is taken with an exchange before the block is released, so a
+ * death in between leaks a block (the inspector shows it) and never
+ * releases one twice (the crash reclaim calls this for leaked slots too). */
+void slot_release_blobs(SegmentObject *s, slot_t *sl) {
+    u64 f = XCHG_ACQREL(&sl->flags, 0); /* pairs with the fill / complete that set it */
     if (f & SLOT_F_ARGS_BLOB) arena_release_block(s, LOAD_RLX(&sl->args_blob));
     if (f & SLOT_F_RESULT_BLOB) arena_release_block(s, LOAD_RLX(&sl->result_blob));
-    STORE_RLX(&sl->flags, 0);
+}
+
+static void slot_free(SegmentObject *s, u64 idx) {
+    slot_t *sl = slot_at(s, idx);
+    slot_release_blobs(s, sl);
     STORE_RLX(&sl->owner, 0);
     header_t *h = HDR(s);
     u64 head = LOAD_RLX(&h->free_head);
@@ -188,6 +196,7 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
     worker_t *w = worker_at(s, wid);
     slot_t *sl = slot_at(s, idx);
     if (!w || !sl) return PyErr_Format(SegmentError, "bad worker %llu or slot %llu", wid, idx);
+    STORE_RLX(&w->taking, 0); /* from here the slot's state and owner say where it is */
     tr_t r = transition_to_running(&sl->state);
     if (r == TR_CANCELLED) {
         drop_ref(s, idx);
@@ -250,16 +259,13 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         PyErr_Format(PyExc_ValueError, "inline result of %zd bytes exceeds the slot", b->len);
         return -1;
     }
-    u64 f = sl->flags;
-    if (f & SLOT_F_ARGS_BLOB) { /* args consumed: drop the slot's ref */
-        f &= ~SLOT_F_ARGS_BLOB;
-        arena_release_block(s, sl->args_blob);
-    }
+    /* args consumed: drop the slot's ref, exactly once (see slot_release_blobs) */
+    if (FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB)
+        arena_release_block(s, LOAD_RLX(&sl->args_blob));
     if (result_blob >= 0) {
-        f |= SLOT_F_RESULT_BLOB;
-        sl->result_blob = (u64)result_blob;
+        STORE_RLX(&sl->result_blob, (u64)result_blob);
+        FETCH_OR_ACQREL(&sl->flags, SLOT_F_RESULT_BLOB);
     }
-    sl->flags = f;
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
     sl->result = (status << 32) | (u64)b->len;
     sl->finished_ns = now_ns();
@@ -271,7 +277,9 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
     /* Count before delivering: once delivered, the holder may read the
      * counters, and they must already include this task. */
     FETCH_ADD_RLX(&HDR(s)->completed, 1);
-    deliver(s, idx, sl, prev);
+    /* Nobody wants the result any more (a released spawn handle, or the
+     * handle of a client or worker that died): do not deliver it. */
+    if (prev & S_JOIN_INTEREST) deliver(s, idx, sl, prev);
     drop_ref(s, idx); /* the scheduler's reference */
     return 0;
 }
@@ -409,17 +417,27 @@ static PyObject *T_release(SegmentObject *s, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+SECTIONED(T_submit)
+SECTIONED(T_spawn)
+SECTIONED(T_begin)
+SECTIONED(T_finish)
+SECTIONED(T_harvest)
+SECTIONED(T_join_poll)
+SECTIONED(T_join_register)
+SECTIONED(T_cancel)
+SECTIONED(T_release)
+
 PyMethodDef task_methods[] = {
-    {"submit", (PyCFunction)T_submit, METH_VARARGS,
+    {"submit", (PyCFunction)T_submit_s, METH_VARARGS,
      "submit(cid, fn_id, data, args_blob=-1, retries=0) -> key | -1 (no free slot)"},
-    {"spawn", (PyCFunction)T_spawn, METH_VARARGS,
+    {"spawn", (PyCFunction)T_spawn_s, METH_VARARGS,
      "spawn(wid, fn_id, data, args_blob=-1, parent=-1) -> key | -1"},
-    {"begin", (PyCFunction)T_begin, METH_VARARGS, "begin(wid, idx) -> None | (key, fn, data, parent)"},
-    {"finish", (PyCFunction)T_finish, METH_VARARGS,
+    {"begin", (PyCFunction)T_begin_s, METH_VARARGS, "begin(wid, idx) -> None | (key, fn, data, parent)"},
+    {"finish", (PyCFunction)T_finish_s, METH_VARARGS,
      "finish(wid, idx, status, data, result_blob=-1, outer=-1)"},
-    {"harvest", (PyCFunction)T_harvest, METH_VARARGS, "harvest(cid, max) -> [(key, status, data)]"},
-    {"join_poll", (PyCFunction)T_join_poll, METH_O, "join_poll(key) -> None | (status, data)"},
-    {"join_register", (PyCFunction)T_join_register, METH_O, "join_register(key) -> bool"},
-    {"cancel", (PyCFunction)T_cancel, METH_O, "cancel(key) -> 0 cancelled, 1 running, 2 done"},
-    {"release", (PyCFunction)T_release, METH_O, "release(key)"},
+    {"harvest", (PyCFunction)T_harvest_s, METH_VARARGS, "harvest(cid, max) -> [(key, status, data)]"},
+    {"join_poll", (PyCFunction)T_join_poll_s, METH_O, "join_poll(key) -> None | (status, data)"},
+    {"join_register", (PyCFunction)T_join_register_s, METH_O, "join_register(key) -> bool"},
+    {"cancel", (PyCFunction)T_cancel_s, METH_O, "cancel(key) -> 0 cancelled, 1 running, 2 done"},
+    {"release", (PyCFunction)T_release_s, METH_O, "release(key)"},
     {NULL}};
