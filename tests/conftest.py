@@ -17,6 +17,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
 
 PREFIX = f"shmrt.{os.geteuid()}."
+CTIME_SLACK_NS = 50_000_000
 
 # multiprocessing's spawn method starts one resource-tracker process per
 # interpreter and keeps it: start it now so it is not counted as a leak.
@@ -44,19 +45,38 @@ def _ppid(pid: int) -> int:
 def _ours(seg_file: str, since_ns: int) -> bool:
     """Was this segment made by this test process tree?  Its coordinator is
     us or a descendant of ours, or it is dead and the segment was created
-    during the test.  Other concurrent runs' segments are not ours."""
+    during the test.  Other concurrent runs' segments are not ours.
+
+    Opened with shmrt's one checked open (no link followed, never blocks):
+    a name a test planted (a symbolic link, FIFO, directory, ...) is never
+    opened, and counts as ours if it appeared during the test."""
     import struct
 
     from shmrt import _core
+    from shmrt.errors import RuntimeNotFound, SegmentError
+    from shmrt.segment import SuspiciousFile, open_segment_fd
 
+    path = "/dev/shm/" + seg_file
     h = _core.HEADER_FIELDS
     try:
-        with open("/dev/shm/" + seg_file, "rb") as f:
-            head = f.read(4096)
+        fd = open_segment_fd(path, False)
+    except RuntimeNotFound:
+        return False  # gone meanwhile
+    except SuspiciousFile:
+        try:  # the file system's clock is coarse (a tick behind time_ns): some slack
+            return os.lstat(path).st_ctime_ns >= since_ns - CTIME_SLACK_NS
+        except OSError:
+            return False
+    except (OSError, SegmentError):
+        return True  # unreadable: count it, better safe
+    try:
+        head = os.pread(fd, 4096, 0)
         coord = struct.unpack_from("<Q", head, h["coord_pid"])[0]
         created = struct.unpack_from("<Q", head, h["created_ns"])[0]
     except (OSError, struct.error):
-        return True  # unreadable or truncated: count it, better safe
+        return True  # truncated: count it, better safe
+    finally:
+        os.close(fd)
     me, pid = os.getpid(), coord
     for _ in range(64):
         if pid == me:
@@ -66,6 +86,18 @@ def _ours(seg_file: str, since_ns: int) -> bool:
         pid = _ppid(pid)
     alive = os.path.exists(f"/proc/{coord}")
     return not alive and created >= since_ns
+
+
+def _remove(path: str) -> None:
+    """Remove a leaked name, whatever it is (a planted directory too); a
+    symbolic link is removed itself, never what it points to."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _children() -> set[int]:
@@ -111,8 +143,5 @@ def no_leaks():
         except OSError:
             pass
     for s in segs:
-        try:
-            os.unlink("/dev/shm/" + s)
-        except OSError:
-            pass
+        _remove("/dev/shm/" + s)
     pytest.fail(f"test leaked child processes {sorted(kids)} and/or segments {sorted(segs)}")
