@@ -310,10 +310,7 @@ static void forced_switch(void) {
 }
 
 static void record(int op, const void *addr, const char *file, int line) {
-    if (nsteps >= opt_max_steps) {
-        chk_fail("more than %ld scheduling points in one schedule (livelock?)", opt_max_steps);
-        return;
-    }
+    if (nsteps >= opt_max_steps) return;
     const char *slash = strrchr(file, '/');
     trace[nsteps++] = (step_t){(unsigned char)cur, (unsigned char)op, (unsigned short)line,
                                slash ? slash + 1 : file, addr};
@@ -326,9 +323,8 @@ void shc_point(int op, const void *addr, int mo, const char *file, int line) {
         return;
     }
     if (addr && is_quiet(addr)) return;
-    record(op, addr, file, line);
-    if (failed) {
-        switch_to(-1);
+    if (nsteps >= opt_max_steps) {
+        chk_fail("more than %ld scheduling points in one schedule (livelock?)", opt_max_steps);
         return;
     }
     int next;
@@ -351,6 +347,7 @@ void shc_point(int op, const void *addr, int mo, const char *file, int line) {
     }
     if (next >= 0 && next != cur) switch_to(next);
     if (failed && cur >= 0) switch_to(-1);
+    record(op, addr, file, line); /* we run now: the access follows at once */
 }
 
 void shc_nap(u64 ns) {
@@ -442,8 +439,8 @@ static const char *op_name(int op) {
 }
 
 static void print_counterexample(void) {
-    printf("counterexample (%ld scheduling points; each line: thread, then its accesses until "
-           "the next switch):\n", nsteps);
+    printf("counterexample (%ld accesses in the order they ran; T<n>: the accesses thread n made "
+           "until the next switch):\n", nsteps);
     int last = -1;
     int col = 0;
     for (long i = 0; i < nsteps; i++) {

@@ -2,8 +2,12 @@
 #include "explore.h"
 
 extern const chk_proto_t chk_proto_ring;
+extern const chk_proto_t chk_proto_localq;
+extern const chk_proto_t chk_proto_freelist;
 
 const chk_proto_t *chk_protocols[] = {
     &chk_proto_ring,
+    &chk_proto_localq,
+    &chk_proto_freelist,
     NULL,
 };

@@ -1,0 +1,116 @@
+/*
+ * runq.h -- a worker's run queues as one unit: its local queue (queue.h),
+ * the overflow to the inject ring, and the stealable LIFO slot.  sched.c
+ * wraps these for Python (plus the helping filter and index checks); the
+ * model checker (tools/check) runs them as they are.
+ *
+ *   push_local   lq_push; when full, half the queue and the new task go to
+ *                the inject ring (tokio's overflow)
+ *   push_lifo    owner XCHG of worker.lifo; the previous occupant goes to
+ *                the local queue
+ *   take_lifo    owner XCHG to 0 (after a plain look: a thief may race us)
+ *   steal        half of a victim's local queue into ours (queue.h); when
+ *                it is empty, the victim's LIFO slot by CAS
+ *   drain        a dead worker's LIFO slot and local queue to inject, and
+ *                its head reset (crash reclaim; the owner is gone)
+ *
+ * The LIFO slot is stealable (unlike tokio's): fork-join code spawns one
+ * half and computes the other inline, so the spawned half sits in the LIFO
+ * slot for the whole of that computation and must be takeable by an idle
+ * worker.  The owner puts and takes with an exchange, a thief takes with a
+ * CAS; AcqRel pairs the thief with the owner's put (which follows the
+ * slot's publication).
+ *
+ * Every index read back is a slot index from shared memory: callers check
+ * it against n_slots before use.
+ */
+#ifndef SHMRT_RUNQ_H
+#define SHMRT_RUNQ_H
+
+#include "access.h"
+#include "queue.h"
+
+static inline void runq_inject_many(const layout_t *L, u32 *v, u32 n) {
+    for (u32 i = 0; i < n; i++) ring_push_inl(lay_inject(L), L->inject_cap, v[i]);
+}
+
+/* Push onto wid's local queue (overflow: half + this task to inject).
+ * Returns the number of tasks that went to inject (0: none). */
+static inline u32 runq_push_local(const layout_t *L, u64 wid, u32 idx) {
+    local_queue_t *q = lay_queue(L, wid);
+    u32 moved[LOCAL_CAP_MAX / 2 + 1], n = 0;
+    if (lq_push(q, L->local_cap, idx, moved, &n)) {
+        runq_inject_many(L, moved, n);
+        COUNTER_BUMP(&lay_worker(L, wid)->overflows, 1);
+        return n;
+    }
+    return 0;
+}
+
+/* Put a task in the LIFO slot; the previous occupant goes to the queue. */
+static inline void runq_push_lifo(const layout_t *L, u64 wid, u32 idx) {
+    worker_t *w = lay_worker(L, wid);
+    u64 prev = XCHG_ACQREL(&w->lifo, (u64)idx + 1); /* pairs with a thief's CAS */
+    if (prev) runq_push_local(L, wid, (u32)(prev - 1));
+}
+
+/* Owner: empty the LIFO slot.  Returns index + 1, or 0 when it was empty. */
+static inline u64 runq_take_lifo(const layout_t *L, u64 wid) {
+    worker_t *w = lay_worker(L, wid);
+    return LOAD_ACQ(&w->lifo) ? XCHG_ACQREL(&w->lifo, 0) : 0; /* a thief may race us */
+}
+
+/* Steal from victim into wid's queue.  Returns a slot index to run now (the
+ * rest of the batch is published in our queue), or -1. */
+static inline long runq_steal(const layout_t *L, u64 wid, u64 victim) {
+    worker_t *w = lay_worker(L, wid);
+    local_queue_t *dst = lay_queue(L, wid), *src = lay_queue(L, victim);
+    COUNTER_BUMP(&w->steal_attempts, 1);
+    u64 cap = L->local_cap;
+    u32 dst_tail = (u32)LOAD_RLX(&dst->tail); /* owner-only writer: us */
+    u32 dst_steal = head_steal(LOAD_ACQ(&dst->head));
+    if (dst_tail - dst_steal > cap / 2) return -1;
+    u32 n = lq_steal_into2(src, dst, cap, dst_tail);
+    if (n == 0) { /* queue empty: take the victim's LIFO slot */
+        worker_t *vw = lay_worker(L, victim);
+        u64 l = LOAD_ACQ(&vw->lifo);
+        if (!l || !CAS_ACQREL(&vw->lifo, &l, 0)) return -1; /* pairs with the owner's XCHG */
+        COUNTER_BUMP(&w->steals, 1);
+        COUNTER_BUMP(&w->stolen_tasks, 1);
+        return (long)(l - 1);
+    }
+    n -= 1;
+    long ret = (long)LOAD_RLX(&dst->buf[(dst_tail + n) & (cap - 1)]);
+    if (n) STORE_REL(&dst->tail, (u64)(dst_tail + n)); /* pairs with stealers' acquire */
+    COUNTER_BUMP(&w->steals, 1);
+    COUNTER_BUMP(&w->stolen_tasks, n + 1);
+    return ret;
+}
+
+/* Crash reclaim of a dead worker's queues: its LIFO slot and every queued
+ * task go to inject, and the head is reset (a stealer that died mid-steal
+ * left steal != real; the tasks it had claimed are its own reclaim's).
+ * Returns the number moved. */
+static inline long runq_drain(const layout_t *L, u64 wid) {
+    worker_t *w = lay_worker(L, wid);
+    local_queue_t *q = lay_queue(L, wid);
+    u64 cap = L->local_cap;
+    long moved = 0;
+    u64 l = XCHG_ACQREL(&w->lifo, 0);
+    if (l && l - 1 < L->n_slots) {
+        ring_push_inl(lay_inject(L), L->inject_cap, l - 1);
+        moved++;
+    }
+    long v;
+    while ((v = lq_pop(q, cap)) >= 0) { /* we act as the (dead) owner */
+        if ((u64)v < L->n_slots) {
+            ring_push_inl(lay_inject(L), L->inject_cap, (u64)v);
+            moved++;
+        }
+    }
+    u32 t = (u32)LOAD_ACQ(&q->tail);
+    STORE_REL(&q->head, head_pack(t, t));
+    return moved;
+}
+
+#endif
