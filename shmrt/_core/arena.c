@@ -6,7 +6,8 @@
  * block wastes at most a third; a 64-byte header is included).  Each class
  * has a free stack (Treiber, ABA tag in the head, link in the block header);
  * a class with an empty stack carves a new block from the bump pointer, and
- * when the arena is all carved, takes a free block of a larger class.  Blocks
+ * when the arena is all carved, takes a free block of a larger class.  The
+ * stacks are freestack.h's (checked by tools/check, scenario freelist).  Blocks
  * are never split or merged: simple, lock-free, and crash-tolerant (a dead
  * process can leak a block, never corrupt the allocator).  The cost is
  * fragmentation when a workload's sizes drift; statistics() shows live and
@@ -23,6 +24,7 @@
  * class consistent, length within the block.
  */
 #include "core.h"
+#include "freestack.h"
 
 static u64 class_size(u64 c) {
     return (c & 1) ? (u64)(ARENA_MIN_BLOCK * 3 / 2) << (c / 2) : (u64)ARENA_MIN_BLOCK << (c / 2);
@@ -46,20 +48,23 @@ static block_t *block_at(SegmentObject *s, u64 off) {
     return b;
 }
 
+/* fs_pop's link check: the `next` word of block number top (offset / 64 + 1),
+ * after block_at's bounds and header checks. */
+typedef struct {
+    SegmentObject *s;
+} arena_ctx_t;
+
+static u64 *arena_link(const void *ctx, u64 top) {
+    block_t *b = block_at(((const arena_ctx_t *)ctx)->s, (top - 1) * CACHE_LINE);
+    return b ? &b->next : NULL;
+}
+
 /* Pop a free block of class c: its offset, -1 if none, -2 if corrupt. */
 static long long pop_free(SegmentObject *s, int c) {
-    u64 *fh = &HDR(s)->arena_free[c];
-    u64 head = LOAD_ACQ(fh); /* pairs with release's CAS */
-    for (;;) {
-        u64 top = head & 0xffffffffULL;
-        if (top == 0) return -1;
-        u64 off = (top - 1) * CACHE_LINE;
-        block_t *b = block_at(s, off);
-        if (!b) return -2;
-        u64 next = LOAD_ACQ(&b->next);
-        u64 nh = (((head >> 32) + 1) << 32) | (next & 0xffffffffULL);
-        if (CAS_ACQREL(fh, &head, nh)) return (long long)off;
-    }
+    arena_ctx_t ctx = {s};
+    u64 top = fs_pop(&HDR(s)->arena_free[c], arena_link, &ctx, FS_TOP_MASK, 0);
+    if (top == FS_CORRUPT) return -2;
+    return top ? (long long)((top - 1) * CACHE_LINE) : -1;
 }
 
 /* Returns the block's arena offset, or -1 when the arena is exhausted. */
@@ -119,13 +124,8 @@ int arena_release_block(SegmentObject *s, u64 off) {
     u64 c = LOAD_RLX(&b->magic_class) & 0xffffffffULL;
     header_t *h = HDR(s);
     FETCH_SUB_ACQREL(&h->arena_live_bytes, class_size(c));
-    u64 *fh = &h->arena_free[c];
-    u64 head = LOAD_RLX(fh);
-    for (;;) {
-        STORE_RLX(&b->next, head & 0xffffffffULL);
-        u64 nh = (((head >> 32) + 1) << 32) | (off / CACHE_LINE + 1);
-        if (CAS_REL(fh, &head, nh)) return 0; /* pairs with alloc's acquire */
-    }
+    fs_push(&h->arena_free[c], &b->next, off / CACHE_LINE + 1); /* pairs with pop_free */
+    return 0;
 }
 
 /* ---- BlobView ------------------------------------------------------------ */
