@@ -153,6 +153,20 @@ static inline int search_end(const layout_t *L, u64 wid, int more, u64 *rot) {
     return 0;
 }
 
+/* Crash reclaim: the coordinator marks worker wid gone and fixes the idle
+ * word for the state it died in (parked: it had given up its unparked
+ * count, which its replacement takes over; searching or notified: it held a
+ * searching count).  Returns the state it died in.  (admin.c worker_dead.) */
+static inline u64 park_worker_dead(const layout_t *L, u64 wid, int exited) {
+    worker_t *w = lay_worker(L, wid);
+    header_t *h = lay_hdr(L);
+    u64 st = LOAD_SEQ(&w->state);
+    if (st == W_PARKED) FETCH_ADD_SEQ(&h->idle, IDLE_UNPARK_ONE);
+    if (st == W_SEARCHING || st == W_NOTIFIED) FETCH_SUB_SEQ(&h->idle, 1);
+    STORE_SEQ(&w->state, (u64)(exited ? W_EXITED : W_DEAD));
+    return st;
+}
+
 /* The completer's half of the join wake: prev_state is the child's word
  * before RUNNING -> COMPLETE; wake the joiner only if it asked. */
 static inline void join_wake(worker_t *joiner, u64 prev_state) {

@@ -52,7 +52,6 @@
 #define STACK_SIZE (256 * 1024)
 #define MAX_FRAMES 65536
 #define KILL CHK_MAX_THREADS /* the option "kill the running thread" */
-#define TIMEOUT_BUDGET 2     /* modelled futex timeouts per thread per run */
 
 enum { T_RUNNABLE, T_BLOCKED, T_DONE, T_DEAD };
 
@@ -276,6 +275,12 @@ static void switch_to(int next) {
     }
 }
 
+/* Something else will run: spinners may find what they wait for. */
+static void wake_spinners(void) {
+    for (int t = 0; t < P->n_threads; t++)
+        if (th[t].status == T_BLOCKED && !th[t].fword) th[t].status = T_RUNNABLE;
+}
+
 /* No thread can run: lost wakeups, then a modelled timeout, else the end. */
 static int quiescent_next(void) {
     for (int t = 0; t < P->n_threads; t++)
@@ -286,10 +291,11 @@ static int quiescent_next(void) {
             return -1;
         }
     for (int t = 0; t < P->n_threads; t++)
-        if (th[t].status == T_BLOCKED && th[t].timeouts_left > 0) {
+        if (th[t].status == T_BLOCKED && th[t].fword && th[t].timeouts_left > 0) {
             th[t].timeouts_left--;
             th[t].status = T_RUNNABLE;
             th[t].woken = 0;
+            wake_spinners();
             return t;
         }
     return -1;
@@ -312,6 +318,7 @@ static void forced_switch(void) {
 static void record(int op, const void *addr, const char *file, int line) {
     if (nsteps >= opt_max_steps) return;
     const char *slash = strrchr(file, '/');
+    if (opt_verbose) fprintf(stderr, "[%ld] T%d %s:%d op=%d\n", nsteps, cur, file, line, op);
     trace[nsteps++] = (step_t){(unsigned char)cur, (unsigned char)op, (unsigned short)line,
                                slash ? slash + 1 : file, addr};
 }
@@ -328,7 +335,16 @@ void shc_point(int op, const void *addr, int mo, const char *file, int line) {
         return;
     }
     int next;
-    if (op == SHC_SPIN) { /* a spin: let someone else run if anyone can (free) */
+    if (op == SHC_SPIN && !(runnable_mask() & ~(1u << cur))) {
+        /* spinning with nobody else able to run: it would spin forever, so
+         * it sleeps like a futex waiter until something else runs */
+        th[cur].status = T_BLOCKED;
+        th[cur].fword = NULL;
+        record(SHC_SPIN + 1, NULL, "spin", 0);
+        forced_switch();
+        return;
+    }
+    if (op == SHC_SPIN) { /* a spin: let someone else run (free) */
         int me = cur;
         th[me].status = T_DONE; /* not an option while the others can run */
         cur = -2;
@@ -422,13 +438,29 @@ static void run_once(void) {
         makecontext(&x->ctx, (void (*)(void))tramp, 1, t);
         x->status = T_RUNNABLE;
         x->fword = NULL;
-        x->timeouts_left = TIMEOUT_BUDGET;
+        x->timeouts_left = P->timeouts;
     }
     cur = -1;
     int first = choose(0);
     if (first >= 0) switch_to(first);
     cur = -1;
-    if (!failed && dead_mask && P->reclaim) P->reclaim(dead_mask);
+    if (!failed && dead_mask && P->reclaim) {
+        /* the reclaim runs alone, then wakes every sleeper (it bumps every
+         * futex word) and the survivors finish */
+        P->reclaim(dead_mask);
+        int any = 0;
+        for (int t = 0; t < P->n_threads; t++)
+            if (th[t].status == T_BLOCKED) {
+                th[t].status = T_RUNNABLE;
+                th[t].woken = 1;
+                any = 1;
+            }
+        if (any && !failed) {
+            int next = choose(0);
+            if (next >= 0) switch_to(next);
+            cur = -1;
+        }
+    }
     if (!failed) P->check(dead_mask);
 }
 

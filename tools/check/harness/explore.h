@@ -22,6 +22,7 @@ typedef struct chk_proto {
     const char *name;
     const char *about;
     int n_threads;
+    int timeouts;                   /* modelled futex timeouts per thread and run */
     void (*setup)(void);            /* fresh block: initialise it and the ghost state */
     void (*thread)(int tid);        /* logical thread tid's operations */
     /* A thread blocked in futex_wait when nothing else can run: 1 if its wake

@@ -1,13 +1,17 @@
 /* registry.c -- the scenarios compiled into the checker, in report order. */
 #include "explore.h"
 
+extern const chk_proto_t chk_proto_state;
 extern const chk_proto_t chk_proto_ring;
 extern const chk_proto_t chk_proto_localq;
 extern const chk_proto_t chk_proto_freelist;
+extern const chk_proto_t chk_proto_park;
 
 const chk_proto_t *chk_protocols[] = {
+    &chk_proto_state,
     &chk_proto_ring,
     &chk_proto_localq,
     &chk_proto_freelist,
+    &chk_proto_park,
     NULL,
 };
