@@ -100,10 +100,20 @@ static inline int park_sleep(const layout_t *L, u64 wid, int searching, u64 *joi
                              double timeout_s) {
     header_t *h = lay_hdr(L);
     worker_t *w = lay_worker(L, wid);
+#ifdef SHMRT_FIX_PARK_SEQ_FIRST
+    /* Proposed fix (docs/checking.md, bug 2): read the futex word before a
+     * notifier can see PARKED, so its bump makes futex_wait return. */
+    u32 seq = (u32)LOAD_SEQ(&w->park_seq);
+#endif
     STORE_SEQ(&w->state, (u64)W_PARKED);                                        /* step 1 */
     u64 prev = FETCH_SUB_SEQ(&h->idle, IDLE_UNPARK_ONE + (searching ? 1 : 0)); /* step 2 */
     int last = searching && (prev & IDLE_SEARCH_MASK) == 1;
+#ifndef SHMRT_FIX_PARK_SEQ_FIRST
+    /* As sched.c does today: a notifier that claims us between step 1 and
+     * this load bumps park_seq before we read it, and its wake is lost
+     * (tools/check finds it: docs/checking.md, bug 2). */
     u32 seq = (u32)LOAD_SEQ(&w->park_seq);                                      /* step 3 */
+#endif
     int woke = 0;
     if (!park_has_work(L, joined, last)) {
         COUNTER_BUMP(&w->parks, 1);
@@ -113,6 +123,16 @@ static inline int park_sleep(const layout_t *L, u64 wid, int searching, u64 *joi
     u64 exp = W_PARKED;
     if (CAS_SEQ(&w->state, &exp, (u64)W_RUNNING)) {                             /* step 4/6 */
         FETCH_ADD_SEQ(&h->idle, IDLE_UNPARK_ONE);
+#ifdef SHMRT_FIX_LAST_SEARCHER_NOTIFY
+        /* Proposed fix (docs/checking.md, bug 3): the last searcher may leave
+         * for its joined child alone; work it saw besides (which suppressed
+         * notifies while it was counted searching) gets a worker, as tokio's
+         * notify_if_work_pending does. */
+        if (last && joined && park_has_work(L, NULL, 1)) {
+            u64 rot = wid + 1;
+            park_notify(L, &rot);
+        }
+#endif
         return woke && !park_has_work(L, joined, 0) ? PARK_TIMEOUT : PARK_UNPARKED;
     }
     /* A notifier moved us PARKED -> NOTIFIED and counted us as an unparked

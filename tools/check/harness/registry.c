@@ -6,6 +6,7 @@ extern const chk_proto_t chk_proto_ring;
 extern const chk_proto_t chk_proto_localq;
 extern const chk_proto_t chk_proto_freelist;
 extern const chk_proto_t chk_proto_park;
+extern const chk_proto_t chk_proto_join;
 
 const chk_proto_t *chk_protocols[] = {
     &chk_proto_state,
@@ -13,5 +14,6 @@ const chk_proto_t *chk_protocols[] = {
     &chk_proto_localq,
     &chk_proto_freelist,
     &chk_proto_park,
+    &chk_proto_join,
     NULL,
 };
