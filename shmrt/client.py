@@ -36,6 +36,7 @@ from .segment import attach, proc_start_time, process_alive
 from .workers.cpu import NO_FN, decode_result, fn_id_for
 
 RESULT_SPIN_S = 200e-6
+_CRASH = _core.crash_armed()  # a test run armed a crash point (crash.h)
 _DONE = frozenset({"FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED"})
 HARVEST_WAIT_S = 0.5
 
@@ -152,6 +153,8 @@ class Client(cf.Executor):
         key = seg.submit(self._cid, fid, enc.inline, enc.blob, retries)
         if key < 0:
             key = self._submit_slow(fid, enc, retries)
+        if _CRASH:
+            _core.crash_point("client.after_submit")
         fut = TaskFuture(self, key)
         self._pending[key] = fut
         if self._orphans:

@@ -87,6 +87,7 @@ class Pool(Client):
             cfg.inflight = _relay.max_inflight
             cfg.send_cap = _relay.ring_capacity
             cfg.n_waiters = _relay.waiters
+        _core.crash_set_role("coordinator")  # a crash test arms clients, not us
         rt_name = name or random_name()
         seg, sname = create(rt_name, cfg)
         self._sname = sname

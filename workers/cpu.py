@@ -47,6 +47,7 @@ NO_FN = 0xFFFFFFFF
 FROM_LIFO = 1 << 30
 
 _current: Worker | None = None
+CRASH = _core.crash_armed()  # a test run armed a crash point (crash.h); else never True
 
 
 def current_worker() -> Worker:
@@ -186,6 +187,8 @@ class Worker:
                 fn, args = args[0], args[1:]
             else:
                 fn = self.load_fn(fn_id)
+            if CRASH:
+                _core.crash_point("worker.in_task")
             result = call_task(fn, args, kwargs)
             enc = codec.encode(seg, result, call=False, kwargs=None,
                                inline_cap=self.inline_cap, max_payload=self.max_payload)
@@ -198,6 +201,8 @@ class Worker:
         finally:
             self.stack.pop()
         seg.finish(self.wid, idx, status, enc.inline, enc.blob, outer)
+        if CRASH:
+            _core.crash_point("worker.after_finish")
 
     def run_packet(self, idx: int, fn_id: int, data: Any, outer: int) -> None:
         """A relay packet: transform(memoryview) -> bytes-like | None.  The
@@ -233,6 +238,8 @@ class Worker:
         while True:
             idx = self.find()
             if idx >= 0:
+                if CRASH:
+                    _core.crash_point("worker.after_find")
                 self.run(idx)
                 continue
             if seg.load64(run_off) != _core.RUN_RUNNING:
@@ -425,6 +432,7 @@ def main(shm_file: str, wid: int, epoch: int, imports: list[str], pdeathsig: boo
     global _current
     if pdeathsig:
         _set_pdeathsig()
+    _core.crash_set_role("worker")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: dump stacks
     from shmrt.segment import attach_path, proc_start_time

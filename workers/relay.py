@@ -116,6 +116,8 @@ def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdea
 
     if pdeathsig:
         _set_pdeathsig()
+    _core.crash_set_role("sender")
+    crash = _core.crash_armed()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     seg = attach_path(shm_file, writable=True)
     h = _core.HEADER_FIELDS
@@ -135,6 +137,10 @@ def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdea
             if not seg.relay_wait(sw, WAIT_S, SPIN_S) and not process_alive(*coord):
                 break
             continue
+        if crash:
+            _core.crash_point("sender.after_take")
         me.take(items)
         del items
+        if crash:
+            _core.crash_point("sender.after_sink")
         me.report(seg, sw, pid)

@@ -32,7 +32,8 @@ static int header_fields(PyObject *m) {
     FIELD(d, header_t, funcs_off); FIELD(d, header_t, slots_off); FIELD(d, header_t, arena_off);
     FIELD(d, header_t, owner_uid); FIELD(d, header_t, created_ns); FIELD(d, header_t, coord_pid);
     FIELD(d, header_t, coord_start); FIELD(d, header_t, max_payload); FIELD(d, header_t, run_state);
-    FIELD(d, header_t, epoch); FIELD(d, header_t, shutdown_seq); FIELD(d, header_t, idle);
+    FIELD(d, header_t, epoch); FIELD(d, header_t, shutdown_seq);
+    FIELD(d, header_t, reclaim); FIELD(d, header_t, reclaims); FIELD(d, header_t, idle);
     FIELD(d, header_t, free_head); FIELD(d, header_t, free_count);
     FIELD(d, header_t, slots_carved); FIELD(d, header_t, fn_count);
     FIELD(d, header_t, arena_bump); FIELD(d, header_t, arena_live_bytes);
@@ -52,6 +53,7 @@ static int worker_fields(PyObject *m) {
     FIELD(d, worker_t, stolen_tasks); FIELD(d, worker_t, parks); FIELD(d, worker_t, wakeups);
     FIELD(d, worker_t, inject_pulls); FIELD(d, worker_t, overflows); FIELD(d, worker_t, spins);
     FIELD(d, worker_t, lifo_hits); FIELD(d, worker_t, helped);
+    FIELD(d, worker_t, busy); FIELD(d, worker_t, taking);
     return add_table(m, "WORKER_FIELDS", d);
 }
 
@@ -75,7 +77,7 @@ static int queue_fields(PyObject *m) {
     FIELD(d, ring_t, enq); FIELD(d, ring_t, deq); FIELD(d, ring_t, cells);
     FIELD(d, client_t, pid); FIELD(d, client_t, start); FIELD(d, client_t, submitted);
     FIELD(d, client_t, harvested); FIELD(d, client_t, ring_ready); FIELD(d, client_t, seq); FIELD(d, client_t, sleeping);
-    FIELD(d, client_t, spinning); FIELD(d, client_t, ring);
+    FIELD(d, client_t, spinning); FIELD(d, client_t, busy); FIELD(d, client_t, units); FIELD(d, client_t, ring);
     return add_table(m, "QUEUE_FIELDS", d);
 }
 
@@ -89,6 +91,7 @@ static int relay_fields(PyObject *m) {
     FIELD(d, relay_t, timeouts); FIELD(d, relay_t, recheck); FIELD(d, relay_t, fifo);
     FIELD(e, send_t, seq); FIELD(e, send_t, sleeping); FIELD(e, send_t, pid);
     FIELD(e, send_t, backlog); FIELD(e, send_t, pushed); FIELD(e, send_t, popped);
+    FIELD(e, send_t, busy); FIELD(e, send_t, start);
     FIELD(e, send_t, registrations); FIELD(e, send_t, wakes);
     FIELD(e, send_t, pending_with_capacity); FIELD(e, send_t, sent); FIELD(e, send_t, filtered);
     FIELD(e, send_t, errors); FIELD(e, send_t, crashed); FIELD(e, send_t, rings);
@@ -114,7 +117,19 @@ static PyObject *core_datastack_room(PyObject *self, PyObject *unused) {
     return PyLong_FromLong(1L << 30);
 }
 
+void crash_init(void);
+PyObject *crash_py_points(PyObject *self, PyObject *unused);
+PyObject *crash_py_set_role(PyObject *self, PyObject *arg);
+PyObject *crash_py_point(PyObject *self, PyObject *arg);
+PyObject *crash_py_armed(PyObject *self, PyObject *unused);
+
 static PyMethodDef module_methods[] = {
+    {"crash_points", crash_py_points, METH_NOARGS,
+     "crash_points() -> tuple of the crash point names (crash.h)"},
+    {"crash_set_role", crash_py_set_role, METH_O,
+     "crash_set_role(role): worker | sender | client | coordinator (SHMRT_CRASH_AT filter)"},
+    {"crash_point", crash_py_point, METH_O, "crash_point(name): a crossing from Python"},
+    {"crash_armed", crash_py_armed, METH_NOARGS, "crash_armed() -> bool"},
     {"datastack_room", core_datastack_room, METH_NOARGS,
      "datastack_room() -> bytes left in the current CPython frame-stack chunk"},
     {"compute_layout", core_compute_layout, METH_O,
@@ -127,6 +142,7 @@ static struct PyModuleDef coremodule = {PyModuleDef_HEAD_INIT, "shmrt._core",
 
 PyMODINIT_FUNC PyInit__core(void) {
     if (segment_type_ready() < 0 || PyType_Ready(&BlobView_Type) < 0) return NULL;
+    crash_init();
     PyObject *m = PyModule_Create(&coremodule);
     if (!m) return NULL;
     /* The root of shmrt's exceptions lives here so that the C core's own

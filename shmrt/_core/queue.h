@@ -233,6 +233,9 @@ static inline u32 lq_steal_into2(local_queue_t *src, local_queue_t *dst, u64 cap
         next = head_pack(steal, real + n);
         if (CAS_ACQREL(&src->head, &prev, next)) break;
     }
+#ifdef SHMRT_CRASH_H
+    CRASH_POINT(CP_STEAL_CLAIM); /* crash.h: tests kill a thief here */
+#endif
     u32 first = head_steal(next);
     for (u32 i = 0; i < n; i++) {
         u32 v = LOAD_RLX(&src->buf[(first + i) & (cap - 1)]);

@@ -78,9 +78,11 @@ static void mark_ring(rc_t *rc, ring_t *r, u64 cap, unsigned char m) {
     }
 }
 
-/* A local queue left mid-steal by a dead thief: the claimed batch is still
- * in the buffer (a thief copies, it never erases), so un-claim it.  A dead
- * owner's queue is emptied: its tasks are found as orphans. */
+/* A local queue left mid-steal by a dead thief (steal != real): release the
+ * steal lock, and leave the claimed batch to the orphan scan.  Un-claiming
+ * it instead would be wrong: the owner may have popped past the batch since
+ * (real moved on), and the claimed length is nowhere.  A dead owner's queue
+ * is emptied: its tasks are found as orphans too. */
 static void fix_local(rc_t *rc, u64 wid) {
     SegmentObject *s = rc->s;
     local_queue_t *q = queue_at(s, wid);
@@ -93,8 +95,9 @@ static void fix_local(rc_t *rc, u64 wid) {
         STORE_REL(&w->lifo, 0);
         return;
     }
-    if (steal != head_real(h)) STORE_REL(&q->head, head_pack(steal, steal));
-    for (u32 p = steal; p != tail; p++) mark_slot(rc, LOAD_RLX(&q->buf[p & (cap - 1)]), M_QUEUED);
+    u32 real = head_real(h);
+    if (steal != real) STORE_REL(&q->head, head_pack(real, real));
+    for (u32 p = real; p != tail; p++) mark_slot(rc, LOAD_RLX(&q->buf[p & (cap - 1)]), M_QUEUED);
     u64 l = LOAD_ACQ(&w->lifo);
     if (l) mark_slot(rc, l - 1, M_QUEUED);
     u64 t = LOAD_ACQ(&w->taking);
@@ -201,8 +204,12 @@ static PyObject *repair(rc_t *rc) {
         if ((st & S_NOTIFIED) && !(st & (S_RUNNING | S_COMPLETE))) {
             if (!(rc->mark[i] & (M_QUEUED | M_TAKEN))) orphans[n_orph++] = i;
         } else if (st & S_RUNNING) {
+            /* owned by a dead worker: the one named, or none (a begin that
+             * died before its owner store), or a worker since replaced */
             u64 wid = (owner & 0xffff) - 1;
-            if (wid < s->L.n_workers && rc->dead_w[wid]) {
+            int dead = wid >= s->L.n_workers || rc->dead_w[wid] ||
+                       (owner >> 32) != LOAD_RLX(&worker_at(s, wid)->pid);
+            if (dead) {
                 u64 att = LOAD_RLX(&sl->attempts);
                 PyObject *t = Py_BuildValue("(KKKK)", (LOAD_RLX(&sl->gen) << 32) | i, att >> 32,
                                             att & 0xffffffffULL, (unsigned long long)holder);

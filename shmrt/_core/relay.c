@@ -33,6 +33,7 @@
  * too.  Same handshake: push-then-check on both sides.
  */
 #include "core.h"
+#include "crash.h"
 #include "section.h"
 #include "queue.h"
 #include "state.h"
@@ -332,6 +333,7 @@ static PyObject *R_take(SegmentObject *s, PyObject *args) {
             if (v < 0) break;
         }
         move_waiters(s, t); /* one freed unit: let a waitlisted slot in */
+        CRASH_POINT(CP_TAKEN);
         slot_t *sl = slot_at(s, (u64)v);
         if (!sl || !(LOAD_ACQ(&sl->state) & S_COMPLETE)) { /* pairs with complete's release */
             Py_DECREF(out);

@@ -26,6 +26,7 @@
  * both sides use SeqCst on (queue length, state), a Dekker handshake.
  */
 #include "core.h"
+#include "crash.h"
 #include "section.h"
 #include "queue.h"
 #include "state.h"
@@ -142,6 +143,7 @@ static PyObject *S_park(SegmentObject *s, PyObject *args) {
          * parked worker; it counts it parked from its state word. */
         section_enter(s);
         STORE_SEQ(&w->state, (u64)W_PARKED);                                  /* step 1 */
+        CRASH_POINT(CP_PARKED);
         u64 prev = FETCH_SUB_SEQ(&h->idle, IDLE_UNPARK_ONE + (searching ? 1 : 0)); /* step 2 */
         section_leave(s);
         int last = searching && (prev & IDLE_SEARCH_MASK) == 1;
@@ -181,6 +183,7 @@ static PyObject *S_try_search(SegmentObject *s, PyObject *arg) {
     for (;;) {
         if (2 * (st & IDLE_SEARCH_MASK) >= s->L.n_workers) Py_RETURN_FALSE;
         if (CAS_SEQ(&h->idle, &st, st + 1)) {
+            CRASH_POINT(CP_SEARCH);
             STORE_RLX(&w->state, (u64)W_SEARCHING);
             Py_RETURN_TRUE;
         }
@@ -236,6 +239,7 @@ int sched_push_local(SegmentObject *s, u64 wid, u32 idx) {
     local_queue_t *q = queue_at(s, wid);
     u32 moved[LOCAL_CAP_MAX / 2 + 1], n = 0;
     if (lq_push(q, s->L.local_cap, idx, moved, &n)) {
+        CRASH_POINT(CP_OVERFLOW);
         inject_many(s, moved, n);
         COUNTER_BUMP(&worker_at(s, wid)->overflows, 1);
     }
@@ -252,7 +256,10 @@ int sched_push_local(SegmentObject *s, u64 wid, u32 idx) {
 int sched_push_lifo(SegmentObject *s, u64 wid, u32 idx) {
     worker_t *w = worker_at(s, wid);
     u64 prev = XCHG_ACQREL(&w->lifo, (u64)idx + 1);
-    if (prev) sched_push_local(s, wid, (u32)(prev - 1));
+    if (prev) {
+        CRASH_POINT(CP_LIFO);
+        sched_push_local(s, wid, (u32)(prev - 1));
+    }
     return 0;
 }
 
@@ -273,7 +280,10 @@ static long skip_root(SegmentObject *s, long v) {
  * that popped it, until begin() records it as running: a crash reclaim finds
  * it there (section.h).  Returns the Python result. */
 static PyObject *taken(worker_t *w, long v, long tag) {
-    if (v >= 0) STORE_RLX(&w->taking, (u64)v + 1); /* published by section_leave */
+    if (v >= 0) {
+        CRASH_POINT(CP_POPPED);
+        STORE_RLX(&w->taking, (u64)v + 1); /* published by section_leave */
+    }
     return PyLong_FromLong(v < 0 ? v : v | tag);
 }
 
@@ -378,6 +388,7 @@ static PyObject *S_steal(SegmentObject *s, PyObject *args) {
         if (helping && skip_root(s, v) < 0) v = -1;
         return taken(w, v, 0);
     }
+    CRASH_POINT(CP_STEAL_DONE);
     n -= 1;
     long ret = (long)LOAD_RLX(&dst->buf[(dst_tail + n) & (cap - 1)]);
     if (n) STORE_REL(&dst->tail, (u64)(dst_tail + n)); /* pairs with stealers' acquire */

@@ -17,6 +17,7 @@
  * it is pushed on the free stack (Treiber stack, ABA tag in the head).
  */
 #include "core.h"
+#include "crash.h"
 #include "section.h"
 #include "queue.h"
 #include "state.h"
@@ -84,7 +85,10 @@ static void slot_free(SegmentObject *s, u64 idx) {
 
 int drop_ref(SegmentObject *s, u64 idx) {
     tr_t r = ref_dec(&slot_at(s, idx)->state);
-    if (r == TR_LAST_REF) slot_free(s, idx);
+    if (r == TR_LAST_REF) {
+        CRASH_POINT(CP_LAST_REF);
+        slot_free(s, idx);
+    }
     return r;
 }
 
@@ -145,9 +149,11 @@ int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long bl
         return -1;
     }
     if (i < 0) return 1;
+    CRASH_POINT(CP_ALLOC);
     *idx = (u64)i;
     *key = slot_fill(s, (u64)i, holder, fn_id, b, blob, retries, parent);
     FETCH_ADD_RLX(&HDR(s)->submitted, 1);
+    CRASH_POINT(CP_FILLED);
     return 0;
 }
 
@@ -165,6 +171,7 @@ static PyObject *T_submit(SegmentObject *s, PyObject *args) {
     PyBuffer_Release(&b);
     if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
     ring_push(inject_ring(s), s->L.inject_cap, idx); /* publishes the slot */
+    CRASH_POINT(CP_QUEUED);
     COUNTER_BUMP(&c->submitted, 1);
     sched_notify(s);
     return PyLong_FromUnsignedLongLong(key);
@@ -197,6 +204,7 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
     slot_t *sl = slot_at(s, idx);
     if (!w || !sl) return PyErr_Format(SegmentError, "bad worker %llu or slot %llu", wid, idx);
     STORE_RLX(&w->taking, 0); /* from here the slot's state and owner say where it is */
+    STORE_RLX(&sl->owner, (s->pid << 32) | (wid + 1)); /* before RUNNING: the reclaim reads it */
     tr_t r = transition_to_running(&sl->state);
     if (r == TR_CANCELLED) {
         drop_ref(s, idx);
@@ -205,8 +213,8 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
     if (r != TR_OK)
         return PyErr_Format(SegmentError, "slot %llu: impossible state %llx for begin", idx,
                             (unsigned long long)LOAD_RLX(&sl->state));
+    CRASH_POINT(CP_BEGUN);
     u64 t = now_ns();
-    STORE_RLX(&sl->owner, (s->pid << 32) | (wid + 1));
     STORE_RLX(&sl->started_ns, t);
     sl->attempts += 1;
     STORE_RLX(&w->current, idx + 1);
@@ -274,12 +282,14 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         PyErr_Format(SegmentError, "slot %llu: impossible state for complete", idx);
         return -1;
     }
+    CRASH_POINT(CP_COMPLETE);
     /* Count before delivering: once delivered, the holder may read the
      * counters, and they must already include this task. */
     FETCH_ADD_RLX(&HDR(s)->completed, 1);
     /* Nobody wants the result any more (a released spawn handle, or the
      * handle of a client or worker that died): do not deliver it. */
     if (prev & S_JOIN_INTEREST) deliver(s, idx, sl, prev);
+    CRASH_POINT(CP_DELIVERED);
     drop_ref(s, idx); /* the scheduler's reference */
     return 0;
 }
@@ -359,6 +369,7 @@ static PyObject *T_harvest(SegmentObject *s, PyObject *args) {
             return NULL;
         }
         Py_DECREF(item);
+        CRASH_POINT(CP_HARVEST);
         drop_ref(s, (u64)v); /* the handle's reference */
         COUNTER_BUMP(&c->harvested, 1);
     }
