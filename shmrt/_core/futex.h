@@ -35,8 +35,12 @@ u64 now_ns(void);
 #if defined(SHMRT_CHECKED)
 void shc_nap(u64 ns); /* the checker: a scheduling point that prefers another thread */
 static inline void os_nap_ns(u64 ns) { shc_nap(ns); }
+static inline void os_yield(void) { shc_nap(0); }
 #else
+#include <sched.h>
 #include <time.h>
+/* Give the CPU to another runnable process (2 cores, spinning pollers). */
+static inline void os_yield(void) { sched_yield(); }
 /* Sleep briefly (a back-off when a structure is full of stale entries). */
 static inline void os_nap_ns(u64 ns) {
     struct timespec ts = {(time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL)};

@@ -103,6 +103,8 @@ static char fail_msg[1024];
 static range_t quiet[64], names[64];
 static int nquiet, nnames;
 static unsigned dead_mask;
+static u64 time_warp; /* logical ns added while a lone thread spins */
+static int alone_spins;
 
 /* ---- block layout (mirrors segment.c cfg_layout, small capacities) ------- */
 static u64 align_up(u64 v, u64 a) { return (v + a - 1) & ~(a - 1); }
@@ -335,9 +337,15 @@ void shc_point(int op, const void *addr, int mo, const char *file, int line) {
         return;
     }
     int next;
+    if (op == SHC_SPIN && !(runnable_mask() & ~(1u << cur)) && ++alone_spins <= 256) {
+        /* spinning alone: time passes (a spin with a deadline ends) */
+        time_warp += 1000000000ULL;
+        record(op, addr, file, line);
+        return;
+    }
     if (op == SHC_SPIN && !(runnable_mask() & ~(1u << cur))) {
-        /* spinning with nobody else able to run: it would spin forever, so
-         * it sleeps like a futex waiter until something else runs */
+        /* still spinning alone: it would spin forever, so it sleeps like a
+         * futex waiter until something else runs */
         th[cur].status = T_BLOCKED;
         th[cur].fword = NULL;
         record(SHC_SPIN + 1, NULL, "spin", 0);
@@ -397,7 +405,7 @@ int futex_wake_u32(u64 *word, int n) {
     return woke;
 }
 
-u64 now_ns(void) { return (u64)nsteps * 1000; } /* logical time: 1 us a step */
+u64 now_ns(void) { return (u64)nsteps * 1000 + time_warp; } /* logical: 1 us a step */
 
 /* ---- for scenarios ------------------------------------------------------- */
 void chk_fail(const char *fmt, ...) {
@@ -427,6 +435,8 @@ static void run_once(void) {
     nframes = 0;
     pre_used = crashes_used = 0;
     dead_mask = 0;
+    time_warp = 0;
+    alone_spins = 0;
     cur = -1;
     P->setup();
     for (int t = 0; t < P->n_threads; t++) {

@@ -7,6 +7,7 @@ extern const chk_proto_t chk_proto_localq;
 extern const chk_proto_t chk_proto_freelist;
 extern const chk_proto_t chk_proto_park;
 extern const chk_proto_t chk_proto_join;
+extern const chk_proto_t chk_proto_client;
 
 const chk_proto_t *chk_protocols[] = {
     &chk_proto_state,
@@ -15,5 +16,6 @@ const chk_proto_t *chk_protocols[] = {
     &chk_proto_freelist,
     &chk_proto_park,
     &chk_proto_join,
+    &chk_proto_client,
     NULL,
 };
