@@ -95,31 +95,47 @@ static inline int park_has_work(const layout_t *L, u64 *joined, int all_queues) 
     return 0;
 }
 
-/* Steps 1-6 (the spin before them is the caller's).  Returns PARK_*. */
-static inline int park_sleep(const layout_t *L, u64 wid, int searching, u64 *joined,
-                             double timeout_s) {
+/* The park in three parts, so that the extension can put each short step
+ * in a protocol section (section.h) and sleep outside one:
+ *   park_announce  steps 1-2; returns 1 if we were the last searcher
+ *   park_wait      steps 3 and 5; returns 1 if it slept
+ *   park_leave     step 4/6; returns PARK_*
+ * park_sleep runs them in a row (the checker's view of one park). */
+static inline int park_announce(const layout_t *L, u64 wid, int searching, u32 *seq_out) {
     header_t *h = lay_hdr(L);
     worker_t *w = lay_worker(L, wid);
 #ifdef SHMRT_FIX_PARK_SEQ_FIRST
     /* Proposed fix (docs/checking.md, bug 2): read the futex word before a
      * notifier can see PARKED, so its bump makes futex_wait return. */
-    u32 seq = (u32)LOAD_SEQ(&w->park_seq);
+    *seq_out = (u32)LOAD_SEQ(&w->park_seq);
+#else
+    *seq_out = 0;
 #endif
     STORE_SEQ(&w->state, (u64)W_PARKED);                                        /* step 1 */
+    CRASH_POINT(CP_PARKED);
     u64 prev = FETCH_SUB_SEQ(&h->idle, IDLE_UNPARK_ONE + (searching ? 1 : 0)); /* step 2 */
-    int last = searching && (prev & IDLE_SEARCH_MASK) == 1;
+    return searching && (prev & IDLE_SEARCH_MASK) == 1;
+}
+
+static inline int park_wait(const layout_t *L, u64 wid, int last, u64 *joined, u32 seq,
+                            double timeout_s) {
+    worker_t *w = lay_worker(L, wid);
 #ifndef SHMRT_FIX_PARK_SEQ_FIRST
-    /* As sched.c does today: a notifier that claims us between step 1 and
-     * this load bumps park_seq before we read it, and its wake is lost
+    /* As sched.c did: a notifier that claims us between step 1 and this
+     * load bumps park_seq before we read it, and its wake is lost
      * (tools/check finds it: docs/checking.md, bug 2). */
-    u32 seq = (u32)LOAD_SEQ(&w->park_seq);                                      /* step 3 */
+    (void)seq;
+    seq = (u32)LOAD_SEQ(&w->park_seq);                                          /* step 3 */
 #endif
-    int woke = 0;
-    if (!park_has_work(L, joined, last)) {
-        COUNTER_BUMP(&w->parks, 1);
-        futex_wait_u32(&w->park_seq, seq, timeout_s);                          /* step 5 */
-        woke = 1;
-    }
+    if (park_has_work(L, joined, last)) return 0;
+    COUNTER_BUMP(&w->parks, 1);
+    futex_wait_u32(&w->park_seq, seq, timeout_s);                              /* step 5 */
+    return 1;
+}
+
+static inline int park_leave(const layout_t *L, u64 wid, int last, u64 *joined, int woke) {
+    header_t *h = lay_hdr(L);
+    worker_t *w = lay_worker(L, wid);
     u64 exp = W_PARKED;
     if (CAS_SEQ(&w->state, &exp, (u64)W_RUNNING)) {                             /* step 4/6 */
         FETCH_ADD_SEQ(&h->idle, IDLE_UNPARK_ONE);
@@ -132,6 +148,8 @@ static inline int park_sleep(const layout_t *L, u64 wid, int searching, u64 *joi
             u64 rot = wid + 1;
             park_notify(L, &rot);
         }
+#else
+        (void)last;
 #endif
         return woke && !park_has_work(L, joined, 0) ? PARK_TIMEOUT : PARK_UNPARKED;
     }
@@ -142,6 +160,15 @@ static inline int park_sleep(const layout_t *L, u64 wid, int searching, u64 *joi
     return PARK_NOTIFIED;
 }
 
+/* Steps 1-6 (the spin before them is the caller's).  Returns PARK_*. */
+static inline int park_sleep(const layout_t *L, u64 wid, int searching, u64 *joined,
+                             double timeout_s) {
+    u32 seq;
+    int last = park_announce(L, wid, searching, &seq);
+    int woke = park_wait(L, wid, last, joined, seq, timeout_s);
+    return park_leave(L, wid, last, joined, woke);
+}
+
 /* Become a searcher if 2 * searching < workers. */
 static inline int search_try(const layout_t *L, u64 wid) {
     header_t *h = lay_hdr(L);
@@ -149,6 +176,7 @@ static inline int search_try(const layout_t *L, u64 wid) {
     for (;;) {
         if (2 * (st & IDLE_SEARCH_MASK) >= L->n_workers) return 0;
         if (CAS_SEQ(&h->idle, &st, st + 1)) {
+            CRASH_POINT(CP_SEARCH);
             STORE_RLX(&lay_worker(L, wid)->state, (u64)W_SEARCHING);
             return 1;
         }

@@ -40,6 +40,7 @@ static inline u32 runq_push_local(const layout_t *L, u64 wid, u32 idx) {
     local_queue_t *q = lay_queue(L, wid);
     u32 moved[LOCAL_CAP_MAX / 2 + 1], n = 0;
     if (lq_push(q, L->local_cap, idx, moved, &n)) {
+        CRASH_POINT(CP_OVERFLOW);
         runq_inject_many(L, moved, n);
         COUNTER_BUMP(&lay_worker(L, wid)->overflows, 1);
         return n;
@@ -51,7 +52,10 @@ static inline u32 runq_push_local(const layout_t *L, u64 wid, u32 idx) {
 static inline void runq_push_lifo(const layout_t *L, u64 wid, u32 idx) {
     worker_t *w = lay_worker(L, wid);
     u64 prev = XCHG_ACQREL(&w->lifo, (u64)idx + 1); /* pairs with a thief's CAS */
-    if (prev) runq_push_local(L, wid, (u32)(prev - 1));
+    if (prev) {
+        CRASH_POINT(CP_LIFO);
+        runq_push_local(L, wid, (u32)(prev - 1));
+    }
 }
 
 /* Owner: empty the LIFO slot.  Returns index + 1, or 0 when it was empty. */
@@ -61,12 +65,14 @@ static inline u64 runq_take_lifo(const layout_t *L, u64 wid) {
 }
 
 /* Steal from victim into wid's queue.  Returns a slot index to run now (the
- * rest of the batch is published in our queue), or -1. */
-static inline long runq_steal(const layout_t *L, u64 wid, u64 victim) {
+ * rest of the batch is published in our queue), or -1.  *batch: 1 when it
+ * came with a batch, 0 when it is the victim's LIFO slot. */
+static inline long runq_steal(const layout_t *L, u64 wid, u64 victim, int *batch) {
     worker_t *w = lay_worker(L, wid);
     local_queue_t *dst = lay_queue(L, wid), *src = lay_queue(L, victim);
     COUNTER_BUMP(&w->steal_attempts, 1);
     u64 cap = L->local_cap;
+    *batch = 0;
     u32 dst_tail = (u32)LOAD_RLX(&dst->tail); /* owner-only writer: us */
     u32 dst_steal = head_steal(LOAD_ACQ(&dst->head));
     if (dst_tail - dst_steal > cap / 2) return -1;
@@ -79,6 +85,8 @@ static inline long runq_steal(const layout_t *L, u64 wid, u64 victim) {
         COUNTER_BUMP(&w->stolen_tasks, 1);
         return (long)(l - 1);
     }
+    CRASH_POINT(CP_STEAL_DONE);
+    *batch = 1;
     n -= 1;
     long ret = (long)LOAD_RLX(&dst->buf[(dst_tail + n) & (cap - 1)]);
     if (n) STORE_REL(&dst->tail, (u64)(dst_tail + n)); /* pairs with stealers' acquire */

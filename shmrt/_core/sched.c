@@ -27,14 +27,13 @@
  */
 #include "core.h"
 #include "crash.h"
-#include "section.h"
+#include "park.h"
 #include "queue.h"
+#include "runq.h"
+#include "section.h"
 #include "state.h"
 
 #include <sched.h>
-
-#define IDLE_SEARCH_MASK 0xffffULL
-#define IDLE_UNPARK_ONE (1ULL << 16)
 
 int ring_push(ring_t *r, u64 cap, u64 val) { return ring_push_inl(r, cap, val); }
 long ring_pop(ring_t *r, u64 cap) { return ring_pop_inl(r, cap); }
@@ -53,49 +52,18 @@ int sched_init_structures(SegmentObject *s) {
 }
 
 /* ---- notify ------------------------------------------------------------- */
+/* The protocols live in park.h (idle word, park / notify, searching) and
+ * runq.h (local queue, overflow, LIFO slot, steal); tools/check explores
+ * them.  Here: argument checks, sections, counters, and Python results. */
 static int notify_parked(SegmentObject *s) {
-    header_t *h = HDR(s);
-    u64 n = s->L.n_workers;
-    u64 st = LOAD_SEQ(&h->idle); /* pairs with the parker's SeqCst idle RMW */
-    for (;;) {
-        if ((st & IDLE_SEARCH_MASK) != 0 || (st >> 16) >= n) return 0;
-        if (CAS_SEQ(&h->idle, &st, st + 1 + IDLE_UNPARK_ONE)) break;
-    }
     static __thread u64 rot = 0;
-    for (u64 k = 0; k < n; k++) {
-        worker_t *w = worker_at(s, (rot + k) % n);
-        u64 exp = W_PARKED;
-        if (LOAD_SEQ(&w->state) == W_PARKED && CAS_SEQ(&w->state, &exp, W_NOTIFIED)) {
-            rot += k + 1;
-            FETCH_ADD_SEQ(&w->park_seq, 1); /* makes a racing futex_wait return */
-            futex_wake_u32(&w->park_seq, 1);
-            return 1;
-        }
-    }
-    FETCH_SUB_SEQ(&h->idle, 1 + IDLE_UNPARK_ONE); /* nobody to wake: undo */
-    return 0;
+    return park_notify(&s->L, &rot);
 }
 
 int sched_notify(SegmentObject *s) { return notify_parked(s); }
 
-/* Is there visible work anywhere?  SeqCst loads: step 3 of the protocol. */
 static int has_work(SegmentObject *s, slot_t *joined, int all_queues) {
-    /* A joiner parks for its child too: COMPLETE is set (SeqCst RMW) before
-     * the completer bumps park_seq, so reading it after park_seq closes the
-     * window in which the wake would be lost. */
-    if (joined && (LOAD_SEQ(&joined->state) & S_COMPLETE)) return 1;
-    if (ring_nonempty(inject_ring(s), s->L.inject_cap)) return 1;
-    if (LOAD_SEQ(&HDR(s)->run_state) != RUN_RUNNING) return 1;
-    /* Local queues: only the last searcher looks (tokio's rule).  Work in a
-     * local queue is its owner's, or a searcher's to steal; a worker that may
-     * not search (throttled) would only spin on it. */
-    for (u64 i = 0; all_queues && i < s->L.n_workers; i++) {
-        if (LOAD_SEQ(&worker_at(s, i)->lifo)) return 1; /* stealable too */
-        local_queue_t *q = queue_at(s, i);
-        u64 hd = LOAD_SEQ(&q->head);
-        if ((u32)LOAD_SEQ(&q->tail) != head_real(hd)) return 1;
-    }
-    return 0;
+    return park_has_work(&s->L, joined ? &joined->state : NULL, all_queues);
 }
 
 /* park(wid, spin_s, timeout_s, searching, joined_key=-1) -> 0 self-unparked
@@ -119,7 +87,7 @@ static PyObject *S_park(SegmentObject *s, PyObject *args) {
         joined = slot_for_key(s, (unsigned long long)jkey, &jidx);
         if (!joined) return NULL;
     }
-    header_t *h = HDR(s);
+    u64 *jw = joined ? &joined->state : NULL;
     int result = 0, seen = 0;
     Py_BEGIN_ALLOW_THREADS
     if (spin_s > 0) {
@@ -142,30 +110,12 @@ static PyObject *S_park(SegmentObject *s, PyObject *args) {
          * sleep between them is outside, so a crash reclaim never waits for a
          * parked worker; it counts it parked from its state word. */
         section_enter(s);
-        STORE_SEQ(&w->state, (u64)W_PARKED);                                  /* step 1 */
-        CRASH_POINT(CP_PARKED);
-        u64 prev = FETCH_SUB_SEQ(&h->idle, IDLE_UNPARK_ONE + (searching ? 1 : 0)); /* step 2 */
+        u32 seq;
+        int last = park_announce(&s->L, wid, searching, &seq);                /* steps 1-2 */
         section_leave(s);
-        int last = searching && (prev & IDLE_SEARCH_MASK) == 1;
-        u32 seq = (u32)LOAD_SEQ(&w->park_seq);                                /* step 3 */
-        int woke = 0;
-        if (!has_work(s, joined, last)) {
-            COUNTER_BUMP(&w->parks, 1);
-            futex_wait_u32(&w->park_seq, seq, timeout_s);                    /* step 5 */
-            woke = 1;
-        }
+        int woke = park_wait(&s->L, wid, last, jw, seq, timeout_s);           /* steps 3, 5 */
         section_enter(s);
-        u64 exp = W_PARKED;
-        if (CAS_SEQ(&w->state, &exp, (u64)W_RUNNING)) {                       /* step 4/6 */
-            FETCH_ADD_SEQ(&h->idle, IDLE_UNPARK_ONE);
-            result = woke && !has_work(s, joined, 0) ? 2 : 0;
-        } else {
-            /* A notifier moved us PARKED -> NOTIFIED and counted us as an
-             * unparked searcher. */
-            STORE_SEQ(&w->state, (u64)W_SEARCHING);
-            COUNTER_BUMP(&w->wakeups, 1);
-            result = 1;
-        }
+        result = park_leave(&s->L, wid, last, jw, woke);                      /* step 4/6 */
         section_leave(s);
     }
     Py_END_ALLOW_THREADS
@@ -176,18 +126,8 @@ static PyObject *S_park(SegmentObject *s, PyObject *args) {
 static PyObject *S_try_search(SegmentObject *s, PyObject *arg) {
     unsigned long long wid = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    worker_t *w = worker_at(s, wid);
-    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
-    header_t *h = HDR(s);
-    u64 st = LOAD_SEQ(&h->idle);
-    for (;;) {
-        if (2 * (st & IDLE_SEARCH_MASK) >= s->L.n_workers) Py_RETURN_FALSE;
-        if (CAS_SEQ(&h->idle, &st, st + 1)) {
-            CRASH_POINT(CP_SEARCH);
-            STORE_RLX(&w->state, (u64)W_SEARCHING);
-            Py_RETURN_TRUE;
-        }
-    }
+    if (!worker_at(s, wid)) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    return PyBool_FromLong(search_try(&s->L, wid));
 }
 
 /* end_search(wid, more_work) -> None: leave the searching state; the last
@@ -198,17 +138,10 @@ static PyObject *S_end_search(SegmentObject *s, PyObject *args) {
     unsigned long long wid;
     int more = 1;
     if (!PyArg_ParseTuple(args, "K|p", &wid, &more) || seg_check_open(s, 1)) return NULL;
-    worker_t *w = worker_at(s, wid);
-    if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
-    STORE_RLX(&w->state, (u64)W_RUNNING);
-    u64 prev = FETCH_SUB_SEQ(&HDR(s)->idle, 1);
-    if ((prev & IDLE_SEARCH_MASK) == 0) {
-        FETCH_ADD_SEQ(&HDR(s)->idle, 1); /* was not counted: undo, corrupt caller */
-        return PyErr_Format(SegmentError, "end_search without search");
-    }
-    if ((prev & IDLE_SEARCH_MASK) == 1) {
-        if (more || ring_nonempty(inject_ring(s), s->L.inject_cap)) notify_parked(s);
-    }
+    if (!worker_at(s, wid)) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    static __thread u64 rot = 0;
+    if (search_end(&s->L, wid, more, &rot) < 0)
+        return PyErr_Format(SegmentError, "end_search without search"); /* corrupt caller */
     Py_RETURN_NONE;
 }
 
@@ -230,36 +163,16 @@ static PyObject *S_wake_all(SegmentObject *s, PyObject *unused) {
 }
 
 /* ---- worker-side queue operations ---------------------------------------- */
-static void inject_many(SegmentObject *s, u32 *v, u32 n) {
-    for (u32 i = 0; i < n; i++) ring_push_inl(inject_ring(s), s->L.inject_cap, v[i]);
-}
-
 /* Push onto wid's local queue (overflow: half + this task to inject). */
 int sched_push_local(SegmentObject *s, u64 wid, u32 idx) {
-    local_queue_t *q = queue_at(s, wid);
-    u32 moved[LOCAL_CAP_MAX / 2 + 1], n = 0;
-    if (lq_push(q, s->L.local_cap, idx, moved, &n)) {
-        CRASH_POINT(CP_OVERFLOW);
-        inject_many(s, moved, n);
-        COUNTER_BUMP(&worker_at(s, wid)->overflows, 1);
-    }
+    runq_push_local(&s->L, wid, idx);
     return 0;
 }
 
-/* Put a task in the LIFO slot; the previous occupant goes to the queue.
- *
- * The LIFO slot is stealable (unlike tokio's): fork-join code spawns one
- * half and computes the other inline, so the spawned half sits in the LIFO
- * slot for the whole of that computation and must be takeable by an idle
- * worker.  The owner puts and takes with an exchange, a thief takes with a
- * CAS (sched.c S_steal); AcqRel pairs the thief with the owner's put. */
+/* Put a task in the (stealable) LIFO slot; the previous occupant goes to the
+ * queue (runq.h). */
 int sched_push_lifo(SegmentObject *s, u64 wid, u32 idx) {
-    worker_t *w = worker_at(s, wid);
-    u64 prev = XCHG_ACQREL(&w->lifo, (u64)idx + 1);
-    if (prev) {
-        CRASH_POINT(CP_LIFO);
-        sched_push_local(s, wid, (u32)(prev - 1));
-    }
+    runq_push_lifo(&s->L, wid, idx);
     return 0;
 }
 
@@ -307,7 +220,7 @@ static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     long v = -1;
-    u64 l = LOAD_ACQ(&w->lifo) ? XCHG_ACQREL(&w->lifo, 0) : 0; /* a thief may race us */
+    u64 l = runq_take_lifo(&s->L, wid); /* a thief may race us */
     if (l && use_lifo) {
         v = (long)(l - 1);
         COUNTER_BUMP(&w->lifo_hits, 1);
@@ -370,32 +283,16 @@ static PyObject *S_steal(SegmentObject *s, PyObject *args) {
     worker_t *w = worker_at(s, wid);
     if (!w || !worker_at(s, victim) || wid == victim)
         return PyErr_Format(SegmentError, "bad worker ids %llu/%llu", wid, victim);
-    local_queue_t *dst = queue_at(s, wid), *src = queue_at(s, victim);
-    COUNTER_BUMP(&w->steal_attempts, 1);
-    u64 cap = s->L.local_cap;
-    u32 dst_tail = (u32)LOAD_RLX(&dst->tail);
-    u32 dst_steal = head_steal(LOAD_ACQ(&dst->head));
-    if (dst_tail - dst_steal > cap / 2) return PyLong_FromLong(-1);
-    u32 n = lq_steal_into2(src, dst, cap, dst_tail);
-    if (n == 0) { /* queue empty: take the victim's LIFO slot */
-        worker_t *vw = worker_at(s, victim);
-        u64 l = LOAD_ACQ(&vw->lifo);
-        if (!l || !CAS_ACQREL(&vw->lifo, &l, 0)) return PyLong_FromLong(-1);
-        COUNTER_BUMP(&w->steals, 1);
-        COUNTER_BUMP(&w->stolen_tasks, 1);
-        long v = checked_idx(s, (long)(l - 1));
-        if (v == -2) return NULL;
-        if (helping && skip_root(s, v) < 0) v = -1;
-        return taken(w, v, 0);
-    }
-    CRASH_POINT(CP_STEAL_DONE);
-    n -= 1;
-    long ret = (long)LOAD_RLX(&dst->buf[(dst_tail + n) & (cap - 1)]);
-    if (n) STORE_REL(&dst->tail, (u64)(dst_tail + n)); /* pairs with stealers' acquire */
-    COUNTER_BUMP(&w->steals, 1);
-    COUNTER_BUMP(&w->stolen_tasks, n + 1);
-    ret = checked_idx(s, ret);
+    int batch;
+    long ret = checked_idx(s, runq_steal(&s->L, wid, victim, &batch));
     if (ret == -2) return NULL;
+    if (ret < 0) return taken(w, -1, 0);
+    if (!batch) { /* the victim's LIFO slot */
+        if (helping && skip_root(s, ret) < 0) ret = -1;
+        return taken(w, ret, 0);
+    }
+    local_queue_t *dst = queue_at(s, wid);
+    u64 cap = s->L.local_cap;
     if (helping && skip_root(s, ret) < 0) { /* the rest of the batch is ours now */
         ret = -1;
         for (u64 k = 0; ret < 0 && k <= s->L.local_cap; k++) {

@@ -62,7 +62,8 @@ static void thread(int tid) {
         take(0, lq_pop(lay_queue(L, 0), L->local_cap));
         take(0, lq_pop(lay_queue(L, 0), L->local_cap));
     } else if (tid == 1) {
-        take(1, runq_steal(L, 1, 0));
+        int batch;
+        take(1, runq_steal(L, 1, 0, &batch));
         long v;
         while ((v = lq_pop(lay_queue(L, 1), L->local_cap)) >= 0) take(1, v);
     } else {

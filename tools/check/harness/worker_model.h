@@ -33,8 +33,9 @@ static inline long wm_find(wm_t *m) {
     if (idx < 0 && L->n_workers > 1) {
         if (!m->searching) m->searching = search_try(L, m->wid);
         if (m->searching) {
+            int batch;
             for (u64 k = 0; idx < 0 && k < L->n_workers; k++)
-                if (k != m->wid) idx = runq_steal(L, m->wid, k);
+                if (k != m->wid) idx = runq_steal(L, m->wid, k, &batch);
             if (idx < 0) idx = ring_pop_inl(lay_inject(L), L->inject_cap);
         }
     }
