@@ -17,6 +17,9 @@
  * it is pushed on the free stack (Treiber stack, ABA tag in the head).
  */
 #include "core.h"
+#include "freestack.h"
+#include "park.h"
+#include "wake.h"
 #include "crash.h"
 #include "section.h"
 #include "queue.h"
@@ -32,32 +35,9 @@ PyObject *blobview_new(SegmentObject *s, u64 off);
 #define KEY_GEN(k) ((u64)(k) >> 32)
 
 /* ---- free stack ---------------------------------------------------------- */
-static long slot_alloc(SegmentObject *s) {
-    header_t *h = HDR(s);
-    u64 head = LOAD_ACQ(&h->free_head); /* pairs with slot_free's release CAS */
-    for (;;) {
-        u64 top = head & 0xffffffffULL;
-        if (top == 0) { /* stack empty: a never-used slot, if any are left */
-            u64 c = LOAD_ACQ(&h->slots_carved);
-            for (;;) {
-                if (c >= s->L.n_slots) return -1;
-                if (CAS_ACQREL(&h->slots_carved, &c, c + 1)) {
-                    FETCH_SUB_SEQ(&h->free_count, 1);
-                    return (long)c;
-                }
-            }
-        }
-        if (top > s->L.n_slots) return -2;
-        slot_t *sl = slot_at(s, top - 1);
-        u64 next = LOAD_ACQ(&sl->next);
-        if (next > s->L.n_slots) next = 0; /* corrupt link: cut the stack */
-        u64 nh = (((head >> 32) + 1) << 32) | next;
-        if (CAS_ACQREL(&h->free_head, &head, nh)) {
-            FETCH_SUB_SEQ(&h->free_count, 1);
-            return (long)(top - 1);
-        }
-    }
-}
+/* freestack.h: the ABA-tagged Treiber stack, never-used slots carved on
+ * demand (checked by tools/check, scenario freelist). */
+static long slot_alloc(SegmentObject *s) { return slots_alloc(&s->L); }
 
 /* Drop the slot's references on its argument / result blocks, exactly once:
  * the flag is taken with an exchange before the block is released, so a
@@ -73,14 +53,7 @@ static void slot_free(SegmentObject *s, u64 idx) {
     slot_t *sl = slot_at(s, idx);
     slot_release_blobs(s, sl);
     STORE_RLX(&sl->owner, 0);
-    header_t *h = HDR(s);
-    u64 head = LOAD_RLX(&h->free_head);
-    for (;;) {
-        STORE_RLX(&sl->next, head & 0xffffffffULL);
-        u64 nh = (((head >> 32) + 1) << 32) | (idx + 1);
-        if (CAS_REL(&h->free_head, &head, nh)) break; /* pairs with alloc's acquire */
-    }
-    FETCH_ADD_SEQ(&h->free_count, 1);
+    slots_push_free(&s->L, idx);
 }
 
 int drop_ref(SegmentObject *s, u64 idx) {
@@ -244,21 +217,13 @@ static void deliver(SegmentObject *s, u64 idx, slot_t *sl, u64 prev_state) {
         relay_deliver(s, idx, sl);
         return;
     }
-    if (holder & HOLDER_WORKER) {
-        worker_t *jw = worker_at(s, holder & 0xffff);
-        if (jw && (prev_state & S_JOIN_WAKER)) {
-            FETCH_ADD_SEQ(&jw->park_seq, 1);
-            futex_wake_u32(&jw->park_seq, 1);
-        }
+    if (holder & HOLDER_WORKER) { /* park.h: bump the joiner's park_seq if it asked */
+        join_wake(worker_at(s, holder & 0xffff), prev_state);
         return;
     }
     client_t *c = client_at(s, holder);
     if (!c) return; /* corrupt holder: the slot leaks, the inspector shows it */
-    ring_push(client_ring(c), s->L.inject_cap, idx);
-    FETCH_ADD_SEQ(&c->seq, 1);
-    /* SeqCst: pairs with the client's store of sleeping/spinning followed by
-     * its load of ring.len (client_wait / client_spin). */
-    if (LOAD_SEQ(&c->sleeping) && !LOAD_SEQ(&c->spinning)) futex_wake_u32(&c->seq, 1);
+    client_deliver(c, s->L.inject_cap, idx); /* wake.h: push, bump seq, wake a sleeper */
 }
 
 int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b,
