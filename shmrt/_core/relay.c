@@ -33,6 +33,8 @@
  * too.  Same handshake: push-then-check on both sides.
  */
 #include "core.h"
+#include "budget.h"
+#include "sendq.h"
 #include "crash.h"
 #include "section.h"
 #include "queue.h"
@@ -42,15 +44,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SAFETY_TIMEOUT_S 0.1
-#define WT_MASK 0xffULL
-/* A FIFO token is one ring value (31 bits): waiter entry (< 4096, 12 bits)
- * and the low 19 bits of the registration's generation.  A stale token's
- * generation would have to match after 2^19 re-registrations of its entry
- * while it sat in the FIFO, which holds at most 4 * n_waiters + 4 tokens. */
-#define TOKEN_GEN_BITS 19
-#define TOKEN_GEN_MASK ((1ULL << TOKEN_GEN_BITS) - 1)
-
 int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long blob,
              u64 retries, u64 parent, u64 *key, u64 *idx);
 
@@ -58,10 +51,6 @@ static relay_t *relay_of(SegmentObject *s) {
     return s->L.n_send ? (relay_t *)(s->L.base + s->L.relay_off) : NULL;
 }
 static ring_t *fifo_of(relay_t *r) { return (ring_t *)(void *)r->fifo; }
-static waiter_t *waiter_at(SegmentObject *s, u64 i) {
-    if (i >= s->L.n_waiters) return NULL;
-    return (waiter_t *)(s->L.base + s->L.relay_off + s->L.relay_hdr + i * sizeof(waiter_t));
-}
 send_t *relay_send_at(SegmentObject *s, u64 i) {
     if (i >= s->L.n_send) return NULL;
     return (send_t *)(s->L.base + s->L.relay_off + s->L.relay_hdr +
@@ -100,135 +89,15 @@ static int relay_check(SegmentObject *s, relay_t **r, int need_write) {
 }
 
 /* ---- budget ------------------------------------------------------------- */
-static int sem_try(relay_t *r) {
-    u64 v = LOAD_SEQ(&r->avail); /* pairs with release's SeqCst add */
-    while (v > 0)
-        if (CAS_SEQ(&r->avail, &v, v - 1)) return 1;
-    return 0;
-}
+/* budget.h: the semaphore, the FIFO of waiter tokens, register ->
+ * re-check -> sleep (checked by tools/check, scenario budget). */
+static int sem_try(relay_t *r) { return budget_try(r); }
 
-static void sem_release_one(SegmentObject *s, relay_t *r) {
-    FETCH_ADD_SEQ(&r->avail, 1); /* step 1: the unit is visible to re-checkers */
-    ring_t *f = fifo_of(r);
-    u64 fc = fifo_cap(s->L.n_waiters);
-    for (;;) {
-        if (!ring_nonempty(f, fc)) return; /* step 2: any waiter? */
-        if (!sem_try(r)) return; /* somebody took the unit: nothing to hand */
-        u64 tok;
-        if (!ring_pop_u64(f, fc, &tok)) {
-            /* a waiter is mid-registration: its re-check will see the unit */
-            FETCH_ADD_SEQ(&r->avail, 1);
-            return;
-        }
-        waiter_t *w = waiter_at(s, tok >> TOKEN_GEN_BITS);
-        if (w) {
-            u64 st = LOAD_SEQ(&w->state);
-            if (((st >> 8) & TOKEN_GEN_MASK) == (tok & TOKEN_GEN_MASK) &&
-                (st & WT_MASK) == WT_WAITING &&
-                CAS_SEQ(&w->state, &st, (st & ~WT_MASK) | WT_WOKEN)) { /* pairs with waiter's load */
-                FETCH_ADD_RLX(&r->wakes, 1);
-                futex_wake_u32(&w->state, 1);
-                return;
-            }
-        }
-        FETCH_ADD_SEQ(&r->avail, 1); /* stale token: give the unit back, next one */
-    }
-}
-
-static waiter_t *claim_waiter(SegmentObject *s, u64 *widx) {
-    u64 pid = (u64)getpid();
-    for (u64 i = 0; i < s->L.n_waiters; i++) {
-        waiter_t *w = waiter_at(s, i);
-        u64 exp = 0;
-        if (LOAD_RLX(&w->pid) == 0 && CAS_ACQREL(&w->pid, &exp, pid)) {
-            *widx = i;
-            return w;
-        }
-    }
-    return NULL;
-}
-
-static double now_s(void) { return (double)now_ns() * 1e-9; }
+static void sem_release_one(SegmentObject *s, relay_t *r) { budget_release_one(&s->L, r); }
 
 /* 0 acquired, 1 full (nowait), 2 timed out.  Runs without the GIL. */
 static int acquire(SegmentObject *s, relay_t *r, double timeout, int nowait) {
-    if (sem_try(r)) {
-        FETCH_ADD_RLX(&r->fast, 1);
-        return 0;
-    }
-    if (nowait) {
-        FETCH_ADD_RLX(&r->full, 1);
-        return 1;
-    }
-    double deadline = timeout >= 0 ? now_s() + timeout : -1;
-    u64 widx;
-    waiter_t *w = claim_waiter(s, &widx);
-    if (!w) { /* more blocked threads than entries: poll (counted as spurious) */
-        for (;;) {
-            if (sem_try(r)) return 0;
-            if (deadline >= 0 && now_s() >= deadline) {
-                FETCH_ADD_RLX(&r->timeouts, 1);
-                return 2;
-            }
-            FETCH_ADD_RLX(&r->spurious, 1);
-            struct timespec ts = {0, 50000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    int rc = 0;
-    for (;;) { /* one registration per pass */
-        u64 gen = (LOAD_RLX(&w->state) >> 8) + 1;
-        u64 me = gen << 8, exp;
-        STORE_SEQ(&w->state, me | WT_WAITING);
-        if (ring_push(fifo_of(r), fifo_cap(s->L.n_waiters), (widx << TOKEN_GEN_BITS) | (gen & TOKEN_GEN_MASK))) {
-            STORE_SEQ(&w->state, me | WT_CANCELLED); /* FIFO full of stale tokens */
-            struct timespec ts = {0, 50000};
-            nanosleep(&ts, NULL);
-            if (sem_try(r)) goto done;
-            continue;
-        }
-        FETCH_ADD_RLX(&r->registrations, 1);
-        if (sem_try(r)) { /* the re-check after registering */
-            FETCH_ADD_RLX(&r->recheck, 1);
-            exp = me | WT_WAITING;
-            if (!CAS_SEQ(&w->state, &exp, me | WT_CANCELLED)) {
-                FETCH_ADD_RLX(&r->passed_on, 1); /* woken too: two units, pass one on */
-                sem_release_one(s, r);
-            }
-            goto done;
-        }
-        for (;;) {
-            double left = deadline >= 0 ? deadline - now_s() : SAFETY_TIMEOUT_S;
-            if (deadline >= 0 && left <= 0) {
-                exp = me | WT_WAITING;
-                if (CAS_SEQ(&w->state, &exp, me | WT_CANCELLED)) {
-                    FETCH_ADD_RLX(&r->timeouts, 1);
-                    rc = 2;
-                }
-                goto done; /* else: woken just now, we hold the unit */
-            }
-            int woke = futex_wait_u32(&w->state, (u32)(me | WT_WAITING),
-                                      left < SAFETY_TIMEOUT_S ? left : SAFETY_TIMEOUT_S);
-            u64 st = LOAD_SEQ(&w->state); /* pairs with the releaser's CAS */
-            if ((st & WT_MASK) == WT_WOKEN) goto done;
-            if (woke) {
-                FETCH_ADD_RLX(&r->spurious, 1);
-                continue;
-            }
-            if (LOAD_SEQ(&r->avail) > 0 && (deadline < 0 || now_s() < deadline)) {
-                /* slept through free capacity: a lost wakeup.  Count it and
-                 * recover by registering again. */
-                FETCH_ADD_RLX(&r->pending_with_capacity, 1);
-                exp = me | WT_WAITING;
-                if (!CAS_SEQ(&w->state, &exp, me | WT_CANCELLED)) goto done;
-                if (sem_try(r)) goto done;
-                break; /* re-register */
-            }
-        }
-    }
-done:
-    STORE_REL(&w->pid, 0);
-    return rc;
+    return budget_acquire(&s->L, r, (u64)getpid(), timeout, nowait);
 }
 
 /* relay_acquire(timeout=-1, nowait=False) -> 0 ok, 1 full, 2 timeout */
@@ -284,32 +153,14 @@ static PyObject *R_submit(SegmentObject *s, PyObject *args) {
 }
 
 /* ---- packets out ------------------------------------------------------------ */
-static void move_waiters(SegmentObject *s, send_t *t) {
-    ring_t *ring = ring_of(t), *wl = waitlist_of(s, t);
-    while (ring_count(ring, s->L.send_cap) < s->L.send_cap && ring_nonempty(wl, s->L.inject_cap)) {
-        long v = ring_pop(wl, s->L.inject_cap);
-        if (v < 0) break;
-        if (ring_push(ring, s->L.send_cap, (u64)v)) {
-            ring_push(wl, s->L.inject_cap, (u64)v);
-            break;
-        }
-        FETCH_ADD_RLX(&t->wakes, 1);
-    }
-}
+static void move_waiters(SegmentObject *s, send_t *t) { sendq_move_waiters(&s->L, t); }
 
 /* Called by deliver() when a relay packet completes (CPU worker, or the
  * coordinator for a crashed one).  Never blocks. */
 void relay_deliver(SegmentObject *s, u64 idx, slot_t *sl) {
     send_t *t = send_at(s, LOAD_RLX(&sl->flow) % (s->L.n_send ? s->L.n_send : 1));
     if (!t) return;
-    if (ring_push(ring_of(t), s->L.send_cap, idx)) {
-        ring_push(waitlist_of(s, t), s->L.inject_cap, idx); /* register ... */
-        FETCH_ADD_RLX(&t->registrations, 1);
-        move_waiters(s, t);                                  /* ... then re-check */
-    }
-    FETCH_ADD_RLX(&t->pushed, 1);
-    FETCH_ADD_SEQ(&t->seq, 1);
-    if (LOAD_SEQ(&t->sleeping)) futex_wake_u32(&t->seq, 1); /* pairs with relay_wait */
+    sendq_deliver(&s->L, t, idx); /* sendq.h: ring, else waitlist + re-check; wake */
 }
 
 /* relay_take(sw, max) -> [(idx, flow, seq, status, data), ...] */
@@ -424,12 +275,7 @@ static PyObject *R_wait(SegmentObject *s, PyObject *args) {
             }
         }
     }
-    u32 seq = (u32)LOAD_SEQ(&t->seq);
-    FETCH_ADD_SEQ(&t->sleeping, 1);
-    got = ring_nonempty(ring_of(t), s->L.send_cap) || ring_nonempty(waitlist_of(s, t), s->L.inject_cap);
-    if (!got && LOAD_SEQ(&HDR(s)->run_state) == RUN_RUNNING) futex_wait_u32(&t->seq, seq, timeout);
-    FETCH_SUB_SEQ(&t->sleeping, 1);
-    got = ring_nonempty(ring_of(t), s->L.send_cap);
+    got = sendq_wait(&s->L, t, timeout); /* sendq.h */
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(got);
 }

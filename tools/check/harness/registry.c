@@ -8,6 +8,8 @@ extern const chk_proto_t chk_proto_freelist;
 extern const chk_proto_t chk_proto_park;
 extern const chk_proto_t chk_proto_join;
 extern const chk_proto_t chk_proto_client;
+extern const chk_proto_t chk_proto_budget;
+extern const chk_proto_t chk_proto_sendq;
 
 const chk_proto_t *chk_protocols[] = {
     &chk_proto_state,
@@ -17,5 +19,7 @@ const chk_proto_t *chk_protocols[] = {
     &chk_proto_park,
     &chk_proto_join,
     &chk_proto_client,
+    &chk_proto_budget,
+    &chk_proto_sendq,
     NULL,
 };
