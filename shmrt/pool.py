@@ -30,6 +30,7 @@ import atexit
 import importlib
 import multiprocessing as mp
 import os
+import signal
 import threading
 import weakref
 from multiprocessing.connection import wait as mp_wait
@@ -126,10 +127,25 @@ class Pool(Client):
         self._seg.store64(_core.HEADER_FIELDS["epoch"], self._epoch)
         p = self._ctx.Process(target=cpu.main, name=f"shmrt-worker-{wid}",
                               args=(self._sname, wid, self._epoch, self._imports, self._main_thread,
-                                    self._spin_s),
+                                    self._spin_s, self._err_file(wid)),
                               daemon=True)
         p.start()
         self._procs[wid] = p
+
+    def _err_file(self, wid: int) -> str:
+        """Where worker ``wid`` writes why it could not start (cpu.main)."""
+        import tempfile
+
+        return os.path.join(tempfile.gettempdir(), f"shmrt-{os.getpid()}-{id(self):x}-w{wid}.err")
+
+    def _start_error(self, wid: int) -> str | None:
+        try:
+            with open(self._err_file(wid), encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            os.unlink(self._err_file(wid))
+        except OSError:
+            return None
+        return text.strip().splitlines()[-1] if text.strip() else None
 
     def _start_sender(self, sw: int) -> None:
         from .workers import relay as relay_worker
@@ -192,10 +208,17 @@ class Pool(Client):
                 seg.crash_task(key, _core.ST_CRASHED, enc.inline)
         registered = seg.load64(seg.layout["workers_off"] + wid * _core.WORKER_SIZE
                                 + _core.WORKER_FIELDS["pid"]) == p.pid
-        self._start_failures[wid] = 0 if registered else self._start_failures[wid] + 1
+        # Killed from outside (SIGKILL, SIGTERM, the OOM killer) is not the
+        # user's code failing to start: replace it, however often.  Only a
+        # worker that exits with an error (or crashes) before registering,
+        # START_FAILURES_MAX times in a row, breaks the pool.
+        external = sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+        err = None if registered else self._start_error(wid)
+        failed = not registered and not external
+        self._start_failures[wid] = self._start_failures[wid] + 1 if failed else 0
         if self._start_failures[wid] >= START_FAILURES_MAX:
-            self._broken(f"worker {wid} died {START_FAILURES_MAX} times before it could start "
-                         f"(last exit code {code}); see its stderr")
+            why = err or f"exit code {code}; see its stderr"
+            self._broken(f"worker {wid} failed to start {START_FAILURES_MAX} times: {why}")
             return
         if not self._stopping:
             self._start_worker(wid)
@@ -206,8 +229,12 @@ class Pool(Client):
 
         self._broken_reason = why
         self._shutdown = True
+        self._stopping = True  # the supervisor stops watching (and spinning on) the dead
         self._seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPING)
         self._seg.wake_all()
+        for p in self._procs:  # the survivors would run tasks nobody waits for
+            if p is not None and p.is_alive():
+                p.kill()
         self._fail_pending(BrokenPool(why))
 
     def _reap_clients(self) -> None:

@@ -426,25 +426,60 @@ def _set_pdeathsig() -> None:
         pass
 
 
+RECURSION_LIMIT = 20_000  # nested helping stacks tasks; a task may recurse too
+STACK_BYTES = 512 << 20  # C stack behind that limit (virtual: touched pages only)
+
+
 def main(shm_file: str, wid: int, epoch: int, imports: list[str], pdeathsig: bool,
-         spin_s: float = SPIN_S) -> None:
-    """Entry point of a worker process (started with the spawn method)."""
-    global _current
+         spin_s: float = SPIN_S, err_file: str | None = None) -> None:
+    """Entry point of a worker process (started with the spawn method).
+
+    A failure before the worker registers (attaching, the ``imports``) is
+    written to ``err_file`` so the coordinator can say why the pool broke.
+    The scheduling loop runs on a thread with a large C stack: the worker
+    raises the recursion limit for nested helping, and deep recursion
+    through C code must end in RecursionError, not SIGSEGV."""
+    import threading
+
     if pdeathsig:
         _set_pdeathsig()
     _core.crash_set_role("worker")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: dump stacks
-    from shmrt.segment import attach_path, proc_start_time
+    try:
+        w = _start(shm_file, wid, imports)
+    except BaseException:
+        if err_file:
+            with open(err_file, "w", encoding="utf-8") as f:
+                f.write(traceback.format_exc())
+        raise
+    # The coordinator's death ends us whatever thread made the pool (the
+    # parent-death signal follows the creating *thread*): a C thread polls.
+    _core.watch_parent(w.coord[0], 0.2)
+    w.spin_s = spin_s
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    threading.stack_size(STACK_BYTES)
+    t = threading.Thread(target=_run, args=(w, epoch), name="shmrt-worker")
+    t.start()
+    t.join()
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))  # nested helping
+
+def _start(shm_file: str, wid: int, imports: list[str]) -> Worker:
+    from shmrt.segment import attach_path
+
     seg = attach_path(shm_file, writable=True)
     h = _core.HEADER_FIELDS
     coord = (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
     for mod in imports:
         __import__(mod)
-    w = Worker(seg, wid, *coord)
-    w.spin_s = spin_s
+    return Worker(seg, wid, *coord)
+
+
+def _run(w: Worker, epoch: int) -> None:
+    global _current
+    from shmrt.segment import proc_start_time
+
+    seg, wid = w.seg, w.wid
     _current = w
     pid = os.getpid()
     seg.worker_register(wid, pid, proc_start_time(pid), epoch)

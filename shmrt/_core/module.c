@@ -6,6 +6,11 @@
 #include "core.h"
 #include "state.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 PyObject *core_compute_layout(PyObject *self, PyObject *arg);
 int segment_type_ready(void);
 
@@ -123,7 +128,54 @@ PyObject *crash_py_set_role(PyObject *self, PyObject *arg);
 PyObject *crash_py_point(PyObject *self, PyObject *arg);
 PyObject *crash_py_armed(PyObject *self, PyObject *unused);
 
+/* watch_parent(ppid, interval_s): a detached C thread that _exit()s this
+ * process once its parent is no longer ppid (it died; we were re-parented).
+ * A worker's parent is its coordinator.  The kernel's parent-death signal
+ * follows the thread that forked us, so a pool built in a short-lived
+ * thread cannot use it; and a Python-level watchdog would need the GIL,
+ * which a task in C code may hold for minutes. */
+typedef struct {
+    pid_t ppid;
+    useconds_t interval_us;
+} watch_t;
+
+static void *watch_main(void *arg) {
+    watch_t w = *(watch_t *)arg;
+    free(arg);
+    for (;;) {
+        if (getppid() != w.ppid) _exit(70); /* EX_SOFTWARE: orphaned */
+        usleep(w.interval_us);
+    }
+    return NULL;
+}
+
+static PyObject *core_watch_parent(PyObject *self, PyObject *args) {
+    long long ppid;
+    double interval;
+    if (!PyArg_ParseTuple(args, "Ld", &ppid, &interval)) return NULL;
+    if (interval <= 0 || interval > 60) return PyErr_Format(PyExc_ValueError, "bad interval");
+    watch_t *w = malloc(sizeof *w);
+    if (!w) return PyErr_NoMemory();
+    w->ppid = (pid_t)ppid;
+    w->interval_us = (useconds_t)(interval * 1e6);
+    pthread_attr_t at;
+    pthread_t th;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 64 << 10);
+    int rc = pthread_create(&th, &at, watch_main, w);
+    pthread_attr_destroy(&at);
+    if (rc) {
+        free(w);
+        errno = rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"watch_parent", core_watch_parent, METH_VARARGS,
+     "watch_parent(ppid, interval_s): _exit(70) once the parent is not ppid (a C thread)"},
     {"crash_points", crash_py_points, METH_NOARGS,
      "crash_points() -> tuple of the crash point names (crash.h)"},
     {"crash_set_role", crash_py_set_role, METH_O,

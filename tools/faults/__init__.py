@@ -1,0 +1,1 @@
+"""Fault tools: the kill-storm soak (``python -m shmrt.tools.faults``)."""

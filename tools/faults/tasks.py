@@ -1,0 +1,73 @@
+"""Task bodies for the kill-storm soak, importable by the workers.
+
+Each task records that its body started and that it finished in a ledger:
+a file of two u32 counters per task id, mapped by every process (an mmap of
+a plain temporary file, so no resource tracker and no shmrt segment is
+involved in the bookkeeping that judges shmrt).  The soak compares the
+ledger with what the futures said: a task whose future failed with
+WorkerCrashed must have started; a task without retries must not have
+started twice.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+import shmrt
+
+_maps: dict[str, memoryview] = {}
+
+
+def _ledger(path: str) -> memoryview:
+    mv = _maps.get(path)
+    if mv is None:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            m = mmap.mmap(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        mv = _maps[path] = memoryview(m).cast("I")
+    return mv
+
+
+def work(path: str, tid: int, spin: int = 200) -> int:
+    """A short CPU task (~tens of microseconds) that records itself."""
+    led = _ledger(path)
+    led[2 * tid] += 1  # started
+    acc = tid
+    for i in range(spin):
+        acc = (acc * 31 + i) & 0xFFFFFFFF
+    led[2 * tid + 1] += 1  # finished
+    return tid
+
+
+def work_batch(path: str, tids: list[int]) -> list[int]:
+    return [work(path, t, 50) for t in tids]
+
+
+def tree(path: str, tid: int, depth: int) -> int:
+    """A fork-join tree of 2**depth leaves; the root records itself."""
+    led = _ledger(path)
+    led[2 * tid] += 1
+    n = _fib(depth)
+    led[2 * tid + 1] += 1
+    return n
+
+
+def _fib(n: int) -> int:
+    if n < 6:
+        a, b = 0, 1
+        for _ in range(n):
+            a, b = b, a + b
+        return a
+    h1 = shmrt.spawn(_fib, n - 1)
+    h2 = shmrt.spawn(_fib, n - 2)
+    return h1.join() + h2.join()
+
+
+def fib_value(n: int) -> int:
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
