@@ -163,6 +163,32 @@ void relay_deliver(SegmentObject *s, u64 idx, slot_t *sl) {
     sendq_deliver(&s->L, t, idx); /* sendq.h: ring, else waitlist + re-check; wake */
 }
 
+/* relay_flow_min(flow) -> int | None: the lowest sequence number of the
+ * flow's packets still in flight (slots allocated: queued, transforming, on
+ * a send ring, held, or re-delivered after a send worker died).  A send
+ * worker that meets a flow it has no state for (it was just started, e.g.
+ * replacing a dead one) starts that flow there: everything below was handed
+ * to the sink already.  O(slots); once per unknown flow. */
+static PyObject *R_flow_min(SegmentObject *s, PyObject *arg) {
+    unsigned long long flow = PyLong_AsUnsignedLongLong(arg);
+    relay_t *r;
+    if (PyErr_Occurred() || relay_check(s, &r, 0)) return NULL;
+    u64 carved = LOAD_ACQ(&HDR(s)->slots_carved), best = 0;
+    int found = 0;
+    if (carved > s->L.n_slots) carved = s->L.n_slots;
+    for (u64 i = 0; i < carved; i++) {
+        slot_t *sl = slot_at(s, i);
+        if (st_refs(LOAD_ACQ(&sl->state)) == 0 || LOAD_RLX(&sl->kind) != 1 ||
+            LOAD_RLX(&sl->flow) != flow)
+            continue;
+        u64 q = LOAD_RLX(&sl->seq);
+        if (!found || q < best) best = q;
+        found = 1;
+    }
+    if (!found) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(best);
+}
+
 /* relay_take(sw, max) -> [(idx, flow, seq, status, data), ...] */
 static PyObject *R_take(SegmentObject *s, PyObject *args) {
     unsigned long long sw;
@@ -383,6 +409,8 @@ PyMethodDef relay_methods[] = {
     {"relay_release", (PyCFunction)R_release_s, METH_VARARGS, "relay_release(n=1)"},
     {"relay_submit", (PyCFunction)R_submit_s, METH_VARARGS,
      "relay_submit(cid, fn_id, data, flow, seq, args_blob=-1) -> key | -1"},
+    {"relay_flow_min", (PyCFunction)R_flow_min, METH_O,
+     "relay_flow_min(flow) -> lowest sequence number in flight, or None"},
     {"relay_take", (PyCFunction)R_take_s, METH_VARARGS,
      "relay_take(sw, max=256) -> [(idx, flow, seq, status, data)]"},
     {"relay_done", (PyCFunction)R_done_s, METH_VARARGS,
