@@ -66,9 +66,16 @@ static inline void budget_release_one(const layout_t *L, relay_t *r) {
         if (!budget_try(r)) return;        /* somebody took the unit: nothing to hand */
         u64 tok;
         if (!ring_pop_u64(f, fc, &tok)) {
-            /* a waiter is mid-registration: its re-check will see the unit */
+            /* the token we saw was taken (by a releaser, or its own waiter's
+             * cleanup): give the unit back */
             FETCH_ADD_SEQ(&r->avail, 1);
-            return;
+#ifdef SHMRT_FIX_BUDGET_RETRY
+            /* Proposed fix (docs/checking.md, bug 4): a waiter that registered
+             * and re-checked while we held the unit missed it; look again. */
+            continue;
+#else
+            return; /* as relay.c did: that waiter sleeps with the unit free */
+#endif
         }
         waiter_t *w = lay_waiter(L, tok >> TOKEN_GEN_BITS);
         if (w) {

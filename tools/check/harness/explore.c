@@ -103,6 +103,7 @@ static char fail_msg[1024];
 static range_t quiet[64], names[64];
 static int nquiet, nnames;
 static unsigned dead_mask;
+static int post_reclaim; /* the survivors run again after the reclaim */
 static u64 time_warp; /* logical ns added while a lone thread spins */
 static int alone_spins;
 
@@ -285,6 +286,9 @@ static void wake_spinners(void) {
 
 /* No thread can run: lost wakeups, then a modelled timeout, else the end. */
 static int quiescent_next(void) {
+    /* with a dead thread, only the reclaim (which wakes every sleeper) can
+     * be expected to wake what it would have woken: check after it */
+    if (dead_mask && !post_reclaim) return -1;
     for (int t = 0; t < P->n_threads; t++)
         if (th[t].status == T_BLOCKED && P->should_wake && P->should_wake(t)) {
             char nm[64];
@@ -437,6 +441,7 @@ static void run_once(void) {
     dead_mask = 0;
     time_warp = 0;
     alone_spins = 0;
+    post_reclaim = 0;
     cur = -1;
     P->setup();
     for (int t = 0; t < P->n_threads; t++) {
@@ -458,14 +463,13 @@ static void run_once(void) {
         /* the reclaim runs alone, then wakes every sleeper (it bumps every
          * futex word) and the survivors finish */
         P->reclaim(dead_mask);
-        int any = 0;
+        post_reclaim = 1;
         for (int t = 0; t < P->n_threads; t++)
             if (th[t].status == T_BLOCKED) {
                 th[t].status = T_RUNNABLE;
                 th[t].woken = 1;
-                any = 1;
             }
-        if (any && !failed) {
+        if (runnable_mask() && !failed) { /* (the reclaim's own wakes count too) */
             int next = choose(0);
             if (next >= 0) switch_to(next);
             cur = -1;

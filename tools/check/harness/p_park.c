@@ -12,9 +12,8 @@
  * task is visible in any queue); each task is taken exactly once; at the end
  * the idle word counts exactly the workers that are not parked and no
  * searcher (a leaked searching count would stop every later notify).
- * Crashes: the reclaim is today's coordinator path: worker_dead's idle fix
- * (park_worker_dead, = admin.c) and drain_worker (runq_drain); tasks found
- * nowhere go back to inject.
+ * Crashes: the reclaim follows reclaim.c (below); worker 2 (T2) is a worker
+ * running user code, so if it dies its queue is drained too.
  */
 #include <string.h>
 
@@ -71,14 +70,34 @@ static void thread(int tid) {
 
 static int should_wake(int tid) { return tid < 2 && wm_work_visible(); }
 
+/* reclaim.c's rules: a dead worker's queues are emptied and their tasks
+ * found again as orphans (runq_drain here), tasks found nowhere go back to
+ * inject, and the idle word is rebuilt from the workers' states (a dead
+ * worker counts as unparked: its replacement takes over the count).
+ * SHMRT_MUTANT_RECLAIM_WORKER_DEAD instead fixes the idle word up from the
+ * state the worker died in (admin.c worker_dead, the coordinator's path
+ * before reclaim.c). */
 static void reclaim(unsigned dead) {
     const layout_t *L = &chk_L;
     for (u64 w = 0; w < 3; w++)
         if ((dead >> w) & 1) {
+#ifdef SHMRT_MUTANT_RECLAIM_WORKER_DEAD
             park_worker_dead(L, w, 0);
+#else
+            lay_worker(L, w)->state = W_DEAD;
+#endif
             runq_drain(L, w);
             G.ntook[w] = 0; /* what it held is found again below */
         }
+#ifndef SHMRT_MUTANT_RECLAIM_WORKER_DEAD
+    u64 parked = 0, searching = 0;
+    for (u64 w = 0; w < 3; w++) {
+        u64 st = lay_worker(L, w)->state;
+        parked += st == W_PARKED;
+        searching += st == W_SEARCHING || st == W_NOTIFIED;
+    }
+    lay_hdr(L)->idle = (3 - parked) * IDLE_UNPARK_ONE + searching;
+#endif
     int seen[NTASK] = {0};
     for (int t = 0; t < 3; t++)
         for (int i = 0; i < G.ntook[t]; i++) seen[G.took[t][i]]++;
