@@ -10,7 +10,15 @@ its unit) until the gap is filled.  Every packet reaches the send worker,
 including dropped ones (filtered, transform error, crashed worker), so a
 gap is always filled and the sequence always advances.
 
-A slot is freed only after its packet has been handed to the sink.
+A slot is freed only after its packet has been handed to the sink, and
+right after it (one relay_done per packet): if this process dies, the
+packets it held are still in shared memory, and the crash reclaim puts them
+back on its ring for the replacement (reclaim.c).  The replacement has no
+per-flow state; it starts each flow at the lowest sequence number still in
+flight (relay_flow_min), since everything below was handed to the sink.  A
+packet can reach the sink twice only if the process dies between the sink
+call and that packet's relay_done (the output-commit window: no sink that
+is not transactional can close it).
 """
 
 from __future__ import annotations
@@ -55,38 +63,58 @@ class Sender:
     """One send worker's state: the sink, each flow's next sequence number
     and the packets held until their turn.  Only this process touches it."""
 
-    def __init__(self, sink: Callable[[Any, int], None], ordered: bool):
+    def __init__(self, seg: _core.Segment, sw: int, sink: Callable[[Any, int], None],
+                 ordered: bool):
+        self.seg = seg
+        self.sw = sw
         self.sink = sink
         self.ordered = ordered
         self.expected: dict[int, int] = {}
         self.held: dict[int, dict[int, tuple[int, int, Any]]] = {}
         self.backlog = 0
-        self.done: list[int] = []
-        self.counts = [0, 0, 0, 0]  # sent, filtered, errors, crashed
+        self.late = 0  # packets below their flow's expected number (sent at once)
+        self.crash = _core.crash_armed()
 
     def emit(self, idx: int, flow: int, status: int, data: Any) -> None:
+        # counts for relay_done: sent, filtered, errors, crashed
         if status == _core.ST_OK:
             try:
                 self.sink(data, flow)
-                self.counts[0] += 1
+                counts = (1, 0, 0, 0)
             except Exception as e:  # a sink failure drops that packet, counted
-                self.counts[2] += 1
+                counts = (0, 0, 1, 0)
                 print(f"shmrt relay: sink error: {e!r}", file=sys.stderr)
         elif status == _core.ST_FILTERED:
-            self.counts[1] += 1
+            counts = (0, 1, 0, 0)
         elif status == _core.ST_CRASHED:
-            self.counts[3] += 1
+            counts = (0, 0, 0, 1)
         else:
-            self.counts[2] += 1
-        self.done.append(idx)
+            counts = (0, 0, 1, 0)
+        if self.crash:
+            _core.crash_point("sender.after_sink")
+        self.seg.relay_done(self.sw, (idx,), *counts)
+
+    def next_seq(self, flow: int, seq: int) -> int:
+        """The flow's next number to emit; an unknown flow starts at the
+        lowest number still in flight (this packet's, at worst)."""
+        nxt = self.expected.get(flow)
+        if nxt is None:
+            low = 0 if seq == 0 else self.seg.relay_flow_min(flow)
+            nxt = seq if low is None or low > seq else low
+        return nxt
 
     def take(self, items: list[tuple[int, int, int, int, Any]]) -> None:
         for idx, flow, seq, status, data in items:
             if not self.ordered:
                 self.emit(idx, flow, status, data)
                 continue
-            nxt = self.expected.get(flow, 0)
+            nxt = self.next_seq(flow, seq)
+            if seq < nxt:  # below the flow's position: never hold it (it would wait forever)
+                self.late += 1
+                self.emit(idx, flow, status, data)
+                continue
             if seq != nxt:
+                self.expected[flow] = nxt
                 self.held.setdefault(flow, {})[seq] = (idx, status, data)
                 self.backlog += 1
                 continue
@@ -103,10 +131,7 @@ class Sender:
             self.expected[flow] = nxt
 
     def report(self, seg: _core.Segment, sw: int, pid: int) -> None:
-        seg.relay_set_backlog(sw, self.backlog, pid)  # before done: flush() must see it
-        seg.relay_done(sw, self.done, *self.counts)
-        self.done = []
-        self.counts = [0, 0, 0, 0]
+        seg.relay_set_backlog(sw, self.backlog, pid)
 
 
 def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdeathsig: bool) -> None:
@@ -122,7 +147,7 @@ def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdea
     seg = attach_path(shm_file, writable=True)
     h = _core.HEADER_FIELDS
     coord = (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
-    me = Sender(make_sink(sink_spec), ordered)
+    me = Sender(seg, sw, make_sink(sink_spec), ordered)
     pid = os.getpid()
     from shmrt.segment import proc_start_time
 
@@ -141,6 +166,4 @@ def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdea
             _core.crash_point("sender.after_take")
         me.take(items)
         del items
-        if crash:
-            _core.crash_point("sender.after_sink")
         me.report(seg, sw, pid)

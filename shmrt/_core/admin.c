@@ -67,6 +67,7 @@ static PyObject *A_client_claim(SegmentObject *s, PyObject *args) {
         if (CAS_ACQREL(&c->pid, &exp, pid)) {
             STORE_RLX(&c->busy, 0);
             s->busy = &c->busy; /* from here our steps are sections (section.h) */
+            s->units = &c->units;
             section_enter(s);
             if (!LOAD_ACQ(&c->ring_ready)) { /* first claim of this entry ever */
                 ring_init(client_ring(c), s->L.inject_cap);
@@ -113,6 +114,7 @@ static PyObject *A_client_release(SegmentObject *s, PyObject *arg) {
     }
     section_leave(s);
     if (s->busy == &c->busy) s->busy = NULL;
+    if (s->units == &c->units) s->units = NULL;
     STORE_RLX(&c->busy, 0);
     STORE_REL(&c->pid, 0);
     return PyLong_FromLong(n);

@@ -25,6 +25,7 @@ typedef struct {
     u64 pid;            /* getpid() at mapping time: begin() stamps it per task */
     u64 *busy;          /* this process's section counter in its own record, once it
                          * has one (section.h); NULL before and after */
+    u64 *units;         /* a client's relay budget units in hand (client_t.units) */
 } SegmentObject;
 
 extern PyTypeObject Segment_Type;
@@ -92,6 +93,7 @@ send_t *relay_send_at(SegmentObject *s, u64 i);
 ring_t *relay_ring_of(send_t *t);
 ring_t *relay_waitlist_of(SegmentObject *s, send_t *t);
 void relay_wake_all(SegmentObject *s);
+void relay_budget_reset(SegmentObject *s, u64 avail);
 
 /* ---- reclaim.c --------------------------------------------------------- */
 extern PyMethodDef reclaim_methods[];

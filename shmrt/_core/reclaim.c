@@ -37,6 +37,8 @@
  * client between acquire and submit.  The inspector shows both.
  */
 #include "core.h"
+#include "access.h"
+#include "budget.h"
 #include "queue.h"
 #include "section.h"
 #include "state.h"
@@ -183,7 +185,7 @@ static PyObject *repair(rc_t *rc) {
         PyErr_NoMemory();
         return NULL;
     }
-    u64 n_orph = 0, n_redel = 0;
+    u64 n_orph = 0, n_redel = 0, packets = 0;
     for (u64 i = 0; i < carved; i++) {
         slot_t *sl = slot_at(s, i);
         u64 st = LOAD_ACQ(&sl->state);
@@ -231,6 +233,7 @@ static PyObject *repair(rc_t *rc) {
             }
         }
         u64 want = ((st & (S_NOTIFIED | S_RUNNING)) ? 1 : 0) + ((st & S_JOIN_INTEREST) ? 1 : 0);
+        if (want && LOAD_RLX(&sl->kind) == 1) packets++; /* each holds a budget unit */
         u64 fixed = (st & S_FLAGS_MASK) | want * REF_ONE;
         if (fixed != LOAD_RLX(&sl->state)) {
             if (st_refs(LOAD_RLX(&sl->state)) != want) rc->refs_fixed++;
@@ -264,7 +267,35 @@ static PyObject *repair(rc_t *rc) {
     STORE_SEQ(&h->free_count, nfree + (n - carved));
     if (nfree + (n - carved) > before) rc->freed = nfree + (n - carved) - before;
 
-    /* 4. dead clients' entries, and the idle word from the workers' states */
+    /* 4. the relay budget: every unit is free, or in a packet's slot, or in a
+     * live client's hands (client.units), or handed to a live waiter (WOKEN);
+     * a dead client's waiter entries are freed. */
+    relay_t *relay = s->L.n_send ? lay_relay(&s->L) : NULL;
+    if (relay) {
+        u64 held = packets;
+        for (u64 i = 0; i < s->L.n_clients; i++) {
+            client_t *c = client_at(s, i);
+            if (!rc->dead_c[i] && LOAD_ACQ(&c->pid)) held += LOAD_RLX(&c->units);
+        }
+        for (u64 i = 0; i < s->L.n_waiters; i++) {
+            waiter_t *w = lay_waiter(&s->L, i);
+            u64 pid = LOAD_ACQ(&w->pid), wst = LOAD_ACQ(&w->state);
+            if (!pid) continue;
+            int dead = 0;
+            for (u64 k = 0; k < s->L.n_clients && !dead; k++)
+                dead = rc->dead_c[k] && LOAD_ACQ(&client_at(s, k)->pid) == pid;
+            if (dead) {
+                STORE_SEQ(&w->state, (wst & ~WT_MASK) | WT_CANCELLED); /* its tokens are stale */
+                STORE_REL(&w->pid, 0);
+            } else if ((wst & WT_MASK) == WT_WOKEN) {
+                held++;
+            }
+        }
+        u64 cap = LOAD_RLX(&relay->capacity);
+        relay_budget_reset(s, held < cap ? cap - held : 0);
+    }
+
+    /* 5. dead clients' entries, and the idle word from the workers' states */
     for (u64 i = 0; i < s->L.n_clients; i++) {
         if (!rc->dead_c[i]) continue;
         client_t *c = client_at(s, i);

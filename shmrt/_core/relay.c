@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long blob,
-             u64 retries, u64 parent, u64 *key, u64 *idx);
+             u64 retries, u64 parent, const u64 *packet, u64 *key, u64 *idx);
 
 static relay_t *relay_of(SegmentObject *s) {
     return s->L.n_send ? (relay_t *)(s->L.base + s->L.relay_off) : NULL;
@@ -101,18 +101,42 @@ static int acquire(SegmentObject *s, relay_t *r, double timeout, int nowait) {
 }
 
 /* relay_acquire(timeout=-1, nowait=False) -> 0 ok, 1 full, 2 timeout */
+/* Budget units a client holds between acquire and submit are counted in its
+ * own record (client_t.units), in the step that moves them, so a crash
+ * reclaim can recompute the budget: avail = capacity - packets in flight -
+ * units held by live clients - units handed to live waiters (reclaim.c). */
+static void unit_taken(SegmentObject *s) {
+    if (s->units) FETCH_ADD_RLX(s->units, 1); /* published by section_leave */
+}
+static void unit_given(SegmentObject *s) {
+    if (s->units && LOAD_RLX(s->units)) FETCH_SUB_ACQREL(s->units, 1);
+}
+
 static PyObject *R_acquire(SegmentObject *s, PyObject *args) {
     double timeout = -1;
     int nowait = 0;
     relay_t *r;
     if (!PyArg_ParseTuple(args, "|dp", &timeout, &nowait) || relay_check(s, &r, 1)) return NULL;
-    if (sem_try(r)) {
+    section_enter(s);
+    int got = sem_try(r);
+    if (got) unit_taken(s);
+    section_leave(s);
+    if (got) {
         FETCH_ADD_RLX(&r->fast, 1);
         return PyLong_FromLong(0);
     }
     int rc;
     Py_BEGIN_ALLOW_THREADS
+    /* The slow path sleeps, so it is not one step; a unit it obtains is
+     * counted just after.  A reclaim in between counts that unit free: the
+     * budget can then exceed its capacity by the acquirers caught there
+     * (never fall short of it, which would stall). */
     rc = acquire(s, r, timeout, nowait);
+    if (rc == 0) {
+        section_enter(s);
+        unit_taken(s);
+        section_leave(s);
+    }
     Py_END_ALLOW_THREADS
     return PyLong_FromLong(rc);
 }
@@ -122,7 +146,10 @@ static PyObject *R_release(SegmentObject *s, PyObject *args) {
     long n = 1;
     relay_t *r;
     if (!PyArg_ParseTuple(args, "|l", &n) || relay_check(s, &r, 1)) return NULL;
-    for (long i = 0; i < n; i++) sem_release_one(s, r);
+    for (long i = 0; i < n; i++) {
+        unit_given(s);
+        sem_release_one(s, r);
+    }
     Py_RETURN_NONE;
 }
 
@@ -139,14 +166,11 @@ static PyObject *R_submit(SegmentObject *s, PyObject *args) {
         PyBuffer_Release(&b);
         return NULL;
     }
-    u64 key, idx;
-    int rc = task_new(s, HOLDER_RELAY, fn_id, &b, blob, 0, 0, &key, &idx);
+    u64 key, idx, packet[2] = {flow, seq};
+    int rc = task_new(s, HOLDER_RELAY, fn_id, &b, blob, 0, 0, packet, &key, &idx);
     PyBuffer_Release(&b);
     if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
-    slot_t *sl = slot_at(s, idx);
-    STORE_RLX(&sl->flow, flow); /* all three published by the inject push (release) */
-    STORE_RLX(&sl->seq, seq);
-    STORE_RLX(&sl->kind, 1);
+    unit_given(s); /* the packet's slot holds the unit now (same step) */
     ring_push(inject_ring(s), s->L.inject_cap, idx);
     sched_notify(s);
     return PyLong_FromUnsignedLongLong(key);
@@ -332,6 +356,16 @@ static PyObject *R_set_backlog(SegmentObject *s, PyObject *args) {
     STORE_RLX(&t->backlog, n);
     STORE_RLX(&t->pid, pid);
     Py_RETURN_NONE;
+}
+
+/* The crash reclaim's new budget (world stopped): `avail` units are free.
+ * They are released one by one, so waiters asleep in the FIFO get them as
+ * from any release (no waiter sleeps while units are free). */
+void relay_budget_reset(SegmentObject *s, u64 avail) {
+    relay_t *r = relay_of(s);
+    if (!r) return;
+    STORE_SEQ(&r->avail, 0);
+    for (u64 i = 0; i < avail; i++) sem_release_one(s, r);
 }
 
 void relay_wake_all(SegmentObject *s) {

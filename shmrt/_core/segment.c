@@ -340,6 +340,7 @@ static PyObject *Segment_close(SegmentObject *self, PyObject *unused) {
     }
     self->closed = 1;
     self->busy = NULL;
+    self->units = NULL;
     Py_RETURN_NONE;
 }
 

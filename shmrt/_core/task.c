@@ -78,7 +78,7 @@ slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx) {
 
 /* Fill a freshly allocated slot.  Returns the key. */
 static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
-                     long long args_blob, u64 retries, u64 parent) {
+                     long long args_blob, u64 retries, u64 parent, const u64 *packet) {
     slot_t *sl = slot_at(s, idx);
     if (!sl) return 0; /* unreachable: idx comes from slot_alloc, which checks */
     u64 gen = (LOAD_RLX(&sl->gen) + 1) & 0xffffffffULL;
@@ -95,7 +95,11 @@ static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer
     sl->started_ns = sl->finished_ns = 0;
     sl->attempts = retries << 32;
     sl->parent = parent;
-    sl->kind = 0;
+    /* a relay packet is one from its first visible state on: a crash reclaim
+     * may re-queue it before its submitter returns */
+    sl->kind = packet ? 1 : 0;
+    sl->flow = packet ? packet[0] : 0;
+    sl->seq = packet ? packet[1] : 0;
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
     STORE_REL(&sl->state, STATE_INITIAL); /* publishes the fields above */
     return (gen << 32) | idx;
@@ -114,7 +118,7 @@ static int check_payload(SegmentObject *s, Py_buffer *b) {
  * it, which publishes the slot to the worker that pops it).  Returns 0 and
  * the key / index, 1 when no slot is free, or -1 with an exception set. */
 int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long blob,
-             u64 retries, u64 parent, u64 *key, u64 *idx) {
+             u64 retries, u64 parent, const u64 *packet, u64 *key, u64 *idx) {
     if (seg_check_open(s, 1) || check_payload(s, b)) return -1;
     long i = slot_alloc(s);
     if (i == -2) {
@@ -124,7 +128,7 @@ int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long bl
     if (i < 0) return 1;
     CRASH_POINT(CP_ALLOC);
     *idx = (u64)i;
-    *key = slot_fill(s, (u64)i, holder, fn_id, b, blob, retries, parent);
+    *key = slot_fill(s, (u64)i, holder, fn_id, b, blob, retries, parent, packet);
     FETCH_ADD_RLX(&HDR(s)->submitted, 1);
     CRASH_POINT(CP_FILLED);
     return 0;
@@ -139,7 +143,7 @@ static PyObject *T_submit(SegmentObject *s, PyObject *args) {
     if (!PyArg_ParseTuple(args, "KKy*|LK", &cid, &fn_id, &b, &args_blob, &retries)) return NULL;
     client_t *c = client_at(s, cid);
     u64 key, idx;
-    int rc = c ? task_new(s, cid, fn_id, &b, args_blob, retries, 0, &key, &idx) : -1;
+    int rc = c ? task_new(s, cid, fn_id, &b, args_blob, retries, 0, NULL, &key, &idx) : -1;
     if (!c) PyErr_Format(SegmentError, "bad client id %llu", cid);
     PyBuffer_Release(&b);
     if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
@@ -158,7 +162,7 @@ static PyObject *T_spawn(SegmentObject *s, PyObject *args) {
     if (!PyArg_ParseTuple(args, "KKy*|LL", &wid, &fn_id, &b, &args_blob, &parent)) return NULL;
     u64 key, idx, par = (parent >= 0 && (u64)parent < s->L.n_slots) ? (u64)parent + 1 : 0;
     int rc = worker_at(s, wid) ? task_new(s, HOLDER_WORKER | wid, fn_id, &b, args_blob, 0, par,
-                                          &key, &idx)
+                                          NULL, &key, &idx)
                                : -1;
     if (!worker_at(s, wid)) PyErr_Format(SegmentError, "bad worker id %llu", wid);
     PyBuffer_Release(&b);

@@ -355,7 +355,79 @@ def run_startup(out: Outcome, duration: float, workers: int, seed: int) -> None:
             close_pool(p, out)
 
 
+def _relay_run(out: Outcome, duration: float, workers: int, seed: int, who: str) -> None:
+    """Packets through a relay while CPU workers and/or send workers die.
+    tasks = packets accepted; lost = packets neither delivered nor counted
+    crashed, or a flow out of order; duplicated = packets the sink got
+    twice (only the one a dying send worker had just handed to the sink may
+    be: the output-commit window); hung = flush() not returning."""
+    import struct
+
+    fd, sink = tempfile.mkstemp(prefix="shmrt-soak-", suffix=".sink")
+    os.close(fd)
+    os.environ["SHMRT_SOAK_SINK"] = sink  # replacement send workers inherit it too
+    flows = 8
+    r = shmrt.Relay(tasks.transform, tasks.record, workers=workers, send_workers=2,
+                    max_inflight=512)  # relay packets are never retried
+    pool = r._pool
+
+    def victims() -> list[int]:
+        cpu = pool.worker_pids if who in ("relay", "cpu") else []
+        snd = [p.pid for p in pool._senders if p is not None] if who in ("relay", "sender") else []
+        return cpu + snd
+
+    sent = 0
+    try:
+        with storm(out, victims, seed):
+            end = time.monotonic() + duration
+            while time.monotonic() < end:
+                for f in range(flows):
+                    r.send(struct.pack("<I", sent) + b"x" * 60, flow=f, timeout=RESOLVE_S)
+                sent += 1
+        out.tasks = sent * flows
+        if not r.flush(RESOLVE_S):
+            out.hung += 1
+            out.notes.append("flush() did not return")
+        st = r.statistics()
+        out.crashed = st["dropped"]["crashed"]
+        data = open(sink, "rb").read()
+        by_flow: dict[int, list[int]] = {}
+        for i in range(0, len(data), 12):
+            f, q = struct.unpack_from("<QI", data, i)
+            by_flow.setdefault(f, []).append(q)
+        got = 0
+        for f in range(flows):
+            seqs = by_flow.get(f, [])
+            dedup = [q for i, q in enumerate(seqs) if i == 0 or q != seqs[i - 1]]
+            out.duplicated += len(seqs) - len(dedup)
+            got += len(set(dedup))
+            if dedup != sorted(dedup):
+                out.lost += 1
+                out.notes.append(f"flow {f} out of order")
+        missing = out.tasks - got - out.crashed
+        if missing:
+            out.lost += missing
+            out.notes.append(f"{missing} packets neither delivered nor counted")
+        if out.duplicated:
+            out.notes.append(f"{out.duplicated} packets sent twice (send worker died between "
+                             "its sink call and marking the packet done)")
+        settle_and_serve(out, pool)
+    finally:
+        r.close(flush=False)
+        del os.environ["SHMRT_SOAK_SINK"]
+        os.unlink(sink)
+
+
+def run_relay(out: Outcome, duration: float, workers: int, seed: int) -> None:
+    _relay_run(out, duration, workers, seed, "relay")
+
+
+def run_sender(out: Outcome, duration: float, workers: int, seed: int) -> None:
+    _relay_run(out, duration, workers, seed, "sender")
+
+
 SCENARIOS: dict[str, Callable[[Outcome, float, int, int], None]] = {
+    "relay": run_relay, "sender": run_sender,
     "submit": run_submit, "map": run_map, "forkjoin": run_forkjoin, "client": run_client,
     "startup": run_startup,
 }

@@ -71,3 +71,24 @@ def fib_value(n: int) -> int:
     for _ in range(n):
         a, b = b, a + b
     return a
+
+
+# ---- relay scenarios: a transform and a sink that record -------------------------------
+_sink_fd: int | None = None
+
+
+def transform(packet: memoryview) -> bytes:
+    """Identity after a few microseconds of work."""
+    acc = 0
+    for b in bytes(packet[:32]):
+        acc = (acc * 31 + b) & 0xFFFF
+    return bytes(packet)
+
+
+def record(packet: object, flow: int) -> None:
+    """Append (flow u64, seq u32) to $SHMRT_SOAK_SINK (the sink runs in the send worker)."""
+    global _sink_fd
+    if _sink_fd is None:
+        _sink_fd = os.open(os.environ["SHMRT_SOAK_SINK"], os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                           0o600)
+    os.write(_sink_fd, flow.to_bytes(8, "little") + bytes(memoryview(packet)[:4]))  # type: ignore[arg-type]
