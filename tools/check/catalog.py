@@ -1,0 +1,128 @@
+"""What the checker knows: scenarios, mutants, proposed fixes, known bugs.
+
+A *scenario* is one protocol driven by 2-3 logical threads (a ``p_*.c`` file
+in harness/, or a relacy test in relacy/).  A *mutant* is a known bug put
+back behind a ``-DSHMRT_MUTANT_*`` flag: the checker must find it.  A
+*proposed fix* is the checker's suggested repair of a real bug found in
+today's code, behind a ``-DSHMRT_FIX_*`` flag in the pure header that holds
+the protocol (the owner of the code decides; docs/checking.md has the
+counterexamples).  The ring fix concerns queue.h, which this tool does not
+own: it is applied to a copy of the header at build time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    kind: str  # "sc": the explorer (harness/), "weak": relacy (relacy/)
+    about: str
+    ci_bound: int  # preemption bound CI uses (with the proposed fixes)
+    ci_crash_bound: int  # preemption bound CI uses with one crash (-1: none)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("state", "sc", "task state word transitions and reference count (state.h)", 3, 2),
+    Scenario("ring", "sc", "crash-safe MPMC ring: one-CAS push/pop, enq/deq hints (queue.h)", 3, 2),
+    Scenario("localq", "sc", "local queue push/pop/steal-half/overflow, stealable LIFO (runq.h)", 3, 2),
+    Scenario("freelist", "sc", "slot free list and arena free stacks, ABA tag (freestack.h)", 3, 2),
+    Scenario("park", "sc", "idle word, park/notify, last-searcher re-check (park.h)", 2, 1),
+    Scenario("join", "sc", "join waker: set_join_waker, completer wake, joiner park (park.h)", 3, 1),
+    Scenario("client", "sc", "client completion wake, spin, wait, harvester close (wake.h)", 3, 2),
+    Scenario("budget", "sc", "relay budget: waiter FIFO, re-check, pass-on (budget.h)", 3, 2),
+    Scenario("sendq", "sc", "relay send ring + waitlist, send worker wait, per-flow order (sendq.h)", 3, 2),
+    Scenario("weak-ring", "weak", "queue.h ring publication under C++11 weak memory (relacy)", 3, -1),
+    Scenario("weak-localq", "weak", "queue.h local queue publication under weak memory (relacy)", 3, -1),
+)
+
+SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
+
+
+def scenario(name: str) -> Scenario:
+    for s in SCENARIOS:
+        if s.name == name:
+            return s
+    raise KeyError(f"unknown protocol {name!r} (one of: {', '.join(SCENARIO_NAMES)})")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    define: str
+    scenario: str
+    bound: int  # preemption bound at which CI asks for it to be caught
+    crashes: int
+    about: str
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant("iroh-check-then-register", "SHMRT_MUTANT_IROH_CHECK_THEN_REGISTER", "budget", 2, 0,
+           "relay budget checks capacity, then registers, with no re-check (iroh #3067)"),
+    Mutant("shared-waiter-slot", "SHMRT_MUTANT_SHARED_WAITER_SLOT", "budget", 2, 0,
+           "one shared waiter entry instead of one per waiter (iroh #3067)"),
+    Mutant("join-no-recheck", "SHMRT_MUTANT_JOIN_NO_RECHECK", "join", 2, 0,
+           "joiner reads park_seq after registering its waker, no COMPLETE re-check (4354918)"),
+    Mutant("join-keeps-search", "SHMRT_MUTANT_JOIN_KEEPS_SEARCH", "join", 2, 0,
+           "a returning join keeps the searching slot it got by a notify (4354918)"),
+    Mutant("harvest-seq-late", "SHMRT_MUTANT_HARVEST_SEQ_LATE", "client", 2, 0,
+           "harvester reads the futex seq after its closed check, missing close()'s wake (4354918)"),
+    Mutant("no-aba-tag", "SHMRT_MUTANT_NO_ABA_TAG", "freelist", 2, 0,
+           "free stacks without the ABA tag in the head"),
+    Mutant("relaxed-tail", "SHMRT_MUTANT_RELAXED_TAIL", "weak-localq", 2, 0,
+           "the release store of the local queue's tail (lq_push) made relaxed"),
+    Mutant("reclaim-unclaim", "SHMRT_MUTANT_RECLAIM_UNCLAIM", "localq", 1, 1,
+           "reclaim un-claims a dead thief's batch (head = (steal, steal)) as reclaim.c's draft did"),
+    Mutant("reclaim-worker-dead", "SHMRT_MUTANT_RECLAIM_WORKER_DEAD", "park", 1, 1,
+           "reclaim fixes the idle word from the state a worker died in (admin.c worker_dead)"),
+)
+
+MUTANT_NAMES = tuple(m.name for m in MUTANTS)
+
+
+def mutant(name: str) -> Mutant:
+    for m in MUTANTS:
+        if m.name == name:
+            return m
+    raise KeyError(f"unknown mutant {name!r} (one of: {', '.join(MUTANT_NAMES)})")
+
+
+# Proposed fixes in the checker's own headers (flags) ...
+FIX_DEFINES = ("SHMRT_FIX_PARK_SEQ_FIRST", "SHMRT_FIX_LAST_SEARCHER_NOTIFY", "SHMRT_FIX_BUDGET_RETRY")
+
+# ... and for queue.h (bug 1): a producer that finds its cell already
+# consumed at its position (enq lagging behind a dead or slow pusher) helps
+# enq forward instead of reporting the ring full.
+RING_FIX = (
+    "        if (d == 1) { /* pushed at pos, enq not moved yet: help */",
+    "        if (d > 0) { /* pushed at pos (maybe consumed since), enq not moved yet: help */",
+)
+
+
+@dataclass(frozen=True)
+class KnownBug:
+    """A bug the checker found in today's code: seen at `bound` in `scenario`
+    once the fixes in `needs` are applied (an earlier bug may hide it),
+    gone with `fix` too."""
+
+    number: int
+    scenario: str
+    bound: int
+    message: str  # start of the checker's violation line
+    fix: str  # a FIX_DEFINES flag, or "ring" for RING_FIX
+    needs: tuple[str, ...] = ()
+
+
+KNOWN_BUGS: tuple[KnownBug, ...] = (
+    KnownBug(1, "ring", 1, "push 3: ring full", "ring"),
+    KnownBug(2, "park", 2, "lost wakeup: thread 0 sleeps on w0.park_seq", "SHMRT_FIX_PARK_SEQ_FIRST",
+             ("ring",)),
+    KnownBug(3, "join", 1, "lost wakeup: thread 1 sleeps on w1.park_seq",
+             "SHMRT_FIX_LAST_SEARCHER_NOTIFY", ("ring", "SHMRT_FIX_PARK_SEQ_FIRST")),
+    KnownBug(4, "budget", 3, "lost wakeup: thread 1 sleeps on waiter0.state", "SHMRT_FIX_BUDGET_RETRY",
+             ("ring",)),
+)
+
+ALL_FIXES = ("ring", *FIX_DEFINES)
