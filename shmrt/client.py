@@ -17,7 +17,11 @@ Two ways a completion reaches its future:
   While anyone spins, completers skip the futex wake.
 
 A completion may be harvested (by either) before ``submit`` has recorded its
-future; it is parked in ``_orphans`` and picked up by ``submit``.
+future; it is parked in ``_orphans`` and picked up by ``submit``.  Both
+dicts are guarded by ``_plock``: the check-then-store on each side (submit:
+record the future, then look for an orphan; deliver: look for the future,
+else store an orphan) must not interleave, or a result lands in
+``_orphans`` after ``submit`` looked, and its future hangs.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from .segment import attach, proc_start_time, process_alive
 from .workers.cpu import NO_FN, decode_result, fn_id_for
 
 RESULT_SPIN_S = 200e-6
+# Tests widen the windows of the submit/deliver race with this (see
+# tests/test_client_race.py); None in normal runs.
+_race_hook: Callable[[str], None] | None = None
 _CRASH = _core.crash_armed()  # a test run armed a crash point (crash.h)
 _DONE = frozenset({"FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED"})
 HARVEST_WAIT_S = 0.5
@@ -81,6 +88,15 @@ class TaskFuture(cf.Future):
         self._wait_done(timeout)
         return super().exception(0)
 
+    def running(self) -> bool:
+        """True while a worker executes the task (it cannot be cancelled then)."""
+        if self._state != "PENDING" or self._client._closed:
+            return super().running()
+        try:
+            return bool(self._client._seg.task_state(self._key) & _core.S_RUNNING)
+        except Exception:  # the slot moved on: the task is done or failed
+            return False
+
     def cancel(self) -> bool:
         with self._condition:
             if self._state != "PENDING":
@@ -119,6 +135,10 @@ class Client(cf.Executor):
         if cid < 0:
             raise BrokenPool(f"runtime {name!r}: all {lay['n_clients']} client entries in use")
         self._cid = cid
+        # key -> future of a task not yet delivered; key -> (status, data) of a
+        # completion harvested before its future was recorded.  Guarded by
+        # _plock (any thread: submitters, the harvester, result() spinners).
+        self._plock = threading.Lock()
         self._pending: dict[int, TaskFuture] = {}
         self._orphans: dict[int, tuple[int, Any]] = {}
         self._fn_ids: dict[Any, int] = {}
@@ -156,11 +176,14 @@ class Client(cf.Executor):
         if _CRASH:
             _core.crash_point("client.after_submit")
         fut = TaskFuture(self, key)
-        self._pending[key] = fut
-        if self._orphans:
-            got = self._orphans.pop(key, None)
-            if got is not None:
-                self._deliver(key, *got)
+        if _race_hook is not None:
+            _race_hook("submit")
+        with self._plock:
+            got = self._orphans.pop(key, None) if self._orphans else None
+            if got is None:
+                self._pending[key] = fut
+        if got is not None:
+            self._resolve(fut, *got)
         return fut
 
     def _submit_slow(self, fid: int, enc: codec.Encoded, retries: int) -> int:
@@ -215,10 +238,21 @@ class Client(cf.Executor):
 
     # ---- completion path ---------------------------------------------------
     def _deliver(self, key: int, status: int, data: Any) -> None:
-        fut = self._pending.pop(key, None)
-        if fut is None:
-            self._orphans[key] = (status, data)
-            return
+        """Resolve ``key``'s future, or park the result for submit.  Safe to
+        repeat after an interruption: the future leaves _pending only once
+        it is resolved."""
+        with self._plock:
+            fut = self._pending.get(key)
+            if fut is None:
+                if _race_hook is not None:
+                    _race_hook("deliver")
+                self._orphans[key] = (status, data)
+                return
+        self._resolve(fut, status, data)
+        with self._plock:
+            self._pending.pop(key, None)
+
+    def _resolve(self, fut: TaskFuture, status: int, data: Any) -> None:
         try:
             value = decode_result(status, data)
         except BaseException as e:  # noqa: B036 - the task's exception goes to its future
@@ -229,9 +263,21 @@ class Client(cf.Executor):
             fut.set_result(value)
 
     def _drain(self) -> int:
+        """Deliver what is on the completion ring.  The items are ours alone
+        once harvested (their slots are freed), so a KeyboardInterrupt
+        raised in between must not drop the rest: it is re-raised after
+        every item was delivered."""
         items = self._seg.harvest(self._cid, 4096)
-        for key, status, data in items:
-            self._deliver(key, status, data)
+        interrupted: BaseException | None = None
+        i = 0
+        while i < len(items):
+            try:
+                self._deliver(*items[i])
+                i += 1
+            except KeyboardInterrupt as e:  # _deliver is idempotent: retry this item
+                interrupted = e
+        if interrupted is not None:
+            raise interrupted
         return len(items)
 
     def _spin_for(self, fut: TaskFuture) -> None:
@@ -266,7 +312,8 @@ class Client(cf.Executor):
             return True
         r = self._seg.cancel(fut._key)
         if r == 0:
-            self._pending.pop(fut._key, None)
+            with self._plock:
+                self._pending.pop(fut._key, None)
             return True
         return False
 
@@ -291,9 +338,11 @@ class Client(cf.Executor):
             return False
 
     def _fail_pending(self, exc: BaseException) -> None:
-        for key in list(self._pending):
-            fut = self._pending.pop(key, None)
-            if fut is not None and fut._state == "PENDING":
+        with self._plock:
+            failed = list(self._pending.values())
+            self._pending.clear()
+        for fut in failed:
+            if fut._state == "PENDING":
                 fut.set_exception(exc)
 
     def _close(self) -> None:

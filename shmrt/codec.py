@@ -108,10 +108,11 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
            max_payload: int) -> Encoded:
     """Encode ``value`` (the args tuple when ``call``) for one slot."""
     if call:
+        _check_raw_size(value, kwargs, max_payload)
         if not kwargs:
             for a in value:
-                if type(a) not in _PLAIN:
-                    break
+                if type(a) not in _PLAIN or (type(a) in (bytes, str) and len(a) > inline_cap):
+                    break  # cannot be inline: no msgpack copy of a big string
             else:
                 try:
                     msg = _enc.encode(value)
@@ -135,6 +136,8 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
         kw = False
         obj = value
         raw_oob = t in _BIG_RAW
+        if raw_oob:
+            _check_raw_size((value,), None, max_payload)
     body, bufs = _pickle(obj, raw_oob)
     if not bufs:
         msg = bytes((SPECIAL, K_KW | 1)) + body if kw else body
@@ -154,6 +157,20 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
     for off, ln in layout:
         head += _PAIR.pack(off, ln)
     return _to_blob(seg, [bytes(head), body], list(zip(layout, raws, strict=True)), max_payload)
+
+
+def _check_raw_size(args: tuple, kwargs: dict | None, max_payload: int) -> None:
+    """Refuse a payload whose raw buffers alone exceed the limit before
+    anything is copied or pickled (a 1 GB bytes took seconds to refuse)."""
+    total = 0
+    for a in (*args, *(kwargs.values() if kwargs else ())):
+        if type(a) is bytes:
+            total += len(a)
+        elif type(a) is memoryview:
+            total += a.nbytes
+    if total > max_payload:
+        raise PayloadTooLarge(f"payload of at least {total} bytes exceeds the limit of "
+                              f"{max_payload} bytes (Pool(max_payload=...) / arena_size)")
 
 
 def _to_blob(seg: Any, parts: list[bytes], bufs: list, max_payload: int) -> Encoded:

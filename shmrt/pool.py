@@ -72,6 +72,9 @@ class Pool(Client):
                  slot_size: int = 512, arena_size: int = 64 << 20, max_payload: int | None = None,
                  local_queue_capacity: int = _core.LOCAL_CAP_MAX, clients: int = 16,
                  spin_us: float = cpu.SPIN_S * 1e6, _relay: RelaySpec | None = None):
+        if cpu._current is not None:  # we are a task on a worker (a daemonic process)
+            raise RuntimeError("shmrt.Pool() cannot be created inside a task running on a shmrt "
+                               "worker; use shmrt.spawn() and join() for nested parallelism")
         n = workers if workers is not None else (os.cpu_count() or 1)
         if n < 1:
             raise ValueError("workers must be >= 1")
@@ -113,7 +116,13 @@ class Pool(Client):
             for sw in range(len(self._senders)):
                 self._start_sender(sw)
         except BaseException:
-            self._stop_runtime()
+            # The client part may be up (its harvester thread in the segment):
+            # close it first, or the segment is unmapped under that thread.
+            self._shutdown = True
+            if hasattr(self, "_harvester"):
+                self._close()  # joins the harvester, releases the entry, stops the runtime
+            else:
+                self._stop_runtime()
             raise
         self._wake_r, self._wake_w = os.pipe()
         self._supervisor = threading.Thread(target=self._supervise, name=f"shmrt-supervisor-{rt_name}",

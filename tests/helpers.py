@@ -191,3 +191,16 @@ def slots_settle(p: Any, timeout: float = 10.0) -> tuple[int, int]:
         if s["slots_free"] == s["slots"] or time.monotonic() > end:
             return s["slots_free"], s["slots"]
         time.sleep(0.01)
+
+
+def make_pool() -> None:
+    """A pool inside a task: must be a clear error."""
+    shmrt.Pool(1)
+
+
+def deep_repr(depth: int) -> str:
+    """Recursion through C code (repr of nested lists)."""
+    x: list = []
+    for _ in range(depth):
+        x = [x]
+    return repr(x)

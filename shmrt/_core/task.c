@@ -70,7 +70,8 @@ slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx) {
     *idx = KEY_IDX(key);
     slot_t *sl = slot_at(s, *idx);
     if (!sl || LOAD_RLX(&sl->gen) != KEY_GEN(key)) {
-        PyErr_Format(SegmentError, "stale or invalid task key %llx", key);
+        PyErr_Format(SegmentError, "stale or invalid task key %llu (slot %llu)", key,
+                     key & 0xffffffffULL);
         return NULL;
     }
     return sl;
@@ -188,7 +189,7 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
         Py_RETURN_NONE;
     }
     if (r != TR_OK)
-        return PyErr_Format(SegmentError, "slot %llu: impossible state %llx for begin", idx,
+        return PyErr_Format(SegmentError, "slot %llu: impossible state %llu for begin", idx,
                             (unsigned long long)LOAD_RLX(&sl->state));
     CRASH_POINT(CP_BEGUN);
     u64 t = now_ns();
@@ -385,6 +386,16 @@ static PyObject *T_cancel(SegmentObject *s, PyObject *arg) {
     return PyLong_FromLong(r == TR_RUNNING ? 1 : 2);
 }
 
+/* task_state(key) -> the task's state word (read-only; a stale key raises) */
+static PyObject *T_state(SegmentObject *s, PyObject *arg) {
+    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
+    u64 idx;
+    if (PyErr_Occurred() || seg_check_open(s, 0)) return NULL;
+    slot_t *sl = slot_for_key(s, key, &idx);
+    if (!sl) return NULL;
+    return PyLong_FromUnsignedLongLong(LOAD_ACQ(&sl->state)); /* pairs with the transitions */
+}
+
 /* release(key): drop a handle without reading the result */
 static PyObject *T_release(SegmentObject *s, PyObject *arg) {
     unsigned long long key = PyLong_AsUnsignedLongLong(arg);
@@ -419,5 +430,6 @@ PyMethodDef task_methods[] = {
     {"join_poll", (PyCFunction)T_join_poll_s, METH_O, "join_poll(key) -> None | (status, data)"},
     {"join_register", (PyCFunction)T_join_register_s, METH_O, "join_register(key) -> bool"},
     {"cancel", (PyCFunction)T_cancel_s, METH_O, "cancel(key) -> 0 cancelled, 1 running, 2 done"},
+    {"task_state", (PyCFunction)T_state, METH_O, "task_state(key) -> state word"},
     {"release", (PyCFunction)T_release_s, METH_O, "release(key)"},
     {NULL}};
