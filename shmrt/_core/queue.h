@@ -97,15 +97,23 @@ static inline int ring_push_inl(ring_t *r, u64 cap, u64 val) {
             }
             continue; /* the cell changed under us: look again */
         }
-        if (d == 1) { /* pushed at pos, enq not moved yet: help */
-            ring_hint_advance(&r->enq, pos);
-            pos++;
+        if (d < 0) return -1; /* an unconsumed value of the previous lap: full */
+#ifdef SHMRT_MUTANT_RING_STALE_ENQ
+        if (d != 1) { /* the first draft: only "pushed, enq not moved" was helped */
+            u64 now = LOAD_ACQ(&r->enq);
+            if (now == pos || spins > cap) return -1;
+            pos = now;
             continue;
         }
-        if (d < 0) return -1; /* an unconsumed value of the previous lap: full */
-        u64 now = LOAD_ACQ(&r->enq); /* our enq was stale */
-        if (now == pos || spins > cap) return -1; /* cell ahead of a fresh enq: corrupt */
-        pos = now;
+#endif
+        /* d > 0: position pos is used (pushed, and maybe consumed since) and
+         * enq was not moved past it: its pusher is slow or dead.  Help.
+         * (Helping only d == 1 reported a consumed cell as "full" forever
+         * after a pusher died there: tools/check, docs/checking.md bug 1.) */
+        ring_hint_advance(&r->enq, pos);
+        u64 now = LOAD_ACQ(&r->enq);
+        pos = (int64_t)(now - pos) > 0 ? now : pos + 1;
+        if (spins > 4 * cap) return -1; /* corrupt cells everywhere: never spin */
     }
 }
 
@@ -125,14 +133,12 @@ static inline int ring_pop_u64(ring_t *r, u64 cap, u64 *out) {
             continue;
         }
         if (d < 0) return 0; /* free for pos: nothing was pushed there */
-        if ((u64)d == cap - 1) { /* consumed at pos, deq not moved yet: help */
-            ring_hint_advance(&r->deq, pos);
-            pos++;
-            continue;
-        }
+        /* d > 0: consumed at pos (and maybe pushed again a lap later), deq
+         * not moved past it: its consumer is slow or dead.  Help. */
+        ring_hint_advance(&r->deq, pos);
         u64 now = LOAD_ACQ(&r->deq);
-        if (now == pos || spins > cap) return 0; /* corrupt cell: never spin */
-        pos = now;
+        pos = (int64_t)(now - pos) > 0 ? now : pos + 1;
+        if (spins > 4 * cap) return 0; /* corrupt cells everywhere: never spin */
     }
 }
 
@@ -147,10 +153,11 @@ static inline long ring_pop_inl(ring_t *r, u64 cap) {
  * consumed cells, which are skipped. */
 static inline int ring_nonempty(ring_t *r, u64 cap) {
     u64 pos = LOAD_SEQ(&r->deq);
-    for (u64 i = 0; i < cap; i++, pos++) {
+    for (u64 i = 0; i < 2 * cap; i++, pos++) {
         int32_t d = seq_diff(cell_seq(LOAD_SEQ(&r->cells[pos & (cap - 1)])), pos + 1);
         if (d == 0) return 1;
-        if ((u64)d != cap - 1) return 0; /* free (or corrupt): empty here */
+        if (d < 0) return 0; /* free for pos: empty here */
+        /* d > 0: consumed at pos, deq lags: look further */
     }
     return 0;
 }

@@ -75,8 +75,8 @@ static void mark_ring(rc_t *rc, ring_t *r, u64 cap, unsigned char m) {
         int32_t d = seq_diff(cell_seq(w), pos + 1);
         if (d == 0)
             mark_slot(rc, w & RING_VAL_MASK, m);
-        else if ((u64)d != cap - 1)
-            break;
+        else if (d < 0)
+            break; /* free: the end; d > 0: consumed, deq lags */
     }
 }
 

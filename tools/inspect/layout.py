@@ -513,11 +513,11 @@ def decode_ring(
     for _ in range(cap):
         w = u64(buf, off + RING_HDR + CELL_SIZE * (pos & (cap - 1)))
         d = ((w >> 32) - (pos + 1)) & MAX_U32
-        if d == cap - 1:  # consumed at pos, deq not moved yet
+        if d >= 1 << 31:
+            break  # free (nothing published at pos): the end
+        if d:  # consumed at pos, deq not moved yet
             pos += 1
             continue
-        if d != 0:
-            break  # free (nothing published at pos): the end
         v = w & 0x7FFFFFFF
         if v >= n_slots:
             corrupt = f"{what}: entry {v} is not a slot index"
