@@ -69,8 +69,8 @@ static inline void budget_release_one(const layout_t *L, relay_t *r) {
             /* the token we saw was taken (by a releaser, or its own waiter's
              * cleanup): give the unit back */
             FETCH_ADD_SEQ(&r->avail, 1);
-#ifdef SHMRT_FIX_BUDGET_RETRY
-            /* Proposed fix (docs/checking.md, bug 4): a waiter that registered
+#ifndef SHMRT_MUTANT_BUDGET_GIVE_BACK
+            /* (tools/check: docs/checking.md, bug 4) a waiter that registered
              * and re-checked while we held the unit missed it; look again. */
             continue;
 #else

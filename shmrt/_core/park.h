@@ -104,9 +104,10 @@ static inline int park_has_work(const layout_t *L, u64 *joined, int all_queues) 
 static inline int park_announce(const layout_t *L, u64 wid, int searching, u32 *seq_out) {
     header_t *h = lay_hdr(L);
     worker_t *w = lay_worker(L, wid);
-#ifdef SHMRT_FIX_PARK_SEQ_FIRST
-    /* Proposed fix (docs/checking.md, bug 2): read the futex word before a
-     * notifier can see PARKED, so its bump makes futex_wait return. */
+#ifndef SHMRT_MUTANT_PARK_SEQ_LATE
+    /* Read the futex word before a notifier can see PARKED, so its bump
+     * makes futex_wait return (tools/check found the lost wake when it was
+     * read after: docs/checking.md, bug 2). */
     *seq_out = (u32)LOAD_SEQ(&w->park_seq);
 #else
     *seq_out = 0;
@@ -120,10 +121,9 @@ static inline int park_announce(const layout_t *L, u64 wid, int searching, u32 *
 static inline int park_wait(const layout_t *L, u64 wid, int last, u64 *joined, u32 seq,
                             double timeout_s) {
     worker_t *w = lay_worker(L, wid);
-#ifndef SHMRT_FIX_PARK_SEQ_FIRST
-    /* As sched.c did: a notifier that claims us between step 1 and this
-     * load bumps park_seq before we read it, and its wake is lost
-     * (tools/check finds it: docs/checking.md, bug 2). */
+#ifdef SHMRT_MUTANT_PARK_SEQ_LATE
+    /* The mutant: a notifier that claims us between step 1 and this load
+     * bumps park_seq before we read it, and its wake is lost (bug 2). */
     (void)seq;
     seq = (u32)LOAD_SEQ(&w->park_seq);                                          /* step 3 */
 #endif
@@ -139,11 +139,11 @@ static inline int park_leave(const layout_t *L, u64 wid, int last, u64 *joined, 
     u64 exp = W_PARKED;
     if (CAS_SEQ(&w->state, &exp, (u64)W_RUNNING)) {                             /* step 4/6 */
         FETCH_ADD_SEQ(&h->idle, IDLE_UNPARK_ONE);
-#ifdef SHMRT_FIX_LAST_SEARCHER_NOTIFY
-        /* Proposed fix (docs/checking.md, bug 3): the last searcher may leave
-         * for its joined child alone; work it saw besides (which suppressed
-         * notifies while it was counted searching) gets a worker, as tokio's
-         * notify_if_work_pending does. */
+#ifndef SHMRT_MUTANT_LAST_SEARCHER_SILENT
+        /* The last searcher may leave for its joined child alone; work it
+         * saw besides (which suppressed notifies while it was counted
+         * searching) gets a worker, as tokio's notify_if_work_pending does
+         * (tools/check: docs/checking.md, bug 3). */
         if (last && joined && park_has_work(L, NULL, 1)) {
             u64 rot = wid + 1;
             park_notify(L, &rot);
