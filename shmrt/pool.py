@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .relay import RelaySpec
 
 JOIN_GRACE_S = 5.0
+RECLAIM_WAIT_S = 0.25  # then look for other dead processes holding the world up
 START_FAILURES_MAX = 3  # consecutive deaths before registering: the pool is broken
 _live: weakref.WeakSet[Pool] = weakref.WeakSet()
 
@@ -192,14 +193,26 @@ class Pool(Client):
     def _reclaim(self, workers: list[int] = [], clients: list[int] = [],  # noqa: B006
                  senders: list[int] = []) -> list[tuple[int, int, int, int]]:  # noqa: B006
         """Stop the world and repair what dead processes left (reclaim.c);
-        returns the tasks the dead workers were running."""
+        returns the tasks the dead workers were running.
+
+        The world cannot stop while a process that died *too* (not yet
+        reported by its sentinel) is counted inside a step: when the reclaim
+        times out, every process is checked and all the dead are reclaimed
+        at once (a later reclaim for the same death finds nothing to do)."""
+        workers, clients, senders = list(workers), list(clients), list(senders)
         while True:
             try:
-                return self._seg.reclaim(workers, clients, senders)["running"]
+                return self._seg.reclaim(workers, clients, senders, RECLAIM_WAIT_S)["running"]
             except TimeoutError:
                 if self._stopping:
                     return []
-                # a live process stopped inside a step (SIGSTOP, debugger): try again
+                workers = sorted({*workers, *(i for i, p in enumerate(self._procs)
+                                              if p is not None and not p.is_alive())})
+                senders = sorted({*senders, *(i for i, p in enumerate(self._senders)
+                                              if p is not None and not p.is_alive())})
+                clients = sorted({*clients, *self._dead_clients()})
+                # else: a live process is stopped inside a step (SIGSTOP, a
+                # debugger); keep trying
 
     def _worker_died(self, wid: int) -> None:
         seg = self._seg
@@ -246,8 +259,7 @@ class Pool(Client):
                 p.kill()
         self._fail_pending(BrokenPool(why))
 
-    def _reap_clients(self) -> None:
-        """Reclaim the entries of connected clients whose process is gone."""
+    def _dead_clients(self) -> list[int]:
         seg = self._seg
         lay = seg.layout
         qf = _core.QUEUE_FIELDS
@@ -259,6 +271,11 @@ class Pool(Client):
             pid = seg.load64(base + qf["pid"])
             if pid and not process_alive(pid, seg.load64(base + qf["start"])):
                 dead.append(cid)
+        return dead
+
+    def _reap_clients(self) -> None:
+        """Reclaim the entries of connected clients whose process is gone."""
+        dead = self._dead_clients()
         if dead:
             self._reclaim(clients=dead)
 

@@ -255,6 +255,8 @@ class Relay:
             "filtered": sum(r["filtered"] for r in rings),
             "error": sum(r["errors"] for r in rings),
             "crashed": sum(r["crashed"] for r in rings),
+            # a send worker died while handing these to the sink: sent or not
+            "in_doubt": sum(r["in_doubt"] for r in rings),
             "full": d["full"],
         }
         d["runtime"] = self._pool.statistics()

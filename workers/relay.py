@@ -17,8 +17,11 @@ back on its ring for the replacement (reclaim.c).  The replacement has no
 per-flow state; it starts each flow at the lowest sequence number still in
 flight (relay_flow_min), since everything below was handed to the sink.  A
 packet can reach the sink twice only if the process dies between the sink
-call and that packet's relay_done (the output-commit window: no sink that
-is not transactional can close it).
+call and that packet's relay_done -- the output-commit window, which no
+sink that is not transactional can close.  So the packet is marked before
+the sink is called (relay_sending), and a packet marked by a dead send
+worker is not sent again but counted ``in_doubt`` (a named drop reason):
+nothing reaches the sink twice, nothing is lost without being counted.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class Sender:
     def emit(self, idx: int, flow: int, status: int, data: Any) -> None:
         # counts for relay_done: sent, filtered, errors, crashed
         if status == _core.ST_OK:
+            self.seg.relay_sending(idx)  # a death from here on: in doubt, never sent twice
             try:
                 self.sink(data, flow)
                 counts = (1, 0, 0, 0)

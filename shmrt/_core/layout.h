@@ -244,6 +244,7 @@ typedef struct {
 #define HOLDER_WORKER 0x10000ULL
 #define SLOT_F_ARGS_BLOB 1ULL   /* the slot owns a ref on args_blob */
 #define SLOT_F_RESULT_BLOB 2ULL /* the slot owns a ref on result_blob */
+#define SLOT_F_SENDING 4ULL     /* a send worker is handing this packet to the sink */
 
 enum { ST_NONE = 0, ST_OK = 1, ST_ERROR = 2, ST_CRASHED = 3, ST_CANCELLED = 4, ST_FILTERED = 5 };
 
@@ -294,7 +295,8 @@ typedef struct {
     u64 filtered;
     u64 errors;
     u64 crashed;
-    u64 _ctr[7];
+    u64 in_doubt;   /* packets a send worker died while handing to the sink (reclaim.c) */
+    u64 _ctr[6];
     _Alignas(CACHE_LINE) u64 rings[]; /* ring_t (send_cap), then ring_t (inject_cap) */
 } send_t;
 

@@ -99,7 +99,8 @@ static int relay_fields(PyObject *m) {
     FIELD(e, send_t, busy); FIELD(e, send_t, start);
     FIELD(e, send_t, registrations); FIELD(e, send_t, wakes);
     FIELD(e, send_t, pending_with_capacity); FIELD(e, send_t, sent); FIELD(e, send_t, filtered);
-    FIELD(e, send_t, errors); FIELD(e, send_t, crashed); FIELD(e, send_t, rings);
+    FIELD(e, send_t, errors); FIELD(e, send_t, crashed); FIELD(e, send_t, in_doubt);
+    FIELD(e, send_t, rings);
     FIELD(w, waiter_t, state); FIELD(w, waiter_t, pid);
     if (add_table(m, "SEND_FIELDS", e)) { Py_DECREF(d); Py_DECREF(w); return -1; }
     if (add_table(m, "WAITER_FIELDS", w)) { Py_DECREF(d); return -1; }

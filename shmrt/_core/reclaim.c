@@ -55,7 +55,7 @@ typedef struct {
     SegmentObject *s;
     unsigned char *mark; /* per slot: M_* */
     unsigned char *dead_w, *dead_c, *dead_s;
-    u64 dups, requeued, delivered, refs_fixed, freed, cancelled;
+    u64 dups, requeued, delivered, refs_fixed, freed, cancelled, in_doubt;
 } rc_t;
 
 static void mark_slot(rc_t *rc, u64 v, unsigned char m) {
@@ -226,7 +226,18 @@ static PyObject *repair(rc_t *rc) {
             if (holder == HOLDER_RELAY) {
                 u64 sw = owner & 0xffff;
                 int held = (owner & OWNER_SENDER) && sw < s->L.n_send && !rc->dead_s[sw];
-                if (!(rc->mark[i] & M_SRING) && !held) redeliver[n_redel++] = i;
+                if (!(rc->mark[i] & M_SRING) && !held) {
+                    if (LOAD_RLX(&sl->flags) & SLOT_F_SENDING) {
+                        /* its send worker died handing it to the sink: it may
+                         * or may not have been sent.  Counted, not re-sent. */
+                        send_t *t = relay_send_at(s, LOAD_RLX(&sl->flow) % s->L.n_send);
+                        if (t) FETCH_ADD_RLX(&t->in_doubt, 1);
+                        st &= ~S_JOIN_INTEREST; /* the pipeline's handle: dropped */
+                        rc->in_doubt++;
+                    } else {
+                        redeliver[n_redel++] = i;
+                    }
+                }
             } else if (holder < s->L.n_clients && !(rc->mark[i] & M_CRING)) {
                 push_client_ring(s, client_at(s, holder), i);
                 rc->delivered++;
@@ -397,7 +408,8 @@ static PyObject *RC_reclaim(SegmentObject *s, PyObject *args) {
     Py_END_ALLOW_THREADS
     free(mem);
     if (!running) return NULL;
-    return Py_BuildValue("{sNsKsKsKsKsKsK}", "running", running, "requeued", rc.requeued,
+    return Py_BuildValue("{sNsKsKsKsKsKsKsK}", "running", running, "requeued", rc.requeued,
+                         "in_doubt", rc.in_doubt,
                          "delivered", rc.delivered, "refs_fixed", rc.refs_fixed, "freed",
                          rc.freed, "cancelled", rc.cancelled, "duplicates", rc.dups);
 }

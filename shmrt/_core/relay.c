@@ -213,6 +213,20 @@ static PyObject *R_flow_min(SegmentObject *s, PyObject *arg) {
     return PyLong_FromUnsignedLongLong(best);
 }
 
+/* relay_sending(idx): the send worker is about to hand this packet to its
+ * sink.  If it dies before relay_done, the crash reclaim cannot know whether
+ * the sink got the packet: it is counted `in_doubt` (a named drop) instead
+ * of being sent again, so nothing reaches the sink twice (reclaim.c). */
+static PyObject *R_sending(SegmentObject *s, PyObject *arg) {
+    unsigned long long idx = PyLong_AsUnsignedLongLong(arg);
+    relay_t *r;
+    if (PyErr_Occurred() || relay_check(s, &r, 1)) return NULL;
+    slot_t *sl = slot_at(s, idx);
+    if (!sl) return PyErr_Format(SegmentError, "bad slot index %llu", idx);
+    FETCH_OR_ACQREL(&sl->flags, SLOT_F_SENDING); /* read by the reclaim after busy == 0 */
+    Py_RETURN_NONE;
+}
+
 /* relay_take(sw, max) -> [(idx, flow, seq, status, data), ...] */
 static PyObject *R_take(SegmentObject *s, PyObject *args) {
     unsigned long long sw;
@@ -408,13 +422,14 @@ static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
         int64_t depth = (int64_t)ring_count(ring_of(t), s->L.send_cap),
                 waiting = (int64_t)ring_count(waitlist_of(s, t), s->L.inject_cap);
         PyObject *d = Py_BuildValue(
-            "{sKsLsLsKsKsKsKsKsKsKsKsKsKsK}", "pid", LOAD_RLX(&t->pid), "depth",
+            "{sKsLsLsKsKsKsKsKsKsKsKsKsKsKsK}", "pid", LOAD_RLX(&t->pid), "depth",
             (long long)(depth < 0 ? 0 : depth), "waitlist", (long long)(waiting < 0 ? 0 : waiting),
             "backlog", LOAD_RLX(&t->backlog), "pushed", LOAD_RLX(&t->pushed), "popped",
             LOAD_RLX(&t->popped), "registrations", LOAD_RLX(&t->registrations), "wakes",
             LOAD_RLX(&t->wakes), "pending_with_capacity", LOAD_RLX(&t->pending_with_capacity),
             "sent", LOAD_RLX(&t->sent), "filtered", LOAD_RLX(&t->filtered), "errors",
-            LOAD_RLX(&t->errors), "crashed", LOAD_RLX(&t->crashed), "capacity",
+            LOAD_RLX(&t->errors), "crashed", LOAD_RLX(&t->crashed), "in_doubt",
+            LOAD_RLX(&t->in_doubt), "capacity",
             (unsigned long long)s->L.send_cap);
         if (!d || PyList_Append(rings, d)) {
             Py_XDECREF(d);
@@ -435,6 +450,7 @@ static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
 SECTIONED(R_release)
 SECTIONED(R_submit)
 SECTIONED(R_take)
+SECTIONED(R_sending)
 SECTIONED(R_done)
 
 PyMethodDef relay_methods[] = {
@@ -445,6 +461,7 @@ PyMethodDef relay_methods[] = {
      "relay_submit(cid, fn_id, data, flow, seq, args_blob=-1) -> key | -1"},
     {"relay_flow_min", (PyCFunction)R_flow_min, METH_O,
      "relay_flow_min(flow) -> lowest sequence number in flight, or None"},
+    {"relay_sending", (PyCFunction)R_sending_s, METH_O, "relay_sending(idx): about to sink it"},
     {"relay_take", (PyCFunction)R_take_s, METH_VARARGS,
      "relay_take(sw, max=256) -> [(idx, flow, seq, status, data)]"},
     {"relay_done", (PyCFunction)R_done_s, METH_VARARGS,
