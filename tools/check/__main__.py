@@ -1,5 +1,5 @@
 """python -m shmrt.tools.check [PROTOCOL ...] [--preemptions N] [--crashes]
-[--seed S] [--mutant NAME] [--fixes] [--list]
+[--seed S] [--mutant NAME] [--list]
 
 Explore every schedule of the C core's shared-memory protocols up to a
 preemption bound (docs/checking.md).  Exit status 0 when every protocol is
@@ -27,19 +27,19 @@ def _report(o: Outcome, out: list[str]) -> None:
 
 
 def check(protocols: list[str], preemptions: int, crashes: int, seed: int,
-          defines: list[str], fixes: tuple[str, ...], log: list[str]) -> list[Outcome]:
+          defines: list[str], log: list[str]) -> list[Outcome]:
     """Build once, run each protocol; weak ones through relacy."""
     sc = [p for p in protocols if catalog.scenario(p).kind == "sc"]
     weak = [p for p in protocols if catalog.scenario(p).kind == "weak"]
     results: list[Outcome] = []
     if sc:
-        results += run_explorer(build.explorer(defines, fixes), sc, preemptions, crashes, seed)
+        results += run_explorer(build.explorer(defines), sc, preemptions, crashes, seed)
     if weak:
         why = build.ensure_relacy()
         if why:
             log.append(f"weak-memory scenarios skipped: {why}")
         else:
-            exe = build.relacy_tests(defines, fixes)
+            exe = build.relacy_tests(defines)
             for p in weak:
                 results += run_relacy(exe, p, preemptions)
     return results
@@ -50,13 +50,12 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("protocols", nargs="*", metavar="PROTOCOL",
                     help=f"some of: {', '.join(catalog.SCENARIO_NAMES)} (default: all)")
-    ap.add_argument("--preemptions", type=int, default=2, help="preemption bound (default 2)")
+    ap.add_argument("--preemptions", type=int, default=None,
+                    help="preemption bound (default 2; with --mutant, the bound CI catches it at)")
     ap.add_argument("--crashes", action="store_true", help="also kill one thread at any access")
     ap.add_argument("--seed", type=int, default=0, help="order in which alternatives are tried")
     ap.add_argument("--mutant", choices=catalog.MUTANT_NAMES, help="re-introduce a known bug")
-    ap.add_argument("--fixes", action="store_true",
-                    help="apply the proposed fixes for the bugs found in today's code")
-    ap.add_argument("--list", action="store_true", help="list protocols, mutants, known bugs")
+    ap.add_argument("--list", action="store_true", help="list protocols and mutants")
     a = ap.parse_args(argv)
 
     if a.list:
@@ -65,20 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for m in catalog.MUTANTS:
             print(f"mutant {m.name:<26} ({m.scenario}) {m.about}")
-        print()
-        for b in catalog.KNOWN_BUGS:
-            print(f"bug {b.number} in {b.scenario} at bound {b.bound}: {b.message} (fix: {b.fix})")
         return 0
 
     protocols = a.protocols or list(catalog.SCENARIO_NAMES)
+    preemptions = 2 if a.preemptions is None else a.preemptions
     defines: list[str] = []
-    fixes: tuple[str, ...] = catalog.ALL_FIXES if a.fixes else ()
     crashes = 1 if a.crashes else 0
     m = None
     if a.mutant:
         m = catalog.mutant(a.mutant)
         defines = [m.define]
-        fixes = catalog.ALL_FIXES  # a clean baseline: the mutant's is the only bug
+        preemptions = m.bound if a.preemptions is None else a.preemptions
         protocols = a.protocols or [m.scenario]
         crashes = max(crashes, m.crashes)
     for p in protocols:
@@ -89,12 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     log: list[str] = []
     t0 = time.monotonic()
     try:
-        results = check(protocols, a.preemptions, crashes, a.seed, defines, fixes, log)
+        results = check(protocols, preemptions, crashes, a.seed, defines, log)
     except build.BuildError as e:
         print(f"build failed: {e}", file=sys.stderr)
         return 2
-    out: list[str] = [f"shmrt model checker: {'mutant ' + m.name if m else 'today' + chr(39) + 's code'}"
-                      f"{' with the proposed fixes' if fixes and not m else ''}"]
+    out: list[str] = [f"shmrt model checker: {'mutant ' + m.name if m else 'today' + chr(39) + 's code'}"]
     for o in results:
         _report(o, out)
     out += log
@@ -103,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             out.append(f"mutant {m.name}: caught after {bad[0].schedules:,} schedules")
         else:
-            out.append(f"mutant {m.name}: NOT caught at bound {a.preemptions}")
+            out.append(f"mutant {m.name}: NOT caught at bound {preemptions}")
     out.append(f"{sum(o.schedules for o in results):,} schedules in {time.monotonic() - t0:.1f} s")
     print("\n".join(out))
     if m:

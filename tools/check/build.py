@@ -1,6 +1,6 @@
 """Compile the checker: the explorer (C, harness/) and the relacy tests (C++,
-relacy/), each against the C core's headers in shmrt/_core, with the given
-mutant and fix flags.  Binaries are cached by a hash of their sources and
+relacy/), each against the C core's headers in shmrt/_core as they are, with
+the given mutant flags.  Binaries are cached by a hash of their sources and
 flags in a directory under the system's temporary directory, so a second run
 of the same configuration starts at once.
 """
@@ -13,8 +13,6 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-
-from .catalog import RING_FIX
 
 HERE = Path(__file__).resolve().parent
 CORE = HERE.parent.parent / "shmrt" / "_core"
@@ -42,26 +40,10 @@ def _digest(files: list[Path], flags: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def _headers_dir(defines: list[str], ring_fix: bool, work: Path) -> Path:
-    """The C core's headers, with queue.h patched when the ring fix is asked."""
-    if not ring_fix:
-        return CORE
-    inc = work / "include"
-    inc.mkdir(exist_ok=True)
-    for h in CORE.glob("*.h"):
-        shutil.copy(h, inc / h.name)
-    q = (inc / "queue.h").read_text()
-    old, new = RING_FIX
-    if old in q:  # else queue.h changed there: fixed upstream, or to be revisited
-        (inc / "queue.h").write_text(q.replace(old, new))
-    return inc
-
-
-def _compile(kind: str, defines: list[str], fixes: tuple[str, ...]) -> Path:
+def _compile(kind: str, defines: list[str]) -> Path:
     if not (CORE / "queue.h").exists():
         raise BuildError(f"no C core headers in {CORE}: the checker runs from a source checkout")
-    ring_fix = "ring" in fixes
-    flags = [f"-D{d}" for d in sorted(set(defines) | {f for f in fixes if f != "ring"})]
+    flags = [f"-D{d}" for d in sorted(set(defines))]
     if kind == "sc":
         sources = sorted(HARNESS.glob("*.c"))
         deps = sources + sorted(HARNESS.glob("*.h")) + sorted(CORE.glob("*.h"))
@@ -70,15 +52,13 @@ def _compile(kind: str, defines: list[str], fixes: tuple[str, ...]) -> Path:
         sources = [RELACY / "rl_queues.cpp"]
         deps = sources + sorted(RELACY.glob("*.hpp")) + sorted(CORE.glob("*.h"))
         cc, std = "g++", ["-std=c++11", "-DSHMRT_RELACY", "-w"]
-    key = _digest(deps, [kind, *flags, "ringfix" if ring_fix else ""])
+    key = _digest(deps, [kind, *flags])
     out = cache_dir() / f"{kind}-{key}"
     if out.exists():
         return out
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        work = Path(tmp)
-        inc = _headers_dir(defines, ring_fix, work)
-        exe = work / "bin"
-        cmd = [cc, *std, "-O2", "-g", f"-I{inc}", f"-I{HARNESS if kind == 'sc' else RELACY}",
+        exe = Path(tmp) / "bin"
+        cmd = [cc, *std, "-O2", "-g", f"-I{CORE}", f"-I{HARNESS if kind == 'sc' else RELACY}",
                *flags, *map(str, sources), "-o", str(exe)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
@@ -87,16 +67,16 @@ def _compile(kind: str, defines: list[str], fixes: tuple[str, ...]) -> Path:
     return out
 
 
-def explorer(defines: list[str] = [], fixes: tuple[str, ...] = ()) -> Path:  # noqa: B006
+def explorer(defines: list[str] = []) -> Path:  # noqa: B006
     """The explorer binary for these flags."""
-    return _compile("sc", defines, fixes)
+    return _compile("sc", defines)
 
 
-def relacy_tests(defines: list[str] = [], fixes: tuple[str, ...] = ()) -> Path:  # noqa: B006
+def relacy_tests(defines: list[str] = []) -> Path:  # noqa: B006
     """The relacy binary for these flags (relacy-dev must be installed)."""
     if not RELACY_HEADER.exists():
         raise BuildError("relacy is not installed (apt-get install -y relacy-dev)")
-    return _compile("weak", defines, fixes)
+    return _compile("weak", defines)
 
 
 def ensure_relacy() -> str | None:

@@ -1,13 +1,11 @@
-"""What the checker knows: scenarios, mutants, proposed fixes, known bugs.
+"""What the checker knows: scenarios and mutants.
 
 A *scenario* is one protocol driven by 2-3 logical threads (a ``p_*.c`` file
 in harness/, or a relacy test in relacy/).  A *mutant* is a known bug put
-back behind a ``-DSHMRT_MUTANT_*`` flag: the checker must find it.  A
-*proposed fix* is the checker's suggested repair of a real bug found in
-today's code, behind a ``-DSHMRT_FIX_*`` flag in the pure header that holds
-the protocol (the owner of the code decides; docs/checking.md has the
-counterexamples).  The ring fix concerns queue.h, which this tool does not
-own: it is applied to a copy of the header at build time.
+back behind a ``-DSHMRT_MUTANT_*`` flag (in the C core's header, or in the
+harness for the checker's transcriptions): the checker must find it.  Four
+of them are real bugs the checker found in the core, fixed since
+(docs/checking.md has their counterexamples).
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ class Scenario:
     name: str
     kind: str  # "sc": the explorer (harness/), "weak": relacy (relacy/)
     about: str
-    ci_bound: int  # preemption bound CI uses (with the proposed fixes)
+    ci_bound: int  # preemption bound CI uses
     ci_crash_bound: int  # preemption bound CI uses with one crash (-1: none)
 
 
@@ -77,6 +75,18 @@ MUTANTS: tuple[Mutant, ...] = (
            "reclaim un-claims a dead thief's batch (head = (steal, steal)) as reclaim.c's draft did"),
     Mutant("reclaim-worker-dead", "SHMRT_MUTANT_RECLAIM_WORKER_DEAD", "park", 1, 1,
            "reclaim fixes the idle word from the state a worker died in (admin.c worker_dead)"),
+    Mutant("ring-stale-enq", "SHMRT_MUTANT_RING_STALE_ENQ", "ring", 1, 0,
+           "ring push takes a consumed cell for a stale enq and reports the ring full: "
+           "real bug 1 found by the checker, fixed in 96f42e4"),
+    Mutant("park-seq-late", "SHMRT_MUTANT_PARK_SEQ_LATE", "park", 2, 0,
+           "parker reads park_seq after storing PARKED, a notify in between is lost: "
+           "real bug 2 found by the checker, fixed in 44178b1"),
+    Mutant("last-searcher-silent", "SHMRT_MUTANT_LAST_SEARCHER_SILENT", "join", 1, 0,
+           "last searcher leaves park for its joined child without notifying for inject work: "
+           "real bug 3 found by the checker, fixed in 44178b1"),
+    Mutant("budget-give-back", "SHMRT_MUTANT_BUDGET_GIVE_BACK", "budget", 3, 0,
+           "relay release gives its unit back after an empty pop and returns, a waiter sleeps: "
+           "real bug 4 found by the checker, fixed in 44178b1"),
 )
 
 MUTANT_NAMES = tuple(m.name for m in MUTANTS)
@@ -88,41 +98,3 @@ def mutant(name: str) -> Mutant:
             return m
     raise KeyError(f"unknown mutant {name!r} (one of: {', '.join(MUTANT_NAMES)})")
 
-
-# Proposed fixes in the checker's own headers (flags) ...
-FIX_DEFINES = ("SHMRT_FIX_PARK_SEQ_FIRST", "SHMRT_FIX_LAST_SEARCHER_NOTIFY", "SHMRT_FIX_BUDGET_RETRY")
-
-# ... and for queue.h (bug 1): a producer that finds its cell already
-# consumed at its position (enq lagging behind a dead or slow pusher) helps
-# enq forward instead of reporting the ring full.
-RING_FIX = (
-    "        if (d == 1) { /* pushed at pos, enq not moved yet: help */",
-    "        if (d > 0) { /* pushed at pos (maybe consumed since), enq not moved yet: help */",
-)
-
-
-@dataclass(frozen=True)
-class KnownBug:
-    """A bug the checker found in today's code: seen at `bound` in `scenario`
-    once the fixes in `needs` are applied (an earlier bug may hide it),
-    gone with `fix` too."""
-
-    number: int
-    scenario: str
-    bound: int
-    message: str  # start of the checker's violation line
-    fix: str  # a FIX_DEFINES flag, or "ring" for RING_FIX
-    needs: tuple[str, ...] = ()
-
-
-KNOWN_BUGS: tuple[KnownBug, ...] = (
-    KnownBug(1, "ring", 1, "push 3: ring full", "ring"),
-    KnownBug(2, "park", 2, "lost wakeup: thread 0 sleeps on w0.park_seq", "SHMRT_FIX_PARK_SEQ_FIRST",
-             ("ring",)),
-    KnownBug(3, "join", 1, "lost wakeup: thread 1 sleeps on w1.park_seq",
-             "SHMRT_FIX_LAST_SEARCHER_NOTIFY", ("ring", "SHMRT_FIX_PARK_SEQ_FIRST")),
-    KnownBug(4, "budget", 3, "lost wakeup: thread 1 sleeps on waiter0.state", "SHMRT_FIX_BUDGET_RETRY",
-             ("ring",)),
-)
-
-ALL_FIXES = ("ring", *FIX_DEFINES)

@@ -9,7 +9,8 @@
  * nothing else can run), no pending_with_capacity, never more units held
  * than the capacity, both acquires succeed, and the budget is conserved
  * (avail == capacity at the end; every waiter entry freed).
- * Mutants: SHMRT_MUTANT_IROH_CHECK_THEN_REGISTER, SHMRT_MUTANT_SHARED_WAITER_SLOT.
+ * Mutants: SHMRT_MUTANT_IROH_CHECK_THEN_REGISTER, SHMRT_MUTANT_SHARED_WAITER_SLOT,
+ * SHMRT_MUTANT_BUDGET_GIVE_BACK (budget.h: bug 4, fixed in 44178b1; bound 3).
  * Crashes: the reclaim returns the units the dead held (the ghost stands in
  * for the per-client unit record of section.h), cancels a dead waiter's
  * entry, and hands units left free to live waiters.  A thread that dies

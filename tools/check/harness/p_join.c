@@ -17,7 +17,8 @@
  * idle word's searching count equals the workers still searching.
  * Mutants: SHMRT_MUTANT_JOIN_NO_RECHECK (park.h: the joiner's re-check of
  * COMPLETE after reading park_seq, 4354918) and SHMRT_MUTANT_JOIN_KEEPS_SEARCH
- * (worker_model.h: the searching slot kept after a join, 4354918).
+ * (worker_model.h: the searching slot kept after a join, 4354918), and
+ * SHMRT_MUTANT_LAST_SEARCHER_SILENT (park.h: bug 3, fixed in 44178b1).
  */
 #include <string.h>
 

@@ -14,6 +14,8 @@
  * searcher (a leaked searching count would stop every later notify).
  * Crashes: the reclaim follows reclaim.c (below); worker 2 (T2) is a worker
  * running user code, so if it dies its queue is drained too.
+ * Mutants: SHMRT_MUTANT_PARK_SEQ_LATE (park.h: bug 2, fixed in 44178b1) and
+ * SHMRT_MUTANT_RECLAIM_WORKER_DEAD (below, with a crash).
  */
 #include <string.h>
 

@@ -11,6 +11,7 @@
  * Crashes: the ring needs no reclaim (a lagging hint is repaired by the next
  * operation).  A dead producer's value is in the ring at most once; a value
  * a dead consumer may have taken can be missing; nothing else can.
+ * Mutant: SHMRT_MUTANT_RING_STALE_ENQ (queue.h: bug 1, fixed in 96f42e4).
  */
 #include "explore.h"
 
