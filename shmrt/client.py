@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures as cf
 from itertools import chain, starmap
@@ -148,8 +149,10 @@ class Client(cf.Executor):
         self._lock = threading.Lock()
         self._cond = threading.Condition()
         self._run_off = _core.HEADER_FIELDS["run_state"]
-        self._harvester = threading.Thread(target=self._harvest_loop, name=f"shmrt-harvest-{name}",
-                                           daemon=True)
+        # The thread holds the client weakly between rounds: a client (or Pool)
+        # the program dropped can be collected (and then closes itself).
+        self._harvester = threading.Thread(target=_harvest_loop, args=(weakref.ref(self),),
+                                           name=f"shmrt-harvest-{name}", daemon=True)
         self._harvester.start()
 
     # ---- Executor API ----------------------------------------------------
@@ -291,21 +294,21 @@ class Client(cf.Executor):
                 return
             self._drain()
 
-    def _harvest_loop(self) -> None:
-        seg, cid = self._seg, self._cid
-        while True:
-            seq = seg.client_seq(cid)  # before the _closed check: _close bumps it after
-            if self._closed:
-                return
-            try:
-                if not self._drain() and not seg.client_wait(cid, HARVEST_WAIT_S, seq):
-                    if self._pending and not self._runtime_running():
-                        self._fail_pending(BrokenPool(f"runtime {self.name!r} stopped or its "
-                                                      "coordinator died"))
-            except Exception:
-                if self._closed:
-                    return
-                raise
+    def _check_stopped(self) -> None:
+        """The harvester slept its full period: is the runtime still there?"""
+        if self._pending and not self._runtime_running():
+            self._fail_pending(BrokenPool(f"runtime {self.name!r} stopped or its "
+                                          "coordinator died"))
+
+    def __del__(self) -> None:
+        """Dropped without shutdown(): nothing can wait for its futures any
+        more (they would keep it alive), so close it."""
+        try:
+            if not self._closed:
+                self._shutdown = True
+                self._close()
+        except Exception:
+            pass
 
     def _cancel(self, fut: TaskFuture) -> bool:
         if self._closed:
@@ -378,6 +381,36 @@ class Client(cf.Executor):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown(wait=True)
+
+
+def _harvest_loop(ref: weakref.ref[Client]) -> None:
+    """The harvester thread.  It holds its client only while it delivers, not
+    while it sleeps, so a client the program dropped can be collected (its
+    __del__ closes it, which wakes this thread to find it gone)."""
+    while True:
+        client = ref()
+        if client is None:
+            return
+        seg, cid = client._seg, client._cid
+        try:
+            seq = seg.client_seq(cid)  # before the _closed check: _close bumps it after
+            if client._closed or client._drain():
+                if client._closed:
+                    return
+                continue
+            del client
+            woke = seg.client_wait(cid, HARVEST_WAIT_S, seq)
+        except Exception:
+            client = ref()
+            if client is None or client._closed:
+                return
+            raise
+        if not woke:
+            client = ref()
+            if client is None:
+                return
+            client._check_stopped()
+            del client
 
 
 def _results(fs: list[cf.Future], timeout: float | None, flatten: bool) -> Iterator[Any]:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 JOIN_GRACE_S = 5.0
 RECLAIM_WAIT_S = 0.25  # then look for other dead processes holding the world up
+SUPERVISE_S = 1.0  # longest sleep of the supervisor (client reaping, dropped pools)
 START_FAILURES_MAX = 3  # consecutive deaths before registering: the pool is broken
 _live: weakref.WeakSet[Pool] = weakref.WeakSet()
 
@@ -126,8 +127,8 @@ class Pool(Client):
                 self._stop_runtime()
             raise
         self._wake_r, self._wake_w = os.pipe()
-        self._supervisor = threading.Thread(target=self._supervise, name=f"shmrt-supervisor-{rt_name}",
-                                            daemon=True)
+        self._supervisor = threading.Thread(target=_supervise, args=(weakref.ref(self),),
+                                            name=f"shmrt-supervisor-{rt_name}", daemon=True)
         self._supervisor.start()
         _live.add(self)
 
@@ -168,27 +169,32 @@ class Pool(Client):
         p.start()
         self._senders[sw] = p
 
-    def _supervise(self) -> None:
-        while not self._stopping:
-            procs = {p.sentinel: wid for wid, p in enumerate(self._procs) if p is not None}
-            senders = {p.sentinel: sw for sw, p in enumerate(self._senders) if p is not None}
-            ready = mp_wait([*procs, *senders, self._wake_r], timeout=1.0)
-            if self._stopping:
-                return
-            for s in ready:
-                wid = procs.get(s)
-                if wid is not None:
-                    self._worker_died(wid)
-                elif s in senders:
-                    # The packets a dead send worker held (taken off its ring,
-                    # not yet done) are re-delivered to its ring by the
-                    # reclaim; the replacement drains them.
-                    sw = senders[s]
-                    self._senders[sw].join(0.1)
-                    self._reclaim(senders=[sw])
-                    if not self._stopping:
-                        self._start_sender(sw)
-            self._reap_clients()
+    def _watched(self) -> tuple[dict[int, int], dict[int, int], int]:
+        """What the supervisor waits on: worker and send-worker sentinels."""
+        procs = {p.sentinel: wid for wid, p in enumerate(self._procs) if p is not None}
+        senders = {p.sentinel: sw for sw, p in enumerate(self._senders) if p is not None}
+        return procs, senders, self._wake_r
+
+    def _supervise_round(self, ready: list[Any], procs: dict[int, int],
+                         senders: dict[int, int]) -> bool:
+        """Handle what woke the supervisor; False once stopping."""
+        if self._stopping:
+            return False
+        for s in ready:
+            wid = procs.get(s)
+            if wid is not None:
+                self._worker_died(wid)
+            elif s in senders:
+                # The packets a dead send worker held (taken off its ring,
+                # not yet done) are re-delivered to its ring by the
+                # reclaim; the replacement drains them.
+                sw = senders[s]
+                self._senders[sw].join(0.1)
+                self._reclaim(senders=[sw])
+                if not self._stopping:
+                    self._start_sender(sw)
+        self._reap_clients()
+        return True
 
     def _reclaim(self, workers: list[int] = [], clients: list[int] = [],  # noqa: B006
                  senders: list[int] = []) -> list[tuple[int, int, int, int]]:  # noqa: B006
@@ -291,6 +297,20 @@ class Pool(Client):
         self._stopping = True
         seg = self._seg
         try:
+            self._stop_processes()
+        finally:  # whatever happened (a second Ctrl-C, a dying interpreter): no segment left
+            try:
+                seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPED)
+            except Exception:
+                pass
+            unlink(self._sname)
+            if seg.exports == 0:
+                seg.close()
+            _live.discard(self)
+
+    def _stop_processes(self) -> None:
+        seg = self._seg
+        try:
             seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPING)
             seg.wake_all()
         except Exception:
@@ -307,20 +327,14 @@ class Pool(Client):
             except Exception:
                 pass
         everyone = [p for p in (*self._procs, *self._senders) if p is not None]
-        for p in everyone:
-            p.join(JOIN_GRACE_S)
-        for p in everyone:
-            if p.is_alive():
-                p.kill()
-                p.join()
         try:
-            seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPED)
-        except Exception:
-            pass
-        unlink(self._sname)
-        if seg.exports == 0:
-            seg.close()
-        _live.discard(self)
+            for p in everyone:
+                p.join(JOIN_GRACE_S)
+        finally:
+            for p in everyone:
+                if p.is_alive():
+                    p.kill()
+                    p.join()
 
     def wait_ready(self, timeout: float | None = 30.0) -> bool:
         """Block until every worker (and relay send worker) has started and
@@ -359,13 +373,34 @@ class Pool(Client):
         return self
 
 
+def _supervise(ref: weakref.ref[Pool]) -> None:
+    """The supervisor thread: holds its pool weakly between rounds, so a pool
+    the program dropped is collected (Client.__del__ closes it)."""
+    while True:
+        pool = ref()
+        if pool is None or pool._stopping:
+            return
+        procs, senders, wake_r = pool._watched()
+        del pool  # not held while waiting
+        try:
+            ready = mp_wait([*procs, *senders, wake_r], timeout=SUPERVISE_S)
+        except OSError:  # the wake pipe was closed: stopping
+            return
+        pool = ref()
+        if pool is None or not pool._supervise_round(ready, procs, senders):
+            return
+        del pool
+
+
 def _shutdown_all() -> None:
+    """At interpreter exit: the Executor contract, pending futures finish."""
     for pool in list(_live):
         try:
-            pool.shutdown(wait=False, cancel_futures=True)
-            pool._stop_runtime()
-        except Exception:
+            pool.shutdown(wait=True)
+        except BaseException:  # noqa: B036 - a second Ctrl-C: stop now, leave nothing behind
             pass
+        finally:
+            pool._stop_runtime()
 
 
 atexit.register(_shutdown_all)

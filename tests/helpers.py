@@ -204,3 +204,12 @@ def deep_repr(depth: int) -> str:
     for _ in range(depth):
         x = [x]
     return repr(x)
+
+
+def touch_after(path: str, delay: float) -> str:
+    """Create ``path`` after ``delay`` seconds (work still pending at exit)."""
+    import time
+
+    time.sleep(delay)
+    open(path, "w").close()
+    return path

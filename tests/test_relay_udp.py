@@ -90,7 +90,8 @@ def test_udp_relay_end_to_end() -> None:
     assert expected == [N // FLOWS] * FLOWS
     assert summary["received"] == N
     assert summary["sent"] == N
-    assert summary["dropped"] == {"filtered": 0, "error": 0, "crashed": 0, "full": 0}
+    assert summary["dropped"] == {"filtered": 0, "error": 0, "crashed": 0, "in_doubt": 0,
+                                  "full": 0}
     assert summary["pending_with_capacity"] == 0
     assert os.path.exists("/dev/shm") and not any(
         f.startswith(f"shmrt.{os.geteuid()}.pool-{proc.pid}-") for f in os.listdir("/dev/shm"))

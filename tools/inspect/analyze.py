@@ -533,6 +533,7 @@ def _relay(img: Image, lints: _Lints, where: dict[int, list[str]]) -> model.Rela
                 filtered=tf["filtered"],
                 errors=tf["errors"],
                 crashed=tf["crashed"],
+                in_doubt=tf.get("in_doubt", 0),
             )
         )
     return model.Relay(
@@ -555,6 +556,7 @@ def _relay(img: Image, lints: _Lints, where: dict[int, list[str]]) -> model.Rela
             filtered=sum(x.filtered for x in rings),
             error=sum(x.errors for x in rings),
             crashed=sum(x.crashed for x in rings),
+            in_doubt=sum(x.in_doubt for x in rings),
             full=f["full"],
         ),
         waiters=waiters,

@@ -166,6 +166,7 @@ class SendRing(msgspec.Struct, kw_only=True):
     filtered: int
     errors: int
     crashed: int
+    in_doubt: int = 0  # its send worker died handing them to the sink (counted, not re-sent)
 
 
 class RelayDrops(msgspec.Struct, kw_only=True):
@@ -174,6 +175,7 @@ class RelayDrops(msgspec.Struct, kw_only=True):
     filtered: int  # the transform returned None
     error: int  # the transform raised
     crashed: int  # the CPU worker died running the transform
+    in_doubt: int = 0  # a send worker died handing them to the sink: sent or not
     full: int  # refused by send_nowait / dropped by on_full="drop"
 
 
