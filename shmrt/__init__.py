@@ -6,10 +6,12 @@ Public API (pinned by tests/test_api.py):
 * ``connect(name)`` -- a client of a named runtime from another process;
 * ``spawn(fn, *args, **kwargs)`` -- inside a task: start a child, ``.join()`` it;
 * ``retry(n)`` -- decorator: re-run a task up to n times if its worker dies;
+* ``time_limit(s)`` -- decorator: stop a task that runs longer than s seconds;
 * ``Relay``, ``UdpSink`` -- a CPU-parallel packet relay with per-flow order;
 * errors: ``ShmrtError``, ``WorkerCrashed``, ``PayloadTooLarge``,
   ``RuntimeNotFound``, ``RuntimeExists``, ``NotInWorker``, ``BrokenPool``,
-  ``SegmentError``, ``RemoteTraceback``, ``Full``.
+  ``SegmentError``, ``RemoteTraceback``, ``Full``, ``TaskTimeout``,
+  ``TaskCancelled``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .errors import (
     RuntimeNotFound,
     SegmentError,
     ShmrtError,
+    TaskTimeout,
     WorkerCrashed,
 )
 
@@ -39,7 +42,8 @@ if TYPE_CHECKING:
     from .workers.cpu import Handle
 
 _LAZY = {"Pool": ".pool", "Client": ".client", "connect": ".client", "Handle": ".workers.cpu",
-         "Relay": ".relay", "UdpSink": ".relay", "BrokenPool": ".errors"}
+         "Relay": ".relay", "UdpSink": ".relay", "BrokenPool": ".errors",
+         "TaskCancelled": ".errors"}
 
 
 def __getattr__(name: str) -> Any:
@@ -68,6 +72,20 @@ def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Handle:
     return current_worker().spawn(fn, args, kwargs)
 
 
+def time_limit(seconds: float) -> Callable[[F], F]:
+    """Decorator: a task of this function that runs longer than ``seconds``
+    is stopped (its worker is killed and replaced) and fails with
+    ``TaskTimeout``; it is not retried.  Overrides ``Pool(task_timeout=)``."""
+    if not seconds > 0:
+        raise ValueError("time limit must be > 0 seconds")
+
+    def deco(fn: F) -> F:
+        fn.__shmrt_time_limit__ = float(seconds)  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
 def retry(n: int) -> Callable[[F], F]:
     """Decorator: if the worker running this function dies, run it again, up
     to ``n`` more times, before failing with ``WorkerCrashed``."""
@@ -84,5 +102,6 @@ def retry(n: int) -> Callable[[F], F]:
 __all__ = [
     "Pool", "Client", "Handle", "connect", "spawn", "retry", "Relay", "UdpSink",
     "ShmrtError", "WorkerCrashed", "PayloadTooLarge", "RuntimeNotFound", "RuntimeExists",
-    "NotInWorker", "BrokenPool", "SegmentError", "RemoteTraceback", "Full",
+    "NotInWorker", "BrokenPool", "SegmentError", "RemoteTraceback", "Full", "time_limit",
+    "TaskTimeout", "TaskCancelled",
 ]

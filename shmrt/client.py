@@ -89,6 +89,18 @@ class TaskFuture(cf.Future):
         self._wait_done(timeout)
         return super().exception(0)
 
+    def kill(self) -> bool:
+        """Force-cancel: a task not started yet is cancelled (as cancel());
+        a running one is stopped by killing its worker (replaced at once),
+        and the future fails with ``TaskCancelled``.  False if it already
+        finished.  Other tasks running nested on that worker (work helping)
+        fail with WorkerCrashed or are retried, as when a worker dies."""
+        if self.cancel():
+            return True
+        if self._state != "PENDING" or self._client._closed:
+            return False
+        return self._client._seg.request_kill(self._key) != 2
+
     def running(self) -> bool:
         """True while a worker executes the task (it cannot be cancelled then)."""
         if self._state != "PENDING" or self._client._closed:
@@ -121,10 +133,14 @@ class Client(cf.Executor):
     """Submit work to a running runtime.  Made by ``shmrt.connect(name)``;
     ``shmrt.Pool`` is a Client that also owns the runtime."""
 
-    def __init__(self, seg: _core.Segment, *, name: str, retries: int = 0, owner: bool = False):
+    def __init__(self, seg: _core.Segment, *, name: str, retries: int = 0, owner: bool = False,
+                 task_timeout: float | None = None):
+        if task_timeout is not None and not task_timeout > 0:
+            raise ValueError("task_timeout must be > 0 seconds (or None)")
         self._seg = seg
         self.name = name
         self._retries = retries
+        self._task_timeout = task_timeout or 0.0
         self._owner = owner
         self._broken_reason: str | None = None
         lay = seg.layout
@@ -143,7 +159,7 @@ class Client(cf.Executor):
         self._pending: dict[int, TaskFuture] = {}
         self._orphans: dict[int, tuple[int, Any]] = {}
         self._fn_ids: dict[Any, int] = {}
-        self._fn_retries: dict[int, int] = {}
+        self._fn_opts: dict[int, tuple[int, float]] = {}  # fid -> (retries, time limit s)
         self._shutdown = False
         self._closed = False
         self._lock = threading.Lock()
@@ -165,17 +181,17 @@ class Client(cf.Executor):
         fid = self._fn_ids.get(fn)
         if fid is None:
             fid = fn_id_for(seg, self._fn_ids, fn)
-            self._fn_retries[fid] = getattr(fn, "__shmrt_retries__", self._retries)
+            self._fn_opts[fid] = self._opts(fn)
         if fid == NO_FN:
             args = (fn, *args)
-            retries = getattr(fn, "__shmrt_retries__", self._retries)
+            retries, limit = self._opts(fn)
         else:
-            retries = self._fn_retries[fid]
+            retries, limit = self._fn_opts[fid]
         enc = codec.encode(seg, args, call=True, kwargs=kwargs, inline_cap=self._inline_cap,
                            max_payload=self._max_payload)
-        key = seg.submit(self._cid, fid, enc.inline, enc.blob, retries)
+        key = seg.submit(self._cid, fid, enc.inline, enc.blob, retries, limit)
         if key < 0:
-            key = self._submit_slow(fid, enc, retries)
+            key = self._submit_slow(fid, enc, retries, limit)
         if _CRASH:
             _core.crash_point("client.after_submit")
         fut = TaskFuture(self, key)
@@ -189,12 +205,17 @@ class Client(cf.Executor):
             self._resolve(fut, *got)
         return fut
 
-    def _submit_slow(self, fid: int, enc: codec.Encoded, retries: int) -> int:
+    def _opts(self, fn: Callable[..., Any]) -> tuple[int, float]:
+        """(retries, time limit in s, 0 = none) of a function's tasks."""
+        return (getattr(fn, "__shmrt_retries__", self._retries),
+                getattr(fn, "__shmrt_time_limit__", self._task_timeout))
+
+    def _submit_slow(self, fid: int, enc: codec.Encoded, retries: int, limit: float) -> int:
         """No free slot: wait for completions to free some (backpressure)."""
         while True:
             self._check_alive()
             self._drain()
-            key = self._seg.submit(self._cid, fid, enc.inline, enc.blob, retries)
+            key = self._seg.submit(self._cid, fid, enc.inline, enc.blob, retries, limit)
             if key >= 0:
                 return key
             self._seg.client_wait(self._cid, 0.001)
@@ -304,7 +325,7 @@ class Client(cf.Executor):
         """Dropped without shutdown(): nothing can wait for its futures any
         more (they would keep it alive), so close it."""
         try:
-            if not self._closed:
+            if not getattr(self, "_closed", True):  # (False only once fully built)
                 self._shutdown = True
                 self._close()
         except Exception:

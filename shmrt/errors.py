@@ -16,6 +16,8 @@ __all__ = [
     "NotInWorker",
     "RemoteTraceback",
     "BrokenPool",  # noqa: F822 - built on first use, see __getattr__
+    "TaskCancelled",  # noqa: F822 - likewise
+    "TaskTimeout",
     "Full",
 ]
 
@@ -54,6 +56,32 @@ class NotInWorker(ShmrtError, RuntimeError):
     """shmrt.spawn() was called outside a task running on a shmrt worker."""
 
 
+class TaskTimeout(ShmrtError, TimeoutError):
+    """The task ran longer than its time limit (``@shmrt.time_limit`` or
+    ``Pool(task_timeout=...)``): its worker was killed and replaced."""
+
+    def __init__(self, limit_s: float, pid: int):
+        self.limit_s = limit_s
+        self.pid = pid
+        super().__init__(f"task ran longer than its time limit of {limit_s:g} s; its worker "
+                         f"(pid {pid}) was killed")
+
+    def __reduce__(self):
+        return (type(self), (self.limit_s, self.pid))
+
+
+def _task_cancelled() -> type:
+    from concurrent.futures import CancelledError
+
+    class TaskCancelled(ShmrtError, CancelledError):
+        """The task was force-cancelled while it ran (``future.kill()``): its
+        worker was killed and replaced."""
+
+    TaskCancelled.__module__ = __name__
+    TaskCancelled.__qualname__ = "TaskCancelled"
+    return TaskCancelled
+
+
 def _broken_pool() -> type:
     from concurrent.futures import BrokenExecutor
 
@@ -71,6 +99,9 @@ def __getattr__(name: str) -> type:
     # workers never raise it, so it is built on first use.
     if name == "BrokenPool":
         cls = globals()["BrokenPool"] = _broken_pool()
+        return cls
+    if name == "TaskCancelled":
+        cls = globals()["TaskCancelled"] = _task_cancelled()
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 JOIN_GRACE_S = 5.0
 RECLAIM_WAIT_S = 0.25  # then look for other dead processes holding the world up
 SUPERVISE_S = 1.0  # longest sleep of the supervisor (client reaping, dropped pools)
+KILL_POLL_S = 0.02  # its period while time limits or force-cancels are in play
 START_FAILURES_MAX = 3  # consecutive deaths before registering: the pool is broken
 _live: weakref.WeakSet[Pool] = weakref.WeakSet()
 
@@ -73,7 +74,8 @@ class Pool(Client):
                  imports: tuple[str, ...] | list[str] = (), slots: int = 16384,
                  slot_size: int = 512, arena_size: int = 64 << 20, max_payload: int | None = None,
                  local_queue_capacity: int = _core.LOCAL_CAP_MAX, clients: int = 16,
-                 spin_us: float = cpu.SPIN_S * 1e6, _relay: RelaySpec | None = None):
+                 spin_us: float = cpu.SPIN_S * 1e6, task_timeout: float | None = None,
+                 _relay: RelaySpec | None = None):
         if cpu._current is not None:  # we are a task on a worker (a daemonic process)
             raise RuntimeError("shmrt.Pool() cannot be created inside a task running on a shmrt "
                                "worker; use shmrt.spawn() and join() for nested parallelism")
@@ -82,6 +84,8 @@ class Pool(Client):
             raise ValueError("workers must be >= 1")
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        if task_timeout is not None and not task_timeout > 0:
+            raise ValueError("task_timeout must be > 0 seconds (or None)")
         for mod in imports:  # fail here, not in an endless worker crash loop
             importlib.import_module(mod)
         cfg = Config(n_workers=n, n_slots=slots, slot_size=slot_size,
@@ -105,6 +109,7 @@ class Pool(Client):
         self._procs: list[Any] = [None] * n
         self._senders: list[Any] = [None] * (_relay.send_workers if _relay else 0)
         self._start_failures = [0] * n
+        self._killing: set[int] = set()  # worker pids killed on purpose (kill.c), not yet reaped
         self._epoch = 0
         self._stopping = False
         self._stopped = False
@@ -112,7 +117,8 @@ class Pool(Client):
         self._main_thread = threading.current_thread() is threading.main_thread()
         seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_RUNNING)
         try:
-            super().__init__(seg, name=rt_name, retries=retries, owner=True)
+            super().__init__(seg, name=rt_name, retries=retries, owner=True,
+                             task_timeout=task_timeout)
             for wid in range(n):
                 self._start_worker(wid)
             for sw in range(len(self._senders)):
@@ -169,11 +175,25 @@ class Pool(Client):
         p.start()
         self._senders[sw] = p
 
-    def _watched(self) -> tuple[dict[int, int], dict[int, int], int]:
-        """What the supervisor waits on: worker and send-worker sentinels."""
+    def _watched(self) -> tuple[dict[int, int], dict[int, int], int, float]:
+        """What the supervisor waits on (worker and send-worker sentinels),
+        and for how long: briefly while tasks may have to be killed."""
         procs = {p.sentinel: wid for wid, p in enumerate(self._procs) if p is not None}
         senders = {p.sentinel: sw for sw, p in enumerate(self._senders) if p is not None}
-        return procs, senders, self._wake_r
+        watch = self._seg.load64(_core.HEADER_FIELDS["watch"])
+        return procs, senders, self._wake_r, KILL_POLL_S if watch else SUPERVISE_S
+
+    def _kill_overdue(self) -> None:
+        """Kill the workers of tasks over their time limit or force-cancelled
+        (kill.c); their deaths are then handled like any other."""
+        pids = {p.pid: wid for wid, p in enumerate(self._procs) if p is not None}
+        for _key, pid, _reason in self._seg.to_kill():
+            if pid in pids and pid not in self._killing:
+                self._killing.add(pid)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def _supervise_round(self, ready: list[Any], procs: dict[int, int],
                          senders: dict[int, int]) -> bool:
@@ -194,6 +214,8 @@ class Pool(Client):
                 if not self._stopping:
                     self._start_sender(sw)
         self._reap_clients()
+        if self._seg.load64(_core.HEADER_FIELDS["watch"]):
+            self._kill_overdue()
         return True
 
     def _reclaim(self, workers: list[int] = [], clients: list[int] = [],  # noqa: B006
@@ -227,8 +249,17 @@ class Pool(Client):
         code = p.exitcode
         sig = -code if code is not None and code < 0 else None
         orphan = _core.HOLDER_WORKER | wid  # its own children: nobody can join them now
+        self._killing.discard(p.pid)
         for key, max_retries, attempts, holder in self._reclaim(workers=[wid]):
-            if attempts <= max_retries and holder != orphan:
+            flags, limit_ns = seg.task_flags(key)
+            if flags & (_core.SLOT_F_KILL_TIMEOUT | _core.SLOT_F_KILL_CANCEL):
+                timeout = flags & _core.SLOT_F_KILL_TIMEOUT
+                enc = codec.encode(seg, (limit_ns / 1e9, p.pid) if timeout else (p.pid,),
+                                   call=False, kwargs=None, inline_cap=self._inline_cap,
+                                   max_payload=self._max_payload)
+                seg.crash_task(key, _core.ST_TIMEOUT if timeout else _core.ST_CANCELLED,
+                               enc.inline)
+            elif attempts <= max_retries and holder != orphan:
                 seg.retry_task(key)
             else:
                 enc = codec.encode(seg, (p.pid, sig, code, attempts), call=False, kwargs=None,
@@ -380,10 +411,10 @@ def _supervise(ref: weakref.ref[Pool]) -> None:
         pool = ref()
         if pool is None or pool._stopping:
             return
-        procs, senders, wake_r = pool._watched()
+        procs, senders, wake_r, wait_s = pool._watched()
         del pool  # not held while waiting
         try:
-            ready = mp_wait([*procs, *senders, wake_r], timeout=SUPERVISE_S)
+            ready = mp_wait([*procs, *senders, wake_r], timeout=wait_s)
         except OSError:  # the wake pipe was closed: stopping
             return
         pool = ref()

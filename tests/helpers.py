@@ -213,3 +213,12 @@ def touch_after(path: str, delay: float) -> str:
     time.sleep(delay)
     open(path, "w").close()
     return path
+
+
+@shmrt.time_limit(0.3)
+def limited_sleep(s: float) -> float:
+    """A task with a 0.3 s time limit that sleeps ``s`` seconds."""
+    import time
+
+    time.sleep(s)
+    return s

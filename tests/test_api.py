@@ -27,11 +27,14 @@ EXPECTED_ALL = [
     "RuntimeNotFound",
     "SegmentError",
     "ShmrtError",
+    "TaskCancelled",
+    "TaskTimeout",
     "UdpSink",
     "WorkerCrashed",
     "connect",
     "retry",
     "spawn",
+    "time_limit",
 ]
 
 ERRORS = [

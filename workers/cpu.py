@@ -409,6 +409,15 @@ def decode_result(status: int, data: Any) -> Any:
         exc, tb = value
         exc.__cause__ = RemoteTraceback(tb)
         raise exc
+    if status == _core.ST_TIMEOUT:
+        from shmrt.errors import TaskTimeout
+
+        raise TaskTimeout(*value)
+    if status == _core.ST_CANCELLED:
+        from shmrt.errors import TaskCancelled  # type: ignore[attr-defined]
+
+        raise TaskCancelled(f"task force-cancelled while running; its worker (pid {value[0]}) "
+                            "was killed")
     if status == _core.ST_CRASHED:
         from shmrt.errors import WorkerCrashed
 

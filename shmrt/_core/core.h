@@ -95,6 +95,9 @@ ring_t *relay_waitlist_of(SegmentObject *s, send_t *t);
 void relay_wake_all(SegmentObject *s);
 void relay_budget_reset(SegmentObject *s, u64 avail);
 
+/* ---- kill.c ------------------------------------------------------------ */
+extern PyMethodDef kill_methods[];
+
 /* ---- reclaim.c --------------------------------------------------------- */
 extern PyMethodDef reclaim_methods[];
 void slot_release_blobs(SegmentObject *s, slot_t *sl);

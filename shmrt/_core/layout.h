@@ -98,6 +98,8 @@ typedef struct {
     u64 reclaim;       /* futex word: non-zero while a crash reclaim has the
                         * world stopped (reclaim.c); sections wait on it */
     u64 reclaims;      /* reclaims run (counter, for the inspector) */
+    u64 watch;         /* time-limited tasks submitted + force-cancels asked: while
+                        * non-zero the coordinator looks for tasks to kill (kill.c) */
     /* line 5: Tokio's idle word: (num_unparked << 16) | num_searching */
     _Alignas(CACHE_LINE) u64 idle;
     /* line 6: free-slot stack head: (tag << 32) | (index + 1), 0 = empty.
@@ -238,15 +240,19 @@ typedef struct {
     u64 flow;
     u64 seq;
     u64 kind; /* 0 task, 1 relay packet */
-    u64 _reserved[5];
+    u64 limit_ns; /* time limit of one attempt (0: none); kill.c */
+    u64 _reserved[4];
 } slot_t;
 
 #define HOLDER_WORKER 0x10000ULL
 #define SLOT_F_ARGS_BLOB 1ULL   /* the slot owns a ref on args_blob */
 #define SLOT_F_RESULT_BLOB 2ULL /* the slot owns a ref on result_blob */
 #define SLOT_F_SENDING 4ULL     /* a send worker is handing this packet to the sink */
+#define SLOT_F_KILL_TIMEOUT 8ULL /* over its time limit: its worker is being killed (kill.c) */
+#define SLOT_F_KILL_CANCEL 16ULL /* force-cancelled while running: likewise */
 
-enum { ST_NONE = 0, ST_OK = 1, ST_ERROR = 2, ST_CRASHED = 3, ST_CANCELLED = 4, ST_FILTERED = 5 };
+enum { ST_NONE = 0, ST_OK = 1, ST_ERROR = 2, ST_CRASHED = 3, ST_CANCELLED = 4, ST_FILTERED = 5,
+       ST_TIMEOUT = 6 };
 
 /* ---- relay region (relay.c) ---------------------------------------------
  *   relay_t        budget semaphore, waiter FIFO (ring of tokens), counters

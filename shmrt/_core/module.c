@@ -38,7 +38,7 @@ static int header_fields(PyObject *m) {
     FIELD(d, header_t, owner_uid); FIELD(d, header_t, created_ns); FIELD(d, header_t, coord_pid);
     FIELD(d, header_t, coord_start); FIELD(d, header_t, max_payload); FIELD(d, header_t, run_state);
     FIELD(d, header_t, epoch); FIELD(d, header_t, shutdown_seq);
-    FIELD(d, header_t, reclaim); FIELD(d, header_t, reclaims); FIELD(d, header_t, idle);
+    FIELD(d, header_t, reclaim); FIELD(d, header_t, reclaims); FIELD(d, header_t, watch); FIELD(d, header_t, idle);
     FIELD(d, header_t, free_head); FIELD(d, header_t, free_count);
     FIELD(d, header_t, slots_carved); FIELD(d, header_t, fn_count);
     FIELD(d, header_t, arena_bump); FIELD(d, header_t, arena_live_bytes);
@@ -71,7 +71,7 @@ static int slot_fields(PyObject *m) {
     FIELD(d, slot_t, started_ns); FIELD(d, slot_t, finished_ns); FIELD(d, slot_t, attempts);
     FIELD(d, slot_t, parent); FIELD(d, slot_t, gen); FIELD(d, slot_t, args_blob);
     FIELD(d, slot_t, result_blob); FIELD(d, slot_t, flow); FIELD(d, slot_t, seq);
-    FIELD(d, slot_t, kind);
+    FIELD(d, slot_t, kind); FIELD(d, slot_t, limit_ns);
     return add_table(m, "SLOT_FIELDS", d);
 }
 
@@ -227,7 +227,8 @@ PyMODINIT_FUNC PyInit__core(void) {
     CONST(S_RUNNING); CONST(S_COMPLETE); CONST(S_NOTIFIED); CONST(S_JOIN_INTEREST);
     CONST(S_JOIN_WAKER); CONST(S_CANCELLED); CONST(REF_ONE); CONST(REF_SHIFT);
     CONST(HOLDER_WORKER); CONST(SLOT_F_ARGS_BLOB); CONST(SLOT_F_RESULT_BLOB);
-    CONST(HOLDER_RELAY); CONST(ST_FILTERED);
+    CONST(HOLDER_RELAY); CONST(ST_FILTERED); CONST(ST_TIMEOUT);
+    CONST(SLOT_F_SENDING); CONST(SLOT_F_KILL_TIMEOUT); CONST(SLOT_F_KILL_CANCEL);
     CONST(ST_NONE); CONST(ST_OK); CONST(ST_ERROR); CONST(ST_CRASHED); CONST(ST_CANCELLED);
     CONST(W_EMPTY); CONST(W_STARTING); CONST(W_RUNNING); CONST(W_SEARCHING);
     CONST(W_PARKED); CONST(W_NOTIFIED); CONST(W_DEAD); CONST(W_EXITED);

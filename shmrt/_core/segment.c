@@ -499,8 +499,8 @@ PyTypeObject Segment_Type = {
 int segment_type_ready(void) {
     int n = 0;
     PyMethodDef *tables[] = {raw_methods, sched_methods, task_methods, admin_methods,
-                             arena_methods, relay_methods, reclaim_methods};
-    for (int t = 0; t < 7; t++)
+                             arena_methods, relay_methods, reclaim_methods, kill_methods};
+    for (int t = 0; t < 8; t++)
         for (PyMethodDef *m = tables[t]; m->ml_name; m++) {
             if (n >= MAX_METHODS - 1) return -1;
             all_methods[n++] = *m;

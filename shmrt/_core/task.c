@@ -99,6 +99,7 @@ static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer
     /* a relay packet is one from its first visible state on: a crash reclaim
      * may re-queue it before its submitter returns */
     sl->kind = packet ? 1 : 0;
+    sl->limit_ns = 0;
     sl->flow = packet ? packet[0] : 0;
     sl->seq = packet ? packet[1] : 0;
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
@@ -140,14 +141,20 @@ int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long bl
 static PyObject *T_submit(SegmentObject *s, PyObject *args) {
     unsigned long long cid, fn_id, retries = 0;
     long long args_blob = -1;
+    double limit_s = 0;
     Py_buffer b;
-    if (!PyArg_ParseTuple(args, "KKy*|LK", &cid, &fn_id, &b, &args_blob, &retries)) return NULL;
+    if (!PyArg_ParseTuple(args, "KKy*|LKd", &cid, &fn_id, &b, &args_blob, &retries, &limit_s))
+        return NULL;
     client_t *c = client_at(s, cid);
     u64 key, idx;
     int rc = c ? task_new(s, cid, fn_id, &b, args_blob, retries, 0, NULL, &key, &idx) : -1;
     if (!c) PyErr_Format(SegmentError, "bad client id %llu", cid);
     PyBuffer_Release(&b);
     if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
+    if (limit_s > 0) { /* published by the push below, like the rest of the slot */
+        STORE_RLX(&slot_at(s, idx)->limit_ns, (u64)(limit_s * 1e9));
+        FETCH_ADD_RLX(&HDR(s)->watch, 1);
+    }
     ring_push(inject_ring(s), s->L.inject_cap, idx); /* publishes the slot */
     CRASH_POINT(CP_QUEUED);
     COUNTER_BUMP(&c->submitted, 1);
