@@ -17,11 +17,14 @@ Two ways a completion reaches its future:
   While anyone spins, completers skip the futex wake.
 
 A completion may be harvested (by either) before ``submit`` has recorded its
-future; it is parked in ``_orphans`` and picked up by ``submit``.  Both
-dicts are guarded by ``_plock``: the check-then-store on each side (submit:
-record the future, then look for an orphan; deliver: look for the future,
-else store an orphan) must not interleave, or a result lands in
-``_orphans`` after ``submit`` looked, and its future hangs.
+future; it is parked in ``_orphans`` and picked up by ``submit``.  The two
+dicts are shared by every thread (submitters, the harvester, result()
+spinners) without a lock: each dict operation is atomic under the GIL, and
+both sides store first, then look at the other dict (submit: record the
+future, then look for an orphan; deliver: miss the future, store the
+orphan, then look for the future again), so whichever runs second finds
+the other's entry.  Both may find it; resolving is idempotent.  (A
+check-then-store on one side only lost results: a test widens the window.)
 """
 
 from __future__ import annotations
@@ -153,9 +156,8 @@ class Client(cf.Executor):
             raise BrokenPool(f"runtime {name!r}: all {lay['n_clients']} client entries in use")
         self._cid = cid
         # key -> future of a task not yet delivered; key -> (status, data) of a
-        # completion harvested before its future was recorded.  Guarded by
-        # _plock (any thread: submitters, the harvester, result() spinners).
-        self._plock = threading.Lock()
+        # completion harvested before its future was recorded.  Any thread;
+        # the store-then-look protocol in the module docstring, no lock.
         self._pending: dict[int, TaskFuture] = {}
         self._orphans: dict[int, tuple[int, Any]] = {}
         self._fn_ids: dict[Any, int] = {}
@@ -197,12 +199,12 @@ class Client(cf.Executor):
         fut = TaskFuture(self, key)
         if _race_hook is not None:
             _race_hook("submit")
-        with self._plock:
-            got = self._orphans.pop(key, None) if self._orphans else None
-            if got is None:
-                self._pending[key] = fut
-        if got is not None:
-            self._resolve(fut, *got)
+        self._pending[key] = fut  # store first ...
+        if self._orphans:  # ... then look
+            got = self._orphans.pop(key, None)
+            if got is not None:
+                self._pending.pop(key, None)
+                self._resolve(fut, *got)
         return fut
 
     def _opts(self, fn: Callable[..., Any]) -> tuple[int, float]:
@@ -262,29 +264,37 @@ class Client(cf.Executor):
 
     # ---- completion path ---------------------------------------------------
     def _deliver(self, key: int, status: int, data: Any) -> None:
-        """Resolve ``key``'s future, or park the result for submit.  Safe to
-        repeat after an interruption: the future leaves _pending only once
-        it is resolved."""
-        with self._plock:
-            fut = self._pending.get(key)
+        """Resolve ``key``'s future, or park the result for submit (see the
+        module docstring).  Safe to repeat after an interruption."""
+        fut = self._pending.get(key)
+        if fut is None:
+            if _race_hook is not None:
+                _race_hook("deliver")
+            self._orphans[key] = (status, data)  # store first ...
+            fut = self._pending.get(key)  # ... then look again
             if fut is None:
-                if _race_hook is not None:
-                    _race_hook("deliver")
-                self._orphans[key] = (status, data)
                 return
+            self._orphans.pop(key, None)
         self._resolve(fut, status, data)
-        with self._plock:
-            self._pending.pop(key, None)
+        self._pending.pop(key, None)  # after: an interrupted delivery can be repeated
 
     def _resolve(self, fut: TaskFuture, status: int, data: Any) -> None:
+        """Idempotent: two threads may both find the same result (see the
+        module docstring); the second finds the future done."""
         try:
             value = decode_result(status, data)
         except BaseException as e:  # noqa: B036 - the task's exception goes to its future
             if fut._state == "PENDING":
-                fut.set_exception(e)
+                try:
+                    fut.set_exception(e)
+                except cf.InvalidStateError:
+                    pass
             return
         if fut._state == "PENDING":
-            fut.set_result(value)
+            try:
+                fut.set_result(value)
+            except cf.InvalidStateError:
+                pass
 
     def _drain(self) -> int:
         """Deliver what is on the completion ring.  The items are ours alone
@@ -336,8 +346,7 @@ class Client(cf.Executor):
             return True
         r = self._seg.cancel(fut._key)
         if r == 0:
-            with self._plock:
-                self._pending.pop(fut._key, None)
+            self._pending.pop(fut._key, None)
             return True
         return False
 
@@ -362,9 +371,11 @@ class Client(cf.Executor):
             return False
 
     def _fail_pending(self, exc: BaseException) -> None:
-        with self._plock:
-            failed = list(self._pending.values())
-            self._pending.clear()
+        failed = []
+        for key in list(self._pending):
+            fut = self._pending.pop(key, None)
+            if fut is not None:
+                failed.append(fut)
         for fut in failed:
             if fut._state == "PENDING":
                 fut.set_exception(exc)
