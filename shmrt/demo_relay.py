@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -78,7 +79,7 @@ def run(workers: int, console: Console) -> bool:
                 relay.send(_HDR.pack(f, i // FLOWS) + pad, flow=f)
                 if i - state["got"] > WINDOW:
                     with progressed:
-                        progressed.wait_for(lambda i=i: i - state["got"] <= WINDOW, timeout=10)
+                        progressed.wait_for(_below(state, i), timeout=10)
                 if i % 512 == 0:
                     el = time.perf_counter() - t_start
                     bar.update(task, completed=state["got"],
@@ -101,3 +102,8 @@ def run(workers: int, console: Console) -> bool:
     console.print(table)
     return (state["got"] == PACKETS and state["bad"] == 0 and state["disorder"] == 0
             and st["pending_with_capacity"] == 0)
+
+
+def _below(state: dict[str, int], i: int) -> Callable[[], bool]:
+    """The predicate 'packet i is within WINDOW of the last one received'."""
+    return lambda: i - state["got"] <= WINDOW

@@ -188,7 +188,7 @@ class Relay:
             got = await asyncio.wrap_future(cfut)
         except asyncio.CancelledError:
             stop.set()
-            cfut.add_done_callback(lambda f: f.result() and seg.relay_release(1))
+            cfut.add_done_callback(lambda f: _release_if(f.result(), seg))
             raise
         if got:
             self._submit(mv, flow)
@@ -294,3 +294,9 @@ def _waiter_pool() -> ThreadPoolExecutor:
         if _waiters is None:
             _waiters = ThreadPoolExecutor(max_workers=32, thread_name_prefix="shmrt-asend")
         return _waiters
+
+
+def _release_if(got: bool, seg: _core.Segment) -> None:
+    """A unit acquired for a send that was cancelled meanwhile goes back."""
+    if got:
+        seg.relay_release(1)
