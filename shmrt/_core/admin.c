@@ -38,8 +38,8 @@ static PyObject *A_register_fn(SegmentObject *s, PyObject *arg) {
     char *dst = arena_block_data(s, (u64)off, &len);
     memcpy(dst, b.buf, (size_t)b.len);
     func_t *f = func_at(s, fid);
-    f->blob = (u64)off;
-    f->len = (u64)b.len;
+    STORE_PLAIN(&f->blob, (u64)off);
+    STORE_PLAIN(&f->len, (u64)b.len); /* both published by the FN_READY release */
     STORE_REL(&f->state, (u64)FN_READY); /* pairs with get_fn's acquire */
     PyBuffer_Release(&b);
     return PyLong_FromUnsignedLongLong(fid);

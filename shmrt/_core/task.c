@@ -84,24 +84,25 @@ static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer
     if (!sl) return 0; /* unreachable: idx comes from slot_alloc, which checks */
     u64 gen = (LOAD_RLX(&sl->gen) + 1) & 0xffffffffULL;
     STORE_RLX(&sl->gen, gen);
-    sl->fn_id = fn_id;
-    sl->holder = holder;
-    sl->owner = 0;
-    sl->flags = args_blob >= 0 ? SLOT_F_ARGS_BLOB : 0;
-    sl->args_blob = args_blob >= 0 ? (u64)args_blob : 0;
-    sl->result_blob = 0;
-    sl->args_len = (u64)b->len;
-    sl->result = 0;
-    sl->submitted_ns = now_ns();
-    sl->started_ns = sl->finished_ns = 0;
-    sl->attempts = retries << 32;
-    sl->parent = parent;
+    STORE_PLAIN(&sl->fn_id, fn_id);
+    STORE_PLAIN(&sl->holder, holder);
+    STORE_PLAIN(&sl->owner, 0);
+    STORE_PLAIN(&sl->flags, args_blob >= 0 ? SLOT_F_ARGS_BLOB : 0);
+    STORE_PLAIN(&sl->args_blob, args_blob >= 0 ? (u64)args_blob : 0);
+    STORE_PLAIN(&sl->result_blob, 0);
+    STORE_PLAIN(&sl->args_len, (u64)b->len);
+    STORE_PLAIN(&sl->result, 0);
+    STORE_PLAIN(&sl->submitted_ns, now_ns());
+    STORE_PLAIN(&sl->started_ns, 0);
+    STORE_PLAIN(&sl->finished_ns, 0);
+    STORE_PLAIN(&sl->attempts, retries << 32);
+    STORE_PLAIN(&sl->parent, parent);
     /* a relay packet is one from its first visible state on: a crash reclaim
      * may re-queue it before its submitter returns */
-    sl->kind = packet ? 1 : 0;
-    sl->limit_ns = 0;
-    sl->flow = packet ? packet[0] : 0;
-    sl->seq = packet ? packet[1] : 0;
+    STORE_PLAIN(&sl->kind, packet ? 1 : 0);
+    STORE_PLAIN(&sl->limit_ns, 0);
+    STORE_PLAIN(&sl->flow, packet ? packet[0] : 0);
+    STORE_PLAIN(&sl->seq, packet ? packet[1] : 0);
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
     STORE_REL(&sl->state, STATE_INITIAL); /* publishes the fields above */
     return (gen << 32) | idx;
@@ -201,7 +202,7 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
     CRASH_POINT(CP_BEGUN);
     u64 t = now_ns();
     STORE_RLX(&sl->started_ns, t);
-    sl->attempts += 1;
+    STORE_PLAIN(&sl->attempts, LOAD_PLAIN(&sl->attempts) + 1); /* owner only: we run it */
     STORE_RLX(&w->current, idx + 1);
     STORE_RLX(&w->current_since, t);
     u64 depth = LOAD_RLX(&w->help_depth); /* owner-only: tasks on this stack */
@@ -252,8 +253,8 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         FETCH_OR_ACQREL(&sl->flags, SLOT_F_RESULT_BLOB);
     }
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
-    sl->result = (status << 32) | (u64)b->len;
-    sl->finished_ns = now_ns();
+    STORE_PLAIN(&sl->result, (status << 32) | (u64)b->len);
+    STORE_PLAIN(&sl->finished_ns, now_ns()); /* both published by the COMPLETE CAS below */
     u64 prev;
     if (transition_to_complete(&sl->state, &prev) != TR_OK) {
         PyErr_Format(SegmentError, "slot %llu: impossible state for complete", idx);
