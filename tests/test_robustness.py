@@ -167,3 +167,20 @@ def test_exit_without_shutdown_waits_for_pending_futures(tmp_path) -> None:
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert marker.exists(), "pending work was dropped at exit"
         assert not os.path.exists("/dev/shm" + proc.stdout.strip())
+
+
+def test_function_table_does_not_grow_per_client() -> None:
+    """Every client registers its functions; an entry with the same pickled
+    bytes is reused, so clients coming and going do not fill the table."""
+    from shmrt import _core
+
+    name = f"fn-{os.getpid()}"
+    with shmrt.Pool(1, name=name) as p:
+        for _ in range(5):
+            c = shmrt.connect(name)
+            try:
+                assert c.submit(helpers.square, 2).result(timeout=60) == 4
+            finally:
+                c.shutdown()
+        assert p.submit(helpers.square, 3).result(timeout=60) == 9
+        assert p._seg.load64(_core.HEADER_FIELDS["fn_count"]) == 1

@@ -20,10 +20,40 @@
 #include <sched.h>
 
 /* ---- function table ------------------------------------------------------ */
+static u64 fnv1a(const unsigned char *p, Py_ssize_t n) {
+    u64 x = 0xcbf29ce484222325ULL;
+    for (Py_ssize_t i = 0; i < n; i++) x = (x ^ p[i]) * 0x100000001b3ULL;
+    return x;
+}
+
+/* An entry already holding exactly these bytes (the same function,
+ * registered by another process, or by a client that came and went): every
+ * process that connects registers its functions once, and without this the
+ * table grew by an entry per client and function, never reclaimed. */
+static long long find_fn(SegmentObject *s, const Py_buffer *b, u64 hash) {
+    u64 n = LOAD_ACQ(&HDR(s)->fn_count);
+    if (n > s->L.n_funcs) n = s->L.n_funcs;
+    for (u64 fid = 0; fid < n; fid++) {
+        func_t *f = func_at(s, fid);
+        if (LOAD_ACQ(&f->state) != FN_READY) continue; /* pairs with register's release */
+        if (LOAD_PLAIN(&f->hash) != hash || LOAD_PLAIN(&f->len) != (u64)b->len) continue;
+        u64 len;
+        char *p = arena_block_data(s, LOAD_PLAIN(&f->blob), &len);
+        if (p && len >= (u64)b->len && !memcmp(p, b->buf, (size_t)b->len)) return (long long)fid;
+    }
+    return -1;
+}
+
 static PyObject *A_register_fn(SegmentObject *s, PyObject *arg) {
     Py_buffer b;
     if (seg_check_open(s, 1) || PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
     header_t *h = HDR(s);
+    u64 hash = fnv1a((const unsigned char *)b.buf, b.len);
+    long long known = find_fn(s, &b, hash);
+    if (known >= 0) {
+        PyBuffer_Release(&b);
+        return PyLong_FromLongLong(known);
+    }
     u64 fid = FETCH_ADD_ACQREL(&h->fn_count, 1);
     if (fid >= s->L.n_funcs) {
         PyBuffer_Release(&b);
@@ -39,7 +69,8 @@ static PyObject *A_register_fn(SegmentObject *s, PyObject *arg) {
     memcpy(dst, b.buf, (size_t)b.len);
     func_t *f = func_at(s, fid);
     STORE_PLAIN(&f->blob, (u64)off);
-    STORE_PLAIN(&f->len, (u64)b.len); /* both published by the FN_READY release */
+    STORE_PLAIN(&f->len, (u64)b.len);
+    STORE_PLAIN(&f->hash, hash); /* all three published by the FN_READY release */
     STORE_REL(&f->state, (u64)FN_READY); /* pairs with get_fn's acquire */
     PyBuffer_Release(&b);
     return PyLong_FromUnsignedLongLong(fid);

@@ -169,12 +169,26 @@ def settle_and_serve(out: Outcome, p: shmrt.Pool) -> None:
     out.leaked += held + abs(seg.layout["n_slots"] - held - free)
     if held:
         out.notes.append(f"{held} slots held once idle, free counter {free}")
+    lints = inspector_errors(p)
+    out.leaked += len(lints)
+    out.notes += lints[:5]
     try:
         fs = [p.submit(tasks.fib_value, i) for i in range(100)]
         out.served = [f.result(timeout=RESOLVE_S) for f in fs] == [
             tasks.fib_value(i) for i in range(100)]
     except Exception as e:  # noqa: BLE001
         out.notes.append(f"not serving: {type(e).__name__}: {e}"[:200])
+
+
+def inspector_errors(p: shmrt.Pool) -> list[str]:
+    """What ``shmrt inspect --check`` would report as errors on the idle pool
+    (refcount leaks, stuck queues, dead owners, impossible states, ...)."""
+    from shmrt.tools.inspect.analyze import Options, build_report
+    from shmrt.tools.inspect.source import SegmentSource
+
+    with SegmentSource("/dev/shm" + p._sname, p.name) as src:
+        rep = build_report(src.read(), Options(leak_after_s=0.0))
+    return [f"inspector: {x.name}: {x.message}" for x in rep.lints if x.severity == "error"]
 
 
 def new_pool(workers: int, retries: int) -> shmrt.Pool:
