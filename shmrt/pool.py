@@ -211,7 +211,7 @@ class Pool(Client):
                 sw = senders[s]
                 self._senders[sw].join(0.1)
                 self._reclaim(senders=[sw])
-                if not self._stopping:
+                if not self._stopping and not self._corrupt():
                     self._start_sender(sw)
         self._reap_clients()
         if self._seg.load64(_core.HEADER_FIELDS["watch"]):
@@ -250,6 +250,8 @@ class Pool(Client):
         sig = -code if code is not None and code < 0 else None
         orphan = _core.HOLDER_WORKER | wid  # its own children: nobody can join them now
         self._killing.discard(p.pid)
+        if self._corrupt():  # it stopped on corrupt shared memory: repair nothing
+            return
         for key, max_retries, attempts, holder in self._reclaim(workers=[wid]):
             flags, limit_ns = seg.task_flags(key)
             if flags & (_core.SLOT_F_KILL_TIMEOUT | _core.SLOT_F_KILL_CANCEL):
@@ -265,6 +267,8 @@ class Pool(Client):
                 enc = codec.encode(seg, (p.pid, sig, code, attempts), call=False, kwargs=None,
                                    inline_cap=self._inline_cap, max_payload=self._max_payload)
                 seg.crash_task(key, _core.ST_CRASHED, enc.inline)
+        if self._corrupt():  # the reclaim found the segment corrupt (reclaim.c)
+            return
         registered = seg.load64(seg.layout["workers_off"] + wid * _core.WORKER_SIZE
                                 + _core.WORKER_FIELDS["pid"]) == p.pid
         # Killed from outside (SIGKILL, SIGTERM, the OOM killer) is not the
@@ -281,6 +285,15 @@ class Pool(Client):
             return
         if not self._stopping:
             self._start_worker(wid)
+
+    def _corrupt(self) -> bool:
+        """A check on shared memory failed (run state RUN_BROKEN, broken.c):
+        replace nobody, fail everything pending with the reason."""
+        why = self._seg.broken_reason()
+        if why is None:
+            return False
+        self._broken(f"runtime {self.name!r} is broken: {why}")
+        return True
 
     def _broken(self, why: str) -> None:
         """The runtime cannot run tasks: fail everything pending, refuse more."""

@@ -95,6 +95,21 @@ ring_t *relay_waitlist_of(SegmentObject *s, send_t *t);
 void relay_wake_all(SegmentObject *s);
 void relay_budget_reset(SegmentObject *s, u64 avail);
 
+/* ---- broken.c ---------------------------------------------------------- *
+ * A failed check on shared memory marks the runtime broken (first reason
+ * wins, everyone woken); seg_corrupt also sets SegmentError and returns NULL,
+ * for `return seg_corrupt(s, "region: detail", ...)` in a wrapper.  Reasons
+ * start with the region: "inject ring: ...", "slot 17: ...", "arena: ...". */
+extern PyMethodDef broken_methods[];
+int seg_mark_broken(SegmentObject *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+PyObject *seg_corrupt(SegmentObject *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int seg_broken(SegmentObject *s);
+void seg_wake_everyone(SegmentObject *s);
+int ring_check_head(SegmentObject *s, ring_t *r, u64 cap, const char *what);
+int ring_validate(ring_t *r, u64 cap, u64 max_val, const char *what, char *why, size_t n);
+
 /* ---- kill.c ------------------------------------------------------------ */
 extern PyMethodDef kill_methods[];
 

@@ -41,7 +41,7 @@
 #include "atomics.h"
 
 #define SHMRT_MAGIC 0x3176544d524d4853ULL /* "SHMRMTv1" little endian */
-#define SHMRT_LAYOUT_VERSION 5
+#define SHMRT_LAYOUT_VERSION 6
 #define CACHE_LINE 64
 
 /* Local run queue capacity: a compile-time maximum.  The effective capacity
@@ -54,6 +54,7 @@
 #define ARENA_CLASSES 48     /* half-steps: 4K, 6K, 8K, 12K, ... up to 48 GiB */
 #define BLOCK_HEADER_SIZE 64
 #define BLOCK_MAGIC 0x424c4f42u /* "BLOB" */
+#define BROKEN_REASON_MAX 248 /* bytes of header.broken_reason, NUL included */
 
 #define PAD(n) char _pad_##n[CACHE_LINE]
 
@@ -120,9 +121,26 @@ typedef struct {
     u64 completed;
     u64 crashed;
     u64 retried;
+    /* lines 16-19: why the runtime is broken (RUN_BROKEN, broken.c).  Written
+     * once, by whoever moved the run state to RUN_BROKEN: the text first,
+     * then its length with release order (0: not written yet). */
+    _Alignas(CACHE_LINE) u64 broken_len;
+    char broken_reason[BROKEN_REASON_MAX];
 } header_t;
 
-enum { RUN_INIT = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };
+#ifndef __cplusplus
+_Static_assert(sizeof(header_t) <= HEADER_SIZE, "header_t must fit in its 4 KiB");
+#endif
+
+/* RUN_BROKEN: a check on shared memory failed (corruption); nobody runs
+ * tasks any more and every waiter is woken (broken.c). */
+enum { RUN_INIT = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3, RUN_BROKEN = 4 };
+
+/* The reclaim word (header.reclaim) while a crash reclaim runs: a tag and
+ * the reclaimer's pid (low 32 bits, the futex word).  Anything else non-zero
+ * is corruption (section.h), never a reason to wait forever. */
+#define RECLAIM_TAG 0x52434c4d00000000ULL /* "MLCR" */
+#define RECLAIM_TAG_MASK 0xffffffff00000000ULL
 
 /* ---- worker entry ------------------------------------------------------ */
 enum {

@@ -45,6 +45,7 @@ static int header_fields(PyObject *m) {
     FIELD(d, header_t, submitted); FIELD(d, header_t, completed); FIELD(d, header_t, crashed);
     FIELD(d, header_t, retried); FIELD(d, header_t, n_send); FIELD(d, header_t, send_cap);
     FIELD(d, header_t, n_waiters); FIELD(d, header_t, inflight); FIELD(d, header_t, relay_off);
+    FIELD(d, header_t, broken_len); FIELD(d, header_t, broken_reason);
     return add_table(m, "HEADER_FIELDS", d);
 }
 
@@ -233,6 +234,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     CONST(W_EMPTY); CONST(W_STARTING); CONST(W_RUNNING); CONST(W_SEARCHING);
     CONST(W_PARKED); CONST(W_NOTIFIED); CONST(W_DEAD); CONST(W_EXITED);
     CONST(RUN_INIT); CONST(RUN_RUNNING); CONST(RUN_STOPPING); CONST(RUN_STOPPED);
+    CONST(RUN_BROKEN); CONST(BROKEN_REASON_MAX);
     CONST(FN_READY); CONST(WT_FREE); CONST(WT_WAITING); CONST(WT_WOKEN); CONST(WT_CANCELLED);
     if (PyModule_AddIntConstant(m, "WORKER_SIZE", (long)sizeof(worker_t)) ||
         PyModule_AddIntConstant(m, "QUEUE_SIZE", (long)sizeof(local_queue_t)) ||

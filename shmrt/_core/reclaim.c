@@ -46,6 +46,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define IDLE_UNPARK_ONE (1ULL << 16)
 
@@ -116,7 +117,7 @@ static void push_client_ring(SegmentObject *s, client_t *c, u64 idx) {
 static int stop_world(rc_t *rc, double timeout, u64 *who) {
     SegmentObject *s = rc->s;
     header_t *h = HDR(s);
-    STORE_SEQ(&h->reclaim, 1); /* pairs with section_enter's SeqCst load */
+    STORE_SEQ(&h->reclaim, RECLAIM_TAG | (u32)getpid()); /* pairs with section_enter's SeqCst load */
     u64 end = now_ns() + (u64)(timeout * 1e9);
     for (;;) {
         int busy = 0;

@@ -217,6 +217,7 @@ static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
     int use_lifo, helping = 0;
     if (!PyArg_ParseTuple(args, "Kp|p", &wid, &use_lifo, &helping) || seg_check_open(s, 1))
         return NULL;
+    if (seg_broken(s)) return PyLong_FromLong(-1); /* corrupt: no more work (broken.c) */
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     long v = -1;
@@ -248,6 +249,7 @@ static PyObject *S_refill(SegmentObject *s, PyObject *args) {
     unsigned long long wid;
     int helping = 0;
     if (!PyArg_ParseTuple(args, "K|p", &wid, &helping) || seg_check_open(s, 1)) return NULL;
+    if (seg_broken(s)) return PyLong_FromLong(-1); /* corrupt: no more work (broken.c) */
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     ring_t *r = inject_ring(s);
@@ -280,6 +282,7 @@ static PyObject *S_steal(SegmentObject *s, PyObject *args) {
     int helping = 0;
     if (!PyArg_ParseTuple(args, "KK|p", &wid, &victim, &helping) || seg_check_open(s, 1))
         return NULL;
+    if (seg_broken(s)) return PyLong_FromLong(-1); /* corrupt: no more work (broken.c) */
     worker_t *w = worker_at(s, wid);
     if (!w || !worker_at(s, victim) || wid == victim)
         return PyErr_Format(SegmentError, "bad worker ids %llu/%llu", wid, victim);

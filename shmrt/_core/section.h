@@ -24,7 +24,7 @@
  *           reclaim == 0 on its futex, retry.
  *   leave:  busy -= 1 (release: the step's writes are visible to the
  *           reclaim's acquire load of busy == 0).
- *   reclaim: reclaim = 1 (SeqCst); wait until every live process's busy is
+ *   reclaim: reclaim = RECLAIM_TAG | pid (SeqCst); wait until every live process's busy is
  *           0 (SeqCst loads).  Dekker: either the entrant sees reclaim != 0
  *           and backs off, or the reclaim sees its busy != 0 and waits.
  *
@@ -42,16 +42,42 @@
 
 #include "core.h"
 
+#include <errno.h>
+#include <signal.h>
+
 #define SECTION_WAIT_S 0.01 /* re-check period while a reclaim runs */
+
+/* A non-zero reclaim word nobody will clear would stop every process for
+ * good: it must be RECLAIM_TAG | pid (layout.h), and after SECTION_STALE_S
+ * that pid must still run (a coordinator SIGKILLed inside its reclaim).
+ * Either failure marks the runtime broken (broken.c), and the step goes on:
+ * waiting would only hang everyone. */
+#define SECTION_STALE_S 2.0
+static inline int section_reclaim_bad(SegmentObject *s, u64 r, u64 *since) {
+    if ((r & RECLAIM_TAG_MASK) != RECLAIM_TAG) {
+        seg_mark_broken(s, "header: reclaim word %#llx is no reclaim in progress",
+                        (unsigned long long)r);
+        return 1;
+    }
+    u64 now = now_ns();
+    if (!*since) *since = now;
+    if (now - *since < (u64)(SECTION_STALE_S * 1e9)) return 0;
+    if (kill((pid_t)(u32)r, 0) != 0 && errno == ESRCH) {
+        seg_mark_broken(s, "header: reclaim word names pid %u, which is not running", (u32)r);
+        return 1;
+    }
+    return 0;
+}
 
 static inline void section_enter(SegmentObject *s) {
     u64 *busy = s->busy;
     if (!busy) return;
     header_t *h = HDR(s);
+    u64 since = 0;
     for (;;) {
         FETCH_ADD_SEQ(busy, 1);
         u64 r = LOAD_SEQ(&h->reclaim); /* pairs with the reclaim's SeqCst store */
-        if (!r) return;
+        if (!r || section_reclaim_bad(s, r, &since)) return;
         FETCH_SUB_SEQ(busy, 1);
         /* Never wait holding the GIL: the reclaim may be a thread of this
          * very process, and it needs the GIL back when it is done. */

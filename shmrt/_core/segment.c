@@ -498,9 +498,10 @@ PyTypeObject Segment_Type = {
 /* Merge the method tables of segment.c, sched.c and arena.c into one. */
 int segment_type_ready(void) {
     int n = 0;
-    PyMethodDef *tables[] = {raw_methods, sched_methods, task_methods, admin_methods,
-                             arena_methods, relay_methods, reclaim_methods, kill_methods};
-    for (int t = 0; t < 8; t++)
+    PyMethodDef *tables[] = {raw_methods,   sched_methods, task_methods,
+                             admin_methods, arena_methods, relay_methods,
+                             reclaim_methods, kill_methods, broken_methods};
+    for (int t = 0; t < 9; t++)
         for (PyMethodDef *m = tables[t]; m->ml_name; m++) {
             if (n >= MAX_METHODS - 1) return -1;
             all_methods[n++] = *m;

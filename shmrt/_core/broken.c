@@ -1,0 +1,240 @@
+/*
+ * broken.c -- corruption is detected, not amplified.
+ *
+ * Why a broken state: any process of the same user can write into a live
+ * segment (a bug, a stray pointer, malice).  Every index, length, state word
+ * and ring cell read back from shared memory is checked before it is used;
+ * the question is what to do when a check fails.  Skipping the bad entry
+ * silently loses the task behind it (a future nobody will ever resolve),
+ * "repairing" it writes through values nobody can vouch for, and failing only
+ * the operation at hand leaves every other process running on a structure
+ * known to be corrupt.  So a failed check is final for the runtime:
+ *
+ *   seg_mark_broken(s, "inject ring: ...")
+ *     1. CAS the run state to RUN_BROKEN (SeqCst; from anything but STOPPED
+ *        or BROKEN).  The first writer wins: it stores the reason text in
+ *        the header (broken_reason), then its length with release order.
+ *     2. Wake every futex in the segment: workers' park_seq, send workers'
+ *        seq, the relay's done_seq and waiter entries, the shutdown and
+ *        reclaim words.  Nobody sleeps through it.  Clients' seq words are
+ *        left alone: a client's harvester looks at the run state whenever it
+ *        sleeps 0.5 s without a completion (client.py), and woken at once it
+ *        would fail its futures with a plain "runtime stopped" before the
+ *        coordinator fails them with the reason; no client thread sleeps
+ *        longer than that.
+ *   the wrapper then raises SegmentError(reason) (seg_corrupt).
+ *
+ * What follows is Python's: workers stop once the run state is not RUNNING
+ * and the scheduler hands out no work while broken (sched.c), clients'
+ * harvesters fail pending futures once the runtime is not running, and the
+ * coordinator does not replace a worker that stopped on a broken runtime:
+ * it fails everything pending with BrokenPool(reason) (pool.py).  The crash
+ * reclaim validates before it repairs and refuses a corrupt segment
+ * (reclaim.c).  The reason names the region first ("inject ring: ...",
+ * "slot 17: ...", "arena: ..."), so the error says where to look; the
+ * inspector shows it too.
+ *
+ * The reason lives in shared memory, so it is read back bounded and with
+ * anything but printable ASCII replaced: a scribbled reason is ugly, never
+ * dangerous.
+ */
+#include "core.h"
+#include "access.h"
+#include "futex.h"
+#include "queue.h"
+
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define WAKE_ALL (1 << 30)
+
+/* Wake every sleeper on the segment's futex words but the clients' (see
+ * above).  The words that
+ * carry a sequence are bumped first (a sleeper that has read the old value
+ * and not yet slept then returns at once); the relay's waiter entries are
+ * only woken (their word is their state: they re-check after their 100 ms
+ * safety timeout, and relay.c's acquire looks at the run state between
+ * slices). */
+void seg_wake_everyone(SegmentObject *s) {
+    header_t *h = HDR(s);
+    FETCH_ADD_SEQ(&h->shutdown_seq, 1); /* pairs with any waiter's read before sleeping */
+    futex_wake_u32(&h->shutdown_seq, WAKE_ALL);
+    futex_wake_u32(&h->reclaim, WAKE_ALL);
+    for (u64 i = 0; i < s->L.n_workers; i++) {
+        worker_t *w = worker_at(s, i);
+        FETCH_ADD_SEQ(&w->park_seq, 1); /* pairs with park_wait's read of park_seq */
+        futex_wake_u32(&w->park_seq, WAKE_ALL);
+    }
+    relay_t *r = s->L.n_send ? (relay_t *)(void *)(s->L.base + s->L.relay_off) : NULL;
+    if (!r) return;
+    FETCH_ADD_SEQ(&r->done_seq, 1); /* pairs with flush_wait's read of done_seq */
+    futex_wake_u32(&r->done_seq, WAKE_ALL);
+    for (u64 i = 0; i < s->L.n_waiters; i++)
+        futex_wake_u32(&lay_waiter(&s->L, i)->state, WAKE_ALL);
+    relay_wake_all(s);
+}
+
+int seg_vmark_broken(SegmentObject *s, const char *fmt, va_list ap) {
+    if (!s->L.base || !s->L.writable) return 0; /* an observer reports, never marks */
+    header_t *h = HDR(s);
+    char text[BROKEN_REASON_MAX];
+    vsnprintf(text, sizeof text, fmt, ap);
+    u64 cur = LOAD_ACQ(&h->run_state);
+    int won = 0;
+    for (;;) {
+        if (cur == RUN_BROKEN || cur == RUN_STOPPED) break;
+        /* SeqCst: pairs with park.h's SeqCst load of the run state after it
+         * read park_seq (bumped below): a parker sees BROKEN or is woken. */
+        if (CAS_SEQ(&h->run_state, &cur, (u64)RUN_BROKEN)) {
+            won = 1;
+            break;
+        }
+    }
+    if (won) {
+        size_t n = strlen(text);
+        memcpy(h->broken_reason, text, n + 1);
+        STORE_REL(&h->broken_len, (u64)n ? (u64)n : 1); /* pairs with broken_reason's acquire */
+    }
+    seg_wake_everyone(s);
+    return won;
+}
+
+int seg_mark_broken(SegmentObject *s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int won = seg_vmark_broken(s, fmt, ap);
+    va_end(ap);
+    return won;
+}
+
+PyObject *seg_corrupt(SegmentObject *s, const char *fmt, ...) {
+    char text[BROKEN_REASON_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    seg_mark_broken(s, "%s", text);
+    PyErr_SetString(SegmentError, text);
+    return NULL;
+}
+
+int seg_broken(SegmentObject *s) {
+    return LOAD_RLX(&HDR(s)->run_state) == RUN_BROKEN; /* a hint; the CAS decides */
+}
+
+/* ---- rings ------------------------------------------------------------------
+ * A pop that found nothing: is the head of the ring in a state the protocol
+ * can produce (queue.h)?  At the consumer hint deq = p the cell is free for p
+ * (seq p), published (p + 1) or consumed with deq lagging (>= p + cap).  A
+ * sequence below p is impossible (deq never passes an unconsumed cell), and
+ * so is a free cell at p once enq has moved past p (enq moves only after
+ * cell p was written, and our acquire of enq makes that write visible).
+ * Returns 0, or -1 with the runtime broken and SegmentError set. */
+int ring_check_head(SegmentObject *s, ring_t *r, u64 cap, const char *what) {
+    u64 p = LOAD_ACQ(&r->deq); /* pairs with ring_hint_advance */
+    u64 *c = &r->cells[p & (cap - 1)];
+    u64 w = LOAD_ACQ(c); /* pairs with the CAS that wrote it */
+    int32_t d = seq_diff(cell_seq(w), p + 1);
+    if (d < -1) {
+        seg_corrupt(s, "%s: cell %llu holds sequence %u at position %llu (a free cell holds %u)",
+                    what, (unsigned long long)(p & (cap - 1)), cell_seq(w),
+                    (unsigned long long)p, (u32)p);
+        return -1;
+    }
+    if (d != -1) return 0;
+    u64 e = LOAD_ACQ(&r->enq); /* pairs with the pusher's hint advance after its cell CAS */
+    if ((int64_t)(e - p) <= 0) return 0;
+    w = LOAD_ACQ(c); /* once written, a cell never holds sequence p again */
+    if (seq_diff(cell_seq(w), p + 1) == -1) {
+        seg_corrupt(s, "%s: enq hint %llu is past position %llu, whose cell %llu is empty",
+                    what, (unsigned long long)e, (unsigned long long)p,
+                    (unsigned long long)(p & (cap - 1)));
+        return -1;
+    }
+    return 0;
+}
+
+/* The whole ring of a quiescent segment (the crash reclaim has the world
+ * stopped): from deq on, cells consumed with deq lagging, then published
+ * cells (values < max_val), then free cells, each with the sequence its
+ * position says; enq not past the first free cell.  0, or -1 with `why`. */
+int ring_validate(ring_t *r, u64 cap, u64 max_val, const char *what, char *why, size_t n) {
+    u64 p = LOAD_ACQ(&r->deq), end = 0;
+    int phase = 0; /* 0 consumed, 1 published, 2 free */
+    for (u64 i = 0; i < cap; i++, p++) {
+        u64 w = LOAD_ACQ(&r->cells[p & (cap - 1)]);
+        int32_t d = seq_diff(cell_seq(w), p + 1);
+        int ph = d > 0 ? 0 : d == 0 ? 1 : d == -1 ? 2 : 3;
+        if (ph == 0 && phase == 0) continue;
+        if (ph == 1 && phase <= 1) {
+            phase = 1;
+            if ((w & RING_VAL_MASK) >= max_val) {
+                snprintf(why, n, "%s: cell %llu holds value %llu (limit %llu)", what,
+                         (unsigned long long)(p & (cap - 1)),
+                         (unsigned long long)(w & RING_VAL_MASK), (unsigned long long)max_val);
+                return -1;
+            }
+            continue;
+        }
+        if (ph == 2) {
+            if (phase < 2) end = p;
+            phase = 2;
+            continue;
+        }
+        snprintf(why, n, "%s: cell %llu holds sequence %u at position %llu", what,
+                 (unsigned long long)(p & (cap - 1)), cell_seq(w), (unsigned long long)p);
+        return -1;
+    }
+    u64 e = LOAD_ACQ(&r->enq);
+    if (phase == 2 && (int64_t)(e - end) > 0) {
+        snprintf(why, n, "%s: enq hint %llu is past the first free position %llu", what,
+                 (unsigned long long)e, (unsigned long long)end);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Python ---------------------------------------------------------------- */
+/* broken_reason() -> None while the run state is a run state other than
+ * RUN_BROKEN; else the reason (a run-state word that is no run state at all
+ * is its own reason). */
+static PyObject *B_broken_reason(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 0)) return NULL;
+    header_t *h = HDR(s);
+    u64 rs = LOAD_ACQ(&h->run_state); /* pairs with the marker's CAS */
+    if (rs <= RUN_STOPPED) Py_RETURN_NONE;
+    if (rs != RUN_BROKEN)
+        return PyUnicode_FromFormat("header: run state %llu is not a run state",
+                                    (unsigned long long)rs);
+    u64 len = 0;
+    /* the winner writes the text right after its CAS: wait for it, briefly
+     * (it may have died in between) */
+    for (int i = 0; i < 1000 && !(len = LOAD_ACQ(&h->broken_len)); i++) /* pairs with the store */
+        sched_yield();
+    if (!len) return PyUnicode_FromString("runtime marked broken (no reason recorded)");
+    char buf[BROKEN_REASON_MAX];
+    if (len > BROKEN_REASON_MAX - 1) len = BROKEN_REASON_MAX - 1;
+    memcpy(buf, h->broken_reason, (size_t)len);
+    size_t n = 0;
+    while (n < len && buf[n]) n++;
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] < 0x20 || buf[i] > 0x7e) buf[i] = '?';
+    return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
+}
+
+/* mark_broken(reason) -> bool: a validation site in Python (or a test)
+ * reports corruption; True if this call made the runtime broken. */
+static PyObject *B_mark_broken(SegmentObject *s, PyObject *arg) {
+    const char *text = PyUnicode_AsUTF8(arg);
+    if (!text || seg_check_open(s, 1)) return NULL;
+    return PyBool_FromLong(seg_mark_broken(s, "%s", text));
+}
+
+PyMethodDef broken_methods[] = {
+    {"broken_reason", (PyCFunction)B_broken_reason, METH_NOARGS,
+     "broken_reason() -> None, or why the runtime is broken (corrupt shared memory)"},
+    {"mark_broken", (PyCFunction)B_mark_broken, METH_O,
+     "mark_broken(reason) -> bool: run state RUN_BROKEN, reason recorded, everyone woken"},
+    {NULL}};
