@@ -22,7 +22,6 @@ the same ``flow`` leave in the order they were given.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import socket
 import threading
 from collections.abc import Callable, Hashable
@@ -34,6 +33,7 @@ from typing import Any
 from . import _core
 from .errors import Full, PayloadTooLarge
 from .pool import Pool
+from .resolve import resolve
 from .workers.cpu import NO_FN, fn_id_for
 
 MAX_PACKET = 64 * 1024  # the cap iroh's relay uses
@@ -61,17 +61,7 @@ class RelaySpec:
 
 
 def _resolve(obj: str | Callable[..., Any], what: str) -> Callable[..., Any]:
-    if callable(obj):
-        return obj
-    mod, sep, name = str(obj).partition(":")
-    if not sep or not mod or not name:
-        raise ValueError(f"{what} must be a callable or 'module:function', not {obj!r}")
-    fn = importlib.import_module(mod)
-    for part in name.split("."):
-        fn = getattr(fn, part)
-    if not callable(fn):
-        raise TypeError(f"{what} {obj!r} is not callable")
-    return fn  # type: ignore[return-value]
+    return resolve(obj, what, cwd=False)
 
 
 def _sink_spec(sink: Any) -> tuple[str, Any]:

@@ -554,3 +554,36 @@ def test_prune_removes_a_stale_segment_of_an_older_layout_version() -> None:
         for _, path in made:
             if os.path.exists(path):
                 os.unlink(path)
+
+
+@pytest.mark.timeout(60)
+def test_relay_bad_arguments_are_one_line(tmp_path: Path) -> None:
+    """`shmrt relay` errors are one line with an exit code, like the other
+    commands; nothing is started for them."""
+    cases = [
+        (["--listen", "127.0.0.1:99999", "--to", "127.0.0.1:9"], 2, "port 0-65535"),
+        (["--listen", "nonsense", "--to", "127.0.0.1:9"], 2, "HOST:PORT"),
+        (["--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--transform", "nosuch_mod_xyz:fn"],
+         1, "cannot import 'nosuch_mod_xyz'"),
+        (["--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--transform", "shmrt.transforms"],
+         1, "expected MODULE:FUNCTION"),
+    ]
+    for args, code, text in cases:
+        p = _run("relay", *args, timeout=30)
+        lines = [x for x in p.stderr.splitlines() if x.strip()]
+        assert p.returncode == code and text in p.stderr, (args, p.returncode, p.stderr)
+        assert "Traceback" not in p.stderr and len(lines) <= 3, p.stderr
+
+
+def test_resolve_finds_modules_in_the_current_directory(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from shmrt.resolve import ResolveError, resolve
+
+    (tmp_path / "mytransform_xyz.py").write_text("def up(p):\n    return bytes(p).upper()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert resolve("mytransform_xyz:up")(b"ab") == b"AB"
+    with pytest.raises(ResolveError, match="has no attribute 'nope'"):
+        resolve("mytransform_xyz:nope")
+    with pytest.raises(ResolveError, match="is not callable"):
+        resolve("os:sep")

@@ -19,26 +19,33 @@ from typing import Any
 
 import click
 
+from ..resolve import ResolveError, resolve
+from .app import main
+from .common import _Signals
+
 SUMMARY_KEYS = ("received", "sent", "dropped", "registrations", "wakes", "recheck",
                 "spurious", "pending_with_capacity", "passed_on", "full")
 
 
 def _addr(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise click.BadParameter(f"{text!r} is not HOST:PORT")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT (port 0-65535)")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _bind(addr: tuple[str, int]) -> socket.socket:
-    from shmrt.relay import udp_socket
+    from ..relay import udp_socket
 
-    sock = udp_socket(addr)
+    try:
+        sock = udp_socket(addr)
+    except OSError as e:
+        raise click.ClickException(f"--listen {addr[0]}:{addr[1]}: {e.strerror or e}") from None
     sock.setblocking(False)
     return sock
 
 
-@click.command("relay")
+@main.command("relay")
 @click.option("--listen", "listen", required=True, metavar="HOST:PORT",
               help="UDP address to receive on (port 0: pick one; the ready line says which).")
 @click.option("--to", "to", required=True, metavar="HOST:PORT", help="UDP address to send to.")
@@ -56,13 +63,17 @@ def _bind(addr: tuple[str, int]) -> socket.socket:
 def relay(listen: str, to: str, transform: str, workers: int | None, send_workers: int,
           unordered: bool, max_inflight: int, count: int | None, as_json: bool) -> None:
     """A UDP relay: --listen -> transform on every core -> --to, per-source order."""
-    from shmrt.cli import _Signals
-    from shmrt.relay import Relay, UdpSink
+    from ..relay import Relay, UdpSink
 
-    sigs = _Signals()
-    sock = _bind(_addr(listen))
     try:
-        with Relay(transform, UdpSink(_addr(to)), workers=workers, send_workers=send_workers,
+        fn = resolve(transform, "--transform")
+    except ResolveError as e:
+        raise click.ClickException(str(e)) from None
+    target = _addr(to)
+    sock = _bind(_addr(listen))
+    sigs = _Signals()
+    try:
+        with Relay(fn, UdpSink(target), workers=workers, send_workers=send_workers,
                    ordered=not unordered, max_inflight=max_inflight) as r:
             r.wait_ready(30)
             host, port = sock.getsockname()[:2]

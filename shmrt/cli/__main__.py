@@ -1,0 +1,5 @@
+"""``python -m shmrt.cli``: the ``shmrt`` command."""
+
+from . import main
+
+main(prog_name="shmrt")
