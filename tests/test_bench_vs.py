@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shmrt.tools.bench import cli as bench_cli
 from shmrt.tools.bench import compare, growth, peers_more, runner
 from shmrt.tools.bench.peers import Peer
 from shmrt.tools.bench.progress import Progress
@@ -106,7 +107,7 @@ def test_vs_all_skips_missing_peers(
     no_extras: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "vs.json"
-    rc = runner.main(["rtt", "--vs", "all", "--repeat", "1", "--scale", "0.01",
+    rc = bench_cli.main(["rtt", "--vs", "all", "--repeat", "1", "--scale", "0.01",
                       "--json", str(out)])
     assert rc == 0
     printed = capsys.readouterr()

@@ -343,7 +343,7 @@ def test_tool_hooks_pass_arguments_through(monkeypatch: pytest.MonkeyPatch) -> N
 
     fake("shmrt.tools.inspect", 3)
     fake("shmrt.tools.bench", 0)
-    fake("shmrt.demo", 0)
+    fake("shmrt.tools.demo", 0)
     r = _invoke("inspect", "rt1", "--json", "--check")
     assert r.exit_code == 3
     assert calls[-1] == ("shmrt.tools.inspect", ["rt1", "--json", "--check"])
@@ -355,9 +355,9 @@ def test_tool_hooks_pass_arguments_through(monkeypatch: pytest.MonkeyPatch) -> N
     r = _invoke("bench")
     assert calls[-1] == ("shmrt.tools.bench", [])
     r = _invoke("demo", "--workers", "2")
-    assert r.exit_code == 0 and calls[-1] == ("shmrt.demo", 2)
+    assert r.exit_code == 0 and calls[-1] == ("shmrt.tools.demo", 2)
     r = _invoke("demo")
-    assert calls[-1] == ("shmrt.demo", None)
+    assert calls[-1] == ("shmrt.tools.demo", None)
 
 
 @pytest.mark.timeout(60)

@@ -49,7 +49,7 @@ def inspect(ctx: click.Context, argv: tuple[str, ...]) -> None:
 @click.pass_context
 def demo(ctx: click.Context, workers: int | None) -> None:
     """A one-minute tour of shmrt, with real numbers from this machine."""
-    ctx.exit(int(_import_tool("shmrt.demo", "shmrt demo").main(workers) or 0))
+    ctx.exit(int(_import_tool("shmrt.tools.demo", "shmrt.tools.demo").main(workers) or 0))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -22,12 +22,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .runner import DEFAULT_REPEAT, QUICK_REPEAT, format_table, main, run
+    from .cli import main
+    from .runner import DEFAULT_REPEAT, QUICK_REPEAT, format_table, run
     from .scenarios import WORKLOADS
 
 __all__ = ["DEFAULT_REPEAT", "QUICK_REPEAT", "WORKLOADS", "format_table", "main", "run"]
 
-_LAZY = {name: ".runner" for name in __all__} | {"WORKLOADS": ".scenarios"}
+_LAZY = {name: ".runner" for name in __all__} | {"WORKLOADS": ".scenarios", "main": ".cli"}
 
 
 def __getattr__(name: str) -> Any:

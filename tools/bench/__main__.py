@@ -1,10 +1,10 @@
-"""``python -m shmrt.tools.bench``: run the benchmark (see :mod:`.runner`)."""
+"""``python -m shmrt.tools.bench``: run the benchmark (see :mod:`.cli`)."""
 
 from __future__ import annotations
 
 import sys
 
-from .runner import main
+from .cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

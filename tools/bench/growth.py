@@ -43,6 +43,7 @@ from . import workloads as wl
 from .peers import Peer
 from .peers_more import ALL_PEER_CLASSES
 from .progress import Progress
+from .runner import render_grid
 from .scenarios import (
     _client_burst,
     _payload_array,
@@ -363,8 +364,6 @@ def _one_line(sres: dict[str, Any]) -> str:
 
 def format_growth(growth: dict[str, Any], markdown: bool = False) -> str:
     """One table per series: cost per unit at every size, per pool."""
-    from .runner import render_grid
-
     out: list[str] = []
     budget = growth["config"]["budget_s"]
     for name, sres in growth["series"].items():

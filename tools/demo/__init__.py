@@ -14,7 +14,7 @@ this very run:
    throughput (tasks/s) of both is printed side by side with the ratio;
 4. **a relay** -- 20,000 datagrams through a loopback UDP relay with
    ``blake2b_tag`` on every core, tags and per-flow order checked on
-   arrival, with the relay's counters (shmrt/demo_relay.py).
+   arrival, with the relay's counters (tools/demo/relay.py).
 
 Both bursts are measured the same way: pools started and warmed first, the
 clock runs from the first ``submit`` until the done-callback of the last
@@ -42,7 +42,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .tools.bench import workloads as wl
+from ..bench import workloads as wl
 
 __all__ = ["main"]
 
@@ -201,7 +201,7 @@ def main(workers: int | None = None) -> int:
         f"shmrt throughput / ProcessPoolExecutor throughput = [bold]{s_rate / p_rate:.1f}x[/] "
         "(different task counts, compared per task)"
     )
-    from . import demo_relay
+    from . import relay as demo_relay
 
     relay_ok = demo_relay.run(workers, console)
     console.print(
