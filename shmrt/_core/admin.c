@@ -59,15 +59,23 @@ static PyObject *A_register_fn(SegmentObject *s, PyObject *arg) {
         PyBuffer_Release(&b);
         return PyLong_FromLong(-1); /* table full: caller sends the callable inline */
     }
+    func_t *f = func_at(s, fid);
+    u64 fst = FN_EMPTY;
+    if (!CAS_ACQREL(&f->state, &fst, (u64)FN_WRITING)) { /* pairs with get_fn's acquire */
+        PyBuffer_Release(&b); /* two registrations on one entry: fn_count went back */
+        return seg_corrupt(s, "function table: entry %llu is taken (state %llu), but fn_count "
+                           "handed it out again", (unsigned long long)fid,
+                           (unsigned long long)fst);
+    }
     long long off = arena_alloc_block(s, (u64)b.len);
     if (off < 0) {
+        STORE_REL(&f->state, (u64)FN_EMPTY); /* nobody can name this entry: let it be */
         PyBuffer_Release(&b);
-        return PyLong_FromLong(-1);
+        return off == -2 ? seg_raise_broken(s) : PyLong_FromLong(-1);
     }
     u64 len;
     char *dst = arena_block_data(s, (u64)off, &len);
     memcpy(dst, b.buf, (size_t)b.len);
-    func_t *f = func_at(s, fid);
     STORE_PLAIN(&f->blob, (u64)off);
     STORE_PLAIN(&f->len, (u64)b.len);
     STORE_PLAIN(&f->hash, hash); /* all three published by the FN_READY release */
@@ -79,13 +87,27 @@ static PyObject *A_register_fn(SegmentObject *s, PyObject *arg) {
 static PyObject *A_get_fn(SegmentObject *s, PyObject *arg) {
     unsigned long long fid = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred() || seg_check_open(s, 0)) return NULL;
+    /* fid comes from a task's slot: a bad one, an entry that is not ready
+     * (a task names a function only after its registration published it),
+     * a bad block or bytes that fail their checksum are corruption */
     func_t *f = func_at(s, fid);
-    if (!f) return PyErr_Format(SegmentError, "bad function id %llu", fid);
-    if (LOAD_ACQ(&f->state) != FN_READY) Py_RETURN_NONE;
-    u64 len;
-    char *p = arena_block_data(s, f->blob, &len);
-    if (!p || f->len > len) return PyErr_Format(SegmentError, "function %llu: bad block", fid);
-    return PyBytes_FromStringAndSize(p, (Py_ssize_t)f->len);
+    if (!f)
+        return seg_corrupt(s, "function table: id %llu is out of range (%llu entries)", fid,
+                           (unsigned long long)s->L.n_funcs);
+    u64 st = LOAD_ACQ(&f->state); /* pairs with register_fn's release */
+    if (st != FN_READY)
+        return seg_corrupt(s, "function table: entry %llu is not ready (state %llu)", fid,
+                           (unsigned long long)st);
+    u64 len, blob = LOAD_PLAIN(&f->blob), flen = LOAD_PLAIN(&f->len);
+    char *p = arena_block_data(s, blob, &len);
+    if (!p || flen > len)
+        return seg_corrupt(s, "function table: entry %llu: block at arena offset %llu (%llu "
+                           "bytes) is not a live block", fid, (unsigned long long)blob,
+                           (unsigned long long)flen);
+    if (fnv1a((const unsigned char *)p, (Py_ssize_t)flen) != LOAD_PLAIN(&f->hash))
+        return seg_corrupt(s, "function table: entry %llu: the pickled callable at arena offset "
+                           "%llu fails its checksum", fid, (unsigned long long)blob);
+    return PyBytes_FromStringAndSize(p, (Py_ssize_t)flen);
 }
 
 /* ---- clients --------------------------------------------------------------- */
@@ -125,12 +147,19 @@ static PyObject *A_client_release(SegmentObject *s, PyObject *arg) {
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
     section_enter(s);
     long n = 0, v;
-    while ((v = ring_pop(client_ring(c), s->L.inject_cap)) >= 0)
-        if ((u64)v < s->L.n_slots) {
-            unset_join_interest(&slot_at(s, (u64)v)->state);
-            drop_ref(s, (u64)v);
-            n++;
+    /* a client going away must get away: corruption found here is
+     * recorded (broken.c), not raised */
+    while ((v = ring_pop(client_ring(c), s->L.inject_cap)) >= 0) {
+        slot_t *sl = slot_at(s, (u64)v);
+        if (!sl || LOAD_RLX(&sl->holder) != cid || !(LOAD_ACQ(&sl->state) & S_JOIN_INTEREST)) {
+            seg_mark_broken(s, "client %llu completion ring: held slot %ld, not one of its "
+                            "completed tasks", cid, v);
+            continue;
         }
+        unset_join_interest(&sl->state);
+        drop_ref(s, (u64)v);
+        n++;
+    }
     /* Tasks still queued or running: nobody wants their results.  Dropping
      * the handles now frees them when they finish (complete_slot does not
      * deliver without JOIN_INTEREST), instead of leaving them on a ring the
@@ -276,9 +305,12 @@ static PyObject *A_retry_task(SegmentObject *s, PyObject *arg) {
     slot_t *sl = slot_for_key(s, key, &idx);
     if (!sl) return NULL;
     if (transition_to_notified_retry(&sl->state) != TR_OK)
-        return PyErr_Format(SegmentError, "slot %llu: not running, cannot retry", idx);
+        return seg_corrupt(s, "slot %llu: state %#llx is not running, cannot retry",
+                           (unsigned long long)idx, (unsigned long long)LOAD_RLX(&sl->state));
     STORE_RLX(&sl->owner, 0);
-    ring_push(inject_ring(s), s->L.inject_cap, idx);
+    if (ring_push(inject_ring(s), s->L.inject_cap, idx))
+        return seg_corrupt(s, "inject ring: no room for slot %llu (capacity %llu)",
+                           (unsigned long long)idx, (unsigned long long)s->L.inject_cap);
     FETCH_ADD_RLX(&HDR(s)->retried, 1);
     sched_notify(s);
     Py_RETURN_NONE;

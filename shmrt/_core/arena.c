@@ -59,38 +59,70 @@ static u64 *arena_link(const void *ctx, u64 top) {
     return b ? &b->next : NULL;
 }
 
-/* Pop a free block of class c: its offset, -1 if none, -2 if corrupt. */
+/* Pop a free block of class c: its offset, -1 if none, -2 if corrupt (the
+ * runtime is broken then: a free stack whose top is no block, or whose block
+ * is in use or of another class, would hand one block to two owners). */
 static long long pop_free(SegmentObject *s, int c) {
     arena_ctx_t ctx = {s};
-    u64 top = fs_pop(&HDR(s)->arena_free[c], arena_link, &ctx, FS_TOP_MASK, 0);
-    if (top == FS_CORRUPT) return -2;
-    return top ? (long long)((top - 1) * CACHE_LINE) : -1;
+    u64 *head = &HDR(s)->arena_free[c];
+    u64 top = fs_pop(head, arena_link, &ctx, FS_TOP_MASK, 0);
+    if (top == FS_CORRUPT) {
+        seg_mark_broken(s, "arena: free stack of class %d: head %#llx is not a block", c,
+                        (unsigned long long)LOAD_RLX(head));
+        return -2;
+    }
+    if (!top) return -1;
+    u64 off = (top - 1) * CACHE_LINE;
+    block_t *b = block_at(s, off);
+    u64 refs = LOAD_ACQ(&b->refs); /* pairs with the last release's CAS */
+    if (refs != 0 || (LOAD_RLX(&b->magic_class) & 0xffffffffULL) != (u64)c) {
+        seg_mark_broken(s, "arena: free stack of class %d handed out block %llu (class %llu, "
+                        "%llu refs)", c, (unsigned long long)off,
+                        (unsigned long long)(LOAD_RLX(&b->magic_class) & 0xffffffffULL),
+                        (unsigned long long)refs);
+        return -2;
+    }
+    return (long long)off;
 }
 
-/* Returns the block's arena offset, or -1 when the arena is exhausted. */
+/* Returns the block's arena offset, -1 when the arena is exhausted, or -2
+ * when it is corrupt (the runtime is broken then, broken.c). */
 long long arena_alloc_block(SegmentObject *s, u64 len) {
     if (len > s->L.arena_size) return -1;
     int c = class_for(len + BLOCK_HEADER_SIZE);
     if (c < 0) return -1;
     header_t *h = HDR(s);
     long long off = pop_free(s, c);
-    if (off == -2) return -1; /* corrupt stack: refuse rather than trust it */
+    if (off == -2) return -2; /* corrupt stack: refuse rather than trust it */
     if (off < 0) { /* carve from the bump pointer */
         u64 size = class_size((u64)c);
         u64 bump = LOAD_ACQ(&h->arena_bump);
         for (;;) {
-            if (bump > s->L.arena_size || size > s->L.arena_size - bump) break;
+            if (bump > s->L.arena_size || bump % CACHE_LINE) {
+                seg_mark_broken(s, "arena: bump pointer %llu is not inside the arena (%llu bytes)",
+                                (unsigned long long)bump, (unsigned long long)s->L.arena_size);
+                return -2;
+            }
+            if (size > s->L.arena_size - bump) break;
             if (CAS_ACQREL(&h->arena_bump, &bump, bump + size)) {
+                /* ours now, and never carved before: its header is still
+                 * zero (the segment starts zeroed); a magic there means the
+                 * pointer was moved back over live blocks */
+                block_t *nb = (block_t *)(s->L.base + s->L.arena_off + bump);
+                if ((LOAD_RLX(&nb->magic_class) >> 32) == BLOCK_MAGIC) {
+                    seg_mark_broken(s, "arena: bump pointer %llu points at a carved block",
+                                    (unsigned long long)bump);
+                    return -2;
+                }
                 off = (long long)bump;
-                STORE_RLX(&((block_t *)(s->L.base + s->L.arena_off + bump))->magic_class,
-                          ((u64)BLOCK_MAGIC << 32) | (u64)c);
+                STORE_RLX(&nb->magic_class, ((u64)BLOCK_MAGIC << 32) | (u64)c);
                 break;
             }
         }
     }
     for (int cc = c + 1; off < 0 && cc < ARENA_CLASSES; cc++) { /* all carved: a bigger one */
         off = pop_free(s, cc);
-        if (off == -2) return -1;
+        if (off == -2) return -2;
     }
     if (off < 0) return -1;
     block_t *b = (block_t *)(s->L.base + s->L.arena_off + off);
@@ -111,7 +143,8 @@ char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out) {
 }
 
 /* Drop one reference; the last one frees the block.  Returns 0, or -1 for a
- * bad offset / refcount (nothing is changed then). */
+ * bad offset / refcount (nothing is changed then; the caller knows whether
+ * the offset came from shared memory, i.e. whether that is corruption). */
 int arena_release_block(SegmentObject *s, u64 off) {
     block_t *b = block_at(s, off);
     if (!b) return -1;
@@ -137,6 +170,17 @@ typedef struct {
     char *data;
     int readonly;
 } BlobViewObject;
+
+/* A view of a block a slot carries (args or result): the offset and the
+ * block come from shared memory, so a bad one is corruption (broken.c). */
+PyObject *blobview_slot(SegmentObject *s, u64 idx, u64 off, const char *what) {
+    u64 len;
+    block_t *b = block_at(s, off);
+    if (!b || !arena_block_data(s, off, &len) || (s->L.writable && !LOAD_RLX(&b->refs)))
+        return seg_corrupt(s, "slot %llu: %s block at arena offset %llu is not a live block",
+                           (unsigned long long)idx, what, (unsigned long long)off);
+    return blobview_new(s, off);
+}
 
 PyObject *blobview_new(SegmentObject *s, u64 off) {
     u64 len;
@@ -168,7 +212,10 @@ PyObject *blobview_new(SegmentObject *s, u64 off) {
 static void BlobView_dealloc(BlobViewObject *v) {
     if (v->seg) {
         v->seg->exports--;
-        if (!v->seg->closed && v->seg->L.writable) arena_release_block(v->seg, v->off);
+        /* the view holds a reference: a block that refuses it was scribbled */
+        if (!v->seg->closed && v->seg->L.writable && arena_release_block(v->seg, v->off))
+            seg_mark_broken(v->seg, "arena: block at offset %llu lost the reference of a view",
+                            (unsigned long long)v->off);
         Py_DECREF(v->seg);
     }
     PyObject_Free(v);
@@ -212,6 +259,7 @@ static PyObject *AR_blob_alloc(SegmentObject *s, PyObject *arg) {
     unsigned long long len = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
     long long off = arena_alloc_block(s, len);
+    if (off == -2) return seg_raise_broken(s);
     if (off < 0) Py_RETURN_NONE;
     PyObject *v = blobview_new(s, (u64)off);
     if (!v) {

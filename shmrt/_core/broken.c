@@ -120,6 +120,17 @@ PyObject *seg_corrupt(SegmentObject *s, const char *fmt, ...) {
     return NULL;
 }
 
+/* Raise SegmentError with the recorded reason (a helper that marked the
+ * runtime broken without raising: deliver, the arena). */
+PyObject *seg_raise_broken(SegmentObject *s) {
+    PyObject *why = PyObject_CallMethod((PyObject *)s, "broken_reason", NULL);
+    if (!why) return NULL;
+    PyErr_SetString(SegmentError,
+                    why != Py_None ? PyUnicode_AsUTF8(why) : "shared memory failed a check");
+    Py_DECREF(why);
+    return NULL;
+}
+
 int seg_broken(SegmentObject *s) {
     return LOAD_RLX(&HDR(s)->run_state) == RUN_BROKEN; /* a hint; the CAS decides */
 }

@@ -84,11 +84,12 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
                   long long result_blob);
 int sched_notify(SegmentObject *s);
 PyObject *blobview_new(SegmentObject *s, u64 off);
+PyObject *blobview_slot(SegmentObject *s, u64 idx, u64 off, const char *what);
 
 /* ---- relay.c ----------------------------------------------------------- */
 extern PyMethodDef relay_methods[];
 int relay_init(SegmentObject *s);
-void relay_deliver(SegmentObject *s, u64 idx, slot_t *sl);
+int relay_deliver(SegmentObject *s, u64 idx, slot_t *sl);
 send_t *relay_send_at(SegmentObject *s, u64 i);
 ring_t *relay_ring_of(send_t *t);
 ring_t *relay_waitlist_of(SegmentObject *s, send_t *t);
@@ -106,6 +107,7 @@ int seg_mark_broken(SegmentObject *s, const char *fmt, ...)
 PyObject *seg_corrupt(SegmentObject *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int seg_broken(SegmentObject *s);
+PyObject *seg_raise_broken(SegmentObject *s);
 void seg_wake_everyone(SegmentObject *s);
 int ring_check_head(SegmentObject *s, ring_t *r, u64 cap, const char *what);
 int ring_validate(ring_t *r, u64 cap, u64 max_val, const char *what, char *why, size_t n);

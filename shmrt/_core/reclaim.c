@@ -44,6 +44,7 @@
 #include "state.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -145,6 +146,93 @@ static void start_world(SegmentObject *s) {
     STORE_SEQ(&h->reclaim, 0);
     futex_wake_u32(&h->reclaim, 1 << 30);
 }
+
+/* Before anything is repaired: is the structure sound?  The repair writes
+ * through the indices it reads (ring cells, queue entries, holders), so a
+ * segment that fails a check is not repaired but marked broken (broken.c).
+ * The world is stopped: every ring and queue is quiescent, so the checks
+ * are exact (ring_validate).  0, or -1 with `why`. */
+#define WHY(...) (snprintf(why, n, __VA_ARGS__), -1)
+static int validate(rc_t *rc, char *why, size_t n) {
+    SegmentObject *s = rc->s;
+    header_t *h = HDR(s);
+    u64 ns = s->L.n_slots, cap = s->L.inject_cap, lc = s->L.local_cap;
+    u64 carved = LOAD_ACQ(&h->slots_carved), top = LOAD_ACQ(&h->free_head) & 0xffffffffULL;
+    if (carved > ns) return WHY("header: slots_carved %llu exceeds %llu slots",
+                                (unsigned long long)carved, (unsigned long long)ns);
+    if (top > carved) return WHY("free-slot stack: head names slot %llu, beyond the %llu carved",
+                                 (unsigned long long)top - 1, (unsigned long long)carved);
+    if (ring_validate(inject_ring(s), cap, ns, "inject ring", why, n)) return -1;
+    for (u64 i = 0; i < s->L.n_workers; i++) {
+        local_queue_t *q = queue_at(s, i);
+        worker_t *w = worker_at(s, i);
+        u64 hd = LOAD_ACQ(&q->head);
+        u32 steal = head_steal(hd), real = head_real(hd), tail = (u32)LOAD_ACQ(&q->tail);
+        if (tail - steal > (u32)lc || real - steal > tail - steal)
+            return WHY("local queue of worker %llu: head %u/%u and tail %u do not fit its "
+                       "capacity %llu", (unsigned long long)i, steal, real, tail,
+                       (unsigned long long)lc);
+        for (u32 p = steal; p != tail; p++) {
+            u32 v = LOAD_RLX(&q->buf[p & (lc - 1)]);
+            if (v >= ns) return WHY("local queue of worker %llu: entry %u holds slot index %u "
+                                    "(n_slots %llu)", (unsigned long long)i,
+                                    (unsigned)(p & (lc - 1)), v, (unsigned long long)ns);
+        }
+        u64 l = LOAD_ACQ(&w->lifo), t = LOAD_ACQ(&w->taking);
+        if (l > ns) return WHY("LIFO slot of worker %llu: holds slot index %llu (n_slots %llu)",
+                               (unsigned long long)i, (unsigned long long)l - 1,
+                               (unsigned long long)ns);
+        if (t > ns) return WHY("worker %llu: taking names slot index %llu (n_slots %llu)",
+                               (unsigned long long)i, (unsigned long long)t - 1,
+                               (unsigned long long)ns);
+    }
+    for (u64 i = 0; i < s->L.n_clients; i++) {
+        client_t *c = client_at(s, i);
+        char what[48];
+        snprintf(what, sizeof what, "client %llu completion ring", (unsigned long long)i);
+        if (LOAD_ACQ(&c->ring_ready) && LOAD_ACQ(&c->pid) && !rc->dead_c[i] &&
+            ring_validate(client_ring(c), cap, ns, what, why, n))
+            return -1;
+    }
+    for (u64 i = 0; i < s->L.n_send; i++) {
+        send_t *t = relay_send_at(s, i);
+        char what[48];
+        snprintf(what, sizeof what, "send ring %llu", (unsigned long long)i);
+        if (ring_validate(relay_ring_of(t), s->L.send_cap, ns, what, why, n)) return -1;
+        snprintf(what, sizeof what, "waitlist of send ring %llu", (unsigned long long)i);
+        if (ring_validate(relay_waitlist_of(s, t), cap, ns, what, why, n)) return -1;
+    }
+    relay_t *relay = lay_relay(&s->L);
+    if (relay) {
+        u64 avail = LOAD_ACQ(&relay->avail), rcap = LOAD_ACQ(&relay->capacity);
+        if (rcap != s->L.inflight || avail > rcap)
+            return WHY("relay: budget holds %llu free units of %llu (configured %llu)",
+                       (unsigned long long)avail, (unsigned long long)rcap,
+                       (unsigned long long)s->L.inflight);
+        if (ring_validate(lay_fifo(relay), fifo_cap(s->L.n_waiters),
+                          s->L.n_waiters << TOKEN_GEN_BITS, "relay waiter FIFO", why, n))
+            return -1;
+    }
+    for (u64 i = 0; i < carved; i++) {
+        slot_t *sl = slot_at(s, i);
+        u64 st = LOAD_ACQ(&sl->state), holder = LOAD_RLX(&sl->holder);
+        if (st_refs(st) == 0) continue;
+        u64 where = st & (S_NOTIFIED | S_RUNNING | S_COMPLETE);
+        if (st_refs(st) > 2 || (where & (where - 1)))
+            return WHY("slot %llu: state %#llx is no task state", (unsigned long long)i,
+                       (unsigned long long)st);
+        int ok = holder < s->L.n_clients || holder == HOLDER_RELAY ||
+                 ((holder & ~0xffffULL) == HOLDER_WORKER && (holder & 0xffff) < s->L.n_workers);
+        if (!ok)
+            return WHY("slot %llu: holder %#llx names no client, worker or relay",
+                       (unsigned long long)i, (unsigned long long)holder);
+        if (LOAD_RLX(&sl->kind) > 1 || (LOAD_RLX(&sl->kind) == 1 && !relay))
+            return WHY("slot %llu: kind %llu", (unsigned long long)i,
+                       (unsigned long long)LOAD_RLX(&sl->kind));
+    }
+    return 0;
+}
+#undef WHY
 
 /* Everything after the world is stopped.  Returns the dead workers' RUNNING
  * tasks as a list of (key, max_retries, attempts, holder), or NULL (no
@@ -390,8 +478,21 @@ static PyObject *RC_reclaim(SegmentObject *s, PyObject *args) {
                             timeout);
     }
     /* The world is stopped; repair() needs the GIL only for the result list,
-     * and no process can enter a step until start_world(). */
-    PyObject *running = repair(&rc);
+     * and no process can enter a step until start_world().  A broken runtime
+     * is not repaired (its structure cannot be trusted), nor one that fails
+     * validation now. */
+    char why[BROKEN_REASON_MAX] = "";
+    PyObject *running;
+    if (seg_broken(s)) {
+        snprintf(why, sizeof why, "already broken");
+        running = PyList_New(0);
+    } else if (validate(&rc, why, sizeof why)) {
+        seg_mark_broken(s, "%s", why);
+        running = PyList_New(0);
+    } else {
+        why[0] = 0;
+        running = repair(&rc);
+    }
     Py_BEGIN_ALLOW_THREADS
     start_world(s);
     for (u64 i = 0; i < s->L.n_workers; i++) { /* everyone looks again */
@@ -409,7 +510,8 @@ static PyObject *RC_reclaim(SegmentObject *s, PyObject *args) {
     Py_END_ALLOW_THREADS
     free(mem);
     if (!running) return NULL;
-    return Py_BuildValue("{sNsKsKsKsKsKsKsK}", "running", running, "requeued", rc.requeued,
+    return Py_BuildValue("{sNsssKsKsKsKsKsKsK}", "running", running, "broken", why,
+                         "requeued", rc.requeued,
                          "in_doubt", rc.in_doubt,
                          "delivered", rc.delivered, "refs_fixed", rc.refs_fixed, "freed",
                          rc.freed, "cancelled", rc.cancelled, "duplicates", rc.dups);

@@ -112,11 +112,17 @@ static void unit_given(SegmentObject *s) {
     if (s->units && LOAD_RLX(s->units)) FETCH_SUB_ACQREL(s->units, 1);
 }
 
+#define ACQUIRE_SLICE_S 0.5
 static PyObject *R_acquire(SegmentObject *s, PyObject *args) {
     double timeout = -1;
     int nowait = 0;
     relay_t *r;
     if (!PyArg_ParseTuple(args, "|dp", &timeout, &nowait) || relay_check(s, &r, 1)) return NULL;
+    u64 avail = LOAD_RLX(&r->avail), cap = LOAD_RLX(&r->capacity);
+    if (avail > cap || cap != s->L.inflight)
+        return seg_corrupt(s, "relay: budget holds %llu free units of %llu (configured %llu)",
+                           (unsigned long long)avail, (unsigned long long)cap,
+                           (unsigned long long)s->L.inflight);
     section_enter(s);
     int got = sem_try(r);
     if (got) unit_taken(s);
@@ -131,13 +137,20 @@ static PyObject *R_acquire(SegmentObject *s, PyObject *args) {
      * counted just after.  A reclaim in between counts that unit free: the
      * budget can then exceed its capacity by the acquirers caught there
      * (never fall short of it, which would stall). */
-    rc = acquire(s, r, timeout, nowait);
+    /* in slices: a runtime that breaks meanwhile ends the wait (broken.c) */
+    double end = timeout >= 0 ? (double)now_ns() * 1e-9 + timeout : -1;
+    for (;;) {
+        double left = end >= 0 ? end - (double)now_ns() * 1e-9 : ACQUIRE_SLICE_S;
+        rc = acquire(s, r, left < 0 ? 0 : left < ACQUIRE_SLICE_S ? left : ACQUIRE_SLICE_S, nowait);
+        if (rc != BUDGET_TIMEOUT || seg_broken(s) || (end >= 0 && left <= ACQUIRE_SLICE_S)) break;
+    }
     if (rc == 0) {
         section_enter(s);
         unit_taken(s);
         section_leave(s);
     }
     Py_END_ALLOW_THREADS
+    if (rc == BUDGET_TIMEOUT && seg_broken(s)) return seg_raise_broken(s);
     return PyLong_FromLong(rc);
 }
 
@@ -171,7 +184,9 @@ static PyObject *R_submit(SegmentObject *s, PyObject *args) {
     PyBuffer_Release(&b);
     if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
     unit_given(s); /* the packet's slot holds the unit now (same step) */
-    ring_push(inject_ring(s), s->L.inject_cap, idx);
+    if (ring_push(inject_ring(s), s->L.inject_cap, idx))
+        return seg_corrupt(s, "inject ring: no room for slot %llu (capacity %llu)",
+                           (unsigned long long)idx, (unsigned long long)s->L.inject_cap);
     sched_notify(s);
     return PyLong_FromUnsignedLongLong(key);
 }
@@ -181,10 +196,20 @@ static void move_waiters(SegmentObject *s, send_t *t) { sendq_move_waiters(&s->L
 
 /* Called by deliver() when a relay packet completes (CPU worker, or the
  * coordinator for a crashed one).  Never blocks. */
-void relay_deliver(SegmentObject *s, u64 idx, slot_t *sl) {
-    send_t *t = send_at(s, LOAD_RLX(&sl->flow) % (s->L.n_send ? s->L.n_send : 1));
-    if (!t) return;
-    sendq_deliver(&s->L, t, idx); /* sendq.h: ring, else waitlist + re-check; wake */
+int relay_deliver(SegmentObject *s, u64 idx, slot_t *sl) {
+    u64 sw = LOAD_RLX(&sl->flow) % (s->L.n_send ? s->L.n_send : 1);
+    send_t *t = send_at(s, sw);
+    if (!t) {
+        seg_mark_broken(s, "slot %llu: a relay packet, but the runtime has no relay",
+                        (unsigned long long)idx);
+        return -1;
+    }
+    if (sendq_deliver(&s->L, t, idx)) { /* sendq.h: ring, else waitlist + re-check; wake */
+        seg_mark_broken(s, "waitlist of send ring %llu: no room for slot %llu",
+                        (unsigned long long)sw, (unsigned long long)idx);
+        return -1;
+    }
+    return 0;
 }
 
 /* relay_flow_min(flow) -> int | None: the lowest sequence number of the
@@ -250,17 +275,21 @@ static PyObject *R_take(SegmentObject *s, PyObject *args) {
         move_waiters(s, t); /* one freed unit: let a waitlisted slot in */
         CRASH_POINT(CP_TAKEN);
         slot_t *sl = slot_at(s, (u64)v);
-        if (!sl || !(LOAD_ACQ(&sl->state) & S_COMPLETE)) { /* pairs with complete's release */
+        u64 st = sl ? LOAD_ACQ(&sl->state) : 0; /* pairs with complete's release */
+        if (!sl || !(st & S_COMPLETE) || LOAD_RLX(&sl->holder) != HOLDER_RELAY) {
             Py_DECREF(out);
-            return PyErr_Format(SegmentError, "send ring held bad slot %ld", v);
+            return seg_corrupt(s, "send ring %llu: held slot %ld, not a finished packet "
+                               "(state %#llx, n_slots %llu)", sw, v, (unsigned long long)st,
+                               (unsigned long long)s->L.n_slots);
         }
         u64 res = LOAD_RLX(&sl->result), n = res & 0xffffffffULL;
         if (n > payload_cap(s)) {
             Py_DECREF(out);
-            return PyErr_Format(SegmentError, "slot %ld: bad result length", v);
+            return seg_corrupt(s, "slot %ld: result length %llu exceeds the slot's %llu bytes", v,
+                               (unsigned long long)n, (unsigned long long)payload_cap(s));
         }
         PyObject *data = (sl->flags & SLOT_F_RESULT_BLOB)
-                             ? blobview_new(s, sl->result_blob)
+                             ? blobview_slot(s, (u64)v, sl->result_blob, "result")
                              : PyBytes_FromStringAndSize(slot_payload(s, sl), (Py_ssize_t)n);
         PyObject *item = data ? Py_BuildValue("(lKKKN)", v, (unsigned long long)sl->flow,
                                               (unsigned long long)sl->seq, res >> 32, data)

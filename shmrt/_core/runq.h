@@ -30,32 +30,39 @@
 #include "access.h"
 #include "queue.h"
 
-static inline void runq_inject_many(const layout_t *L, u32 *v, u32 n) {
-    for (u32 i = 0; i < n; i++) ring_push_inl(lay_inject(L), L->inject_cap, v[i]);
+/* Returns the number of values the ring refused (0 unless it is corrupt:
+ * its capacity covers every slot). */
+static inline u32 runq_inject_many(const layout_t *L, u32 *v, u32 n) {
+    u32 refused = 0;
+    for (u32 i = 0; i < n; i++) refused += ring_push_inl(lay_inject(L), L->inject_cap, v[i]) != 0;
+    return refused;
 }
 
 /* Push onto wid's local queue (overflow: half + this task to inject).
- * Returns the number of tasks that went to inject (0: none). */
-static inline u32 runq_push_local(const layout_t *L, u64 wid, u32 idx) {
+ * Returns the number of tasks that went to inject (0: none), or -1 when the
+ * inject ring refused some (corrupt: the caller marks the runtime broken). */
+static inline long runq_push_local(const layout_t *L, u64 wid, u32 idx) {
     local_queue_t *q = lay_queue(L, wid);
     u32 moved[LOCAL_CAP_MAX / 2 + 1], n = 0;
     if (lq_push(q, L->local_cap, idx, moved, &n)) {
         CRASH_POINT(CP_OVERFLOW);
-        runq_inject_many(L, moved, n);
+        u32 refused = runq_inject_many(L, moved, n);
         COUNTER_BUMP(&lay_worker(L, wid)->overflows, 1);
-        return n;
+        return refused ? -1 : (long)n;
     }
     return 0;
 }
 
-/* Put a task in the LIFO slot; the previous occupant goes to the queue. */
-static inline void runq_push_lifo(const layout_t *L, u64 wid, u32 idx) {
+/* Put a task in the LIFO slot; the previous occupant goes to the queue.
+ * 0, or -1 as runq_push_local. */
+static inline int runq_push_lifo(const layout_t *L, u64 wid, u32 idx) {
     worker_t *w = lay_worker(L, wid);
     u64 prev = XCHG_ACQREL(&w->lifo, (u64)idx + 1); /* pairs with a thief's CAS */
     if (prev) {
         CRASH_POINT(CP_LIFO);
-        runq_push_local(L, wid, (u32)(prev - 1));
+        return runq_push_local(L, wid, (u32)(prev - 1)) < 0 ? -1 : 0;
     }
+    return 0;
 }
 
 /* Owner: empty the LIFO slot.  Returns index + 1, or 0 when it was empty. */

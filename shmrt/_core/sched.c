@@ -34,6 +34,7 @@
 #include "state.h"
 
 #include <sched.h>
+#include <stdio.h>
 
 int ring_push(ring_t *r, u64 cap, u64 val) { return ring_push_inl(r, cap, val); }
 long ring_pop(ring_t *r, u64 cap) { return ring_pop_inl(r, cap); }
@@ -140,8 +141,9 @@ static PyObject *S_end_search(SegmentObject *s, PyObject *args) {
     if (!PyArg_ParseTuple(args, "K|p", &wid, &more) || seg_check_open(s, 1)) return NULL;
     if (!worker_at(s, wid)) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     static __thread u64 rot = 0;
-    if (search_end(&s->L, wid, more, &rot) < 0)
-        return PyErr_Format(SegmentError, "end_search without search"); /* corrupt caller */
+    if (search_end(&s->L, wid, more, &rot) < 0) /* the idle word counts no searcher */
+        return seg_corrupt(s, "header: idle word %#llx counts no searcher, but worker %llu was one",
+                           (unsigned long long)LOAD_RLX(&HDR(s)->idle), wid);
     Py_RETURN_NONE;
 }
 
@@ -165,14 +167,22 @@ static PyObject *S_wake_all(SegmentObject *s, PyObject *unused) {
 /* ---- worker-side queue operations ---------------------------------------- */
 /* Push onto wid's local queue (overflow: half + this task to inject). */
 int sched_push_local(SegmentObject *s, u64 wid, u32 idx) {
-    runq_push_local(&s->L, wid, idx);
+    if (runq_push_local(&s->L, wid, idx) < 0) {
+        seg_corrupt(s, "inject ring: no room for the overflow of worker %llu's local queue",
+                    (unsigned long long)wid);
+        return -1;
+    }
     return 0;
 }
 
 /* Put a task in the (stealable) LIFO slot; the previous occupant goes to the
  * queue (runq.h). */
 int sched_push_lifo(SegmentObject *s, u64 wid, u32 idx) {
-    runq_push_lifo(&s->L, wid, idx);
+    if (runq_push_lifo(&s->L, wid, idx) < 0) {
+        seg_corrupt(s, "inject ring: no room for the overflow of worker %llu's local queue",
+                    (unsigned long long)wid);
+        return -1;
+    }
     return 0;
 }
 
@@ -185,7 +195,11 @@ static long skip_root(SegmentObject *s, long v) {
     if (v < 0) return v;
     slot_t *sl = slot_at(s, (u64)v);
     if (!sl || LOAD_RLX(&sl->holder) >= HOLDER_WORKER) return v; /* read after the pop's acquire */
-    ring_push_inl(inject_ring(s), s->L.inject_cap, (u64)v);
+    if (ring_push_inl(inject_ring(s), s->L.inject_cap, (u64)v)) {
+        seg_corrupt(s, "inject ring: no room to put back slot %ld (capacity %llu)", v,
+                    (unsigned long long)s->L.inject_cap);
+        return -2;
+    }
     return -1;
 }
 
@@ -200,13 +214,28 @@ static PyObject *taken(worker_t *w, long v, long tag) {
     return PyLong_FromLong(v < 0 ? v : v | tag);
 }
 
-static long checked_idx(SegmentObject *s, long v) {
+/* A slot index read back from a queue: -1 stays "none", an index out of
+ * range breaks the runtime (broken.c) and is -2 with SegmentError set. */
+static long checked_idx(SegmentObject *s, long v, const char *what) {
     if (v < 0) return -1;
     if ((u64)v >= s->L.n_slots) {
-        PyErr_Format(SegmentError, "queue held out-of-range slot index %ld", v);
+        seg_corrupt(s, "%s: held slot index %ld (n_slots %llu)", what, v,
+                    (unsigned long long)s->L.n_slots);
         return -2;
     }
     return v;
+}
+
+/* The owner's view of its local queue: steal <= real <= tail within cap
+ * (queue.h).  Anything else is a scribbled head or tail: -1, broken. */
+static int check_local(SegmentObject *s, u64 wid) {
+    local_queue_t *q = queue_at(s, wid);
+    u64 h = LOAD_ACQ(&q->head); /* pairs with a stealer's CAS */
+    u32 steal = head_steal(h), real = head_real(h), tail = (u32)LOAD_RLX(&q->tail);
+    if (tail - steal <= (u32)s->L.local_cap && real - steal <= tail - steal) return 0;
+    seg_corrupt(s, "local queue of worker %llu: head %u/%u and tail %u do not fit its capacity %llu",
+                (unsigned long long)wid, steal, real, tail, (unsigned long long)s->L.local_cap);
+    return -1;
 }
 
 /* next_local(wid, use_lifo) -> slot index (| NEXT_FROM_LIFO when it came
@@ -220,25 +249,30 @@ static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
     if (seg_broken(s)) return PyLong_FromLong(-1); /* corrupt: no more work (broken.c) */
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
+    if (check_local(s, wid)) return NULL;
     long v = -1;
+    char what[64];
     u64 l = runq_take_lifo(&s->L, wid); /* a thief may race us */
+    if (l && l - 1 >= s->L.n_slots)
+        return seg_corrupt(s, "LIFO slot of worker %llu: held slot index %llu (n_slots %llu)",
+                           wid, (unsigned long long)(l - 1), (unsigned long long)s->L.n_slots);
     if (l && use_lifo) {
         v = (long)(l - 1);
         COUNTER_BUMP(&w->lifo_hits, 1);
     } else if (l) {
         /* LIFO streak exhausted: the task goes to the back of the queue, where
          * it is run in turn (tokio does the same). */
-        if (l - 1 < s->L.n_slots) sched_push_local(s, wid, (u32)(l - 1));
+        if (sched_push_local(s, wid, (u32)(l - 1))) return NULL;
     }
     long from_lifo = v >= 0 ? NEXT_FROM_LIFO : 0;
+    snprintf(what, sizeof what, "local queue of worker %llu", wid);
     for (u64 n = 0; v < 0 && n <= s->L.local_cap; n++) { /* helping: skip roots */
-        v = checked_idx(s, lq_pop(queue_at(s, wid), s->L.local_cap));
+        v = checked_idx(s, lq_pop(queue_at(s, wid), s->L.local_cap), what);
         if (v == -2) return NULL;
         if (v < 0) break;
         if (helping) v = skip_root(s, v);
+        if (v == -2) return NULL;
     }
-    v = checked_idx(s, v);
-    if (v == -2) return NULL;
     return taken(w, v, from_lifo);
 }
 
@@ -262,15 +296,22 @@ static PyObject *S_refill(SegmentObject *s, PyObject *args) {
     long first = -1;
     u64 budget = helping ? 2 * want + 8 : want; /* pops, roots passed over included */
     for (u64 i = 0, got = 0; got < want && i < budget; i++) {
-        long v = checked_idx(s, ring_pop_inl(r, s->L.inject_cap));
+        long v = checked_idx(s, ring_pop_inl(r, s->L.inject_cap), "inject ring");
         if (v == -2) return NULL;
-        if (v < 0) break;
-        if (helping && skip_root(s, v) < 0) continue;
+        if (v < 0) { /* empty: is it, or is its head scribbled? (broken.c) */
+            if (ring_check_head(s, r, s->L.inject_cap, "inject ring")) return NULL;
+            break;
+        }
+        if (helping) {
+            long k = skip_root(s, v);
+            if (k == -2) return NULL;
+            if (k < 0) continue;
+        }
         got++;
         if (first < 0)
             first = v;
-        else
-            sched_push_local(s, wid, (u32)v);
+        else if (sched_push_local(s, wid, (u32)v))
+            return NULL;
     }
     if (first >= 0) COUNTER_BUMP(&w->inject_pulls, 1);
     return taken(w, first, 0);
@@ -287,21 +328,29 @@ static PyObject *S_steal(SegmentObject *s, PyObject *args) {
     if (!w || !worker_at(s, victim) || wid == victim)
         return PyErr_Format(SegmentError, "bad worker ids %llu/%llu", wid, victim);
     int batch;
-    long ret = checked_idx(s, runq_steal(&s->L, wid, victim, &batch));
+    char what[96];
+    snprintf(what, sizeof what, "local queue or LIFO slot of worker %llu (stolen by %llu)",
+             victim, wid);
+    long ret = checked_idx(s, runq_steal(&s->L, wid, victim, &batch), what);
     if (ret == -2) return NULL;
     if (ret < 0) return taken(w, -1, 0);
     if (!batch) { /* the victim's LIFO slot */
-        if (helping && skip_root(s, ret) < 0) ret = -1;
+        if (helping) ret = skip_root(s, ret);
+        if (ret == -2) return NULL;
         return taken(w, ret, 0);
     }
     local_queue_t *dst = queue_at(s, wid);
     u64 cap = s->L.local_cap;
-    if (helping && skip_root(s, ret) < 0) { /* the rest of the batch is ours now */
-        ret = -1;
+    if (helping) ret = skip_root(s, ret);
+    if (ret == -2) return NULL;
+    if (ret < 0) { /* the rest of the batch is ours now */
+        snprintf(what, sizeof what, "local queue of worker %llu", wid);
         for (u64 k = 0; ret < 0 && k <= s->L.local_cap; k++) {
-            long v = checked_idx(s, lq_pop(dst, cap));
+            long v = checked_idx(s, lq_pop(dst, cap), what);
+            if (v == -2) return NULL;
             if (v < 0) break;
             ret = skip_root(s, v);
+            if (ret == -2) return NULL;
         }
     }
     return taken(w, ret, 0);
@@ -325,14 +374,15 @@ static PyObject *S_lq_push(SegmentObject *s, PyObject *args) {
     unsigned long long wid, idx;
     if (!PyArg_ParseTuple(args, "KK", &wid, &idx) || seg_check_open(s, 1)) return NULL;
     if (!queue_at(s, wid) || idx >= s->L.n_slots) return PyErr_Format(SegmentError, "bad args");
-    sched_push_local(s, wid, (u32)idx);
+    if (sched_push_local(s, wid, (u32)idx)) return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *S_inject_pop(SegmentObject *s, PyObject *unused) {
     if (seg_check_open(s, 1)) return NULL;
-    long v = checked_idx(s, ring_pop_inl(inject_ring(s), s->L.inject_cap));
+    long v = checked_idx(s, ring_pop_inl(inject_ring(s), s->L.inject_cap), "inject ring");
     if (v == -2) return NULL;
+    if (v < 0 && ring_check_head(s, inject_ring(s), s->L.inject_cap, "inject ring")) return NULL;
     return PyLong_FromLong(v);
 }
 
@@ -341,7 +391,8 @@ static PyObject *S_inject_push(SegmentObject *s, PyObject *arg) {
     if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
     if (idx >= s->L.n_slots) return PyErr_Format(SegmentError, "bad slot index %llu", idx);
     if (ring_push_inl(inject_ring(s), s->L.inject_cap, idx))
-        return PyErr_Format(SegmentError, "inject ring full (corrupt?)");
+        return seg_corrupt(s, "inject ring: no room for slot %llu (capacity %llu)", idx,
+                           (unsigned long long)s->L.inject_cap);
     Py_RETURN_NONE;
 }
 

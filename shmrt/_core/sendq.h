@@ -40,16 +40,20 @@ static inline void sendq_move_waiters(const layout_t *L, send_t *t) {
     }
 }
 
-/* A finished packet (slot idx) for send worker t.  Never blocks. */
-static inline void sendq_deliver(const layout_t *L, send_t *t, u64 idx) {
+/* A finished packet (slot idx) for send worker t.  Never blocks.  Returns
+ * 0, or -1 when the waitlist refused it too (corrupt: it has room for every
+ * slot). */
+static inline int sendq_deliver(const layout_t *L, send_t *t, u64 idx) {
+    int rc = 0;
     if (ring_push_inl(lay_send_ring(t), L->send_cap, idx)) {
-        ring_push_inl(lay_waitlist(L, t), L->inject_cap, idx); /* register ... */
+        rc = ring_push_inl(lay_waitlist(L, t), L->inject_cap, idx); /* register ... */
         FETCH_ADD_RLX(&t->registrations, 1);
         sendq_move_waiters(L, t); /* ... then re-check */
     }
     FETCH_ADD_RLX(&t->pushed, 1);
     FETCH_ADD_SEQ(&t->seq, 1);
     if (LOAD_SEQ(&t->sleeping)) futex_wake_u32(&t->seq, 1); /* pairs with sendq_wait */
+    return rc;
 }
 
 /* The send worker takes one packet: a slot index, or -1 when none. */

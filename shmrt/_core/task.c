@@ -25,6 +25,7 @@
 #include "queue.h"
 #include "state.h"
 
+#include <stdio.h>
 #include <unistd.h>
 
 int sched_push_lifo(SegmentObject *s, u64 wid, u32 idx);
@@ -37,7 +38,31 @@ PyObject *blobview_new(SegmentObject *s, u64 off);
 /* ---- free stack ---------------------------------------------------------- */
 /* freestack.h: the ABA-tagged Treiber stack, never-used slots carved on
  * demand (checked by tools/check, scenario freelist). */
-static long slot_alloc(SegmentObject *s) { return slots_alloc(&s->L); }
+static u64 slot_index(SegmentObject *s, slot_t *sl) {
+    return (u64)((char *)sl - (s->L.base + s->L.slots_off)) / s->L.slot_size;
+}
+
+/* A free slot index, -1 when none is left, -2 (broken, SegmentError set)
+ * when the allocator handed out a slot that is in use: a scribbled free
+ * stack or carve counter would otherwise give one slot to two tasks. */
+static long slot_alloc(SegmentObject *s) {
+    long i = slots_alloc(&s->L);
+    if (i == -2) {
+        seg_corrupt(s, "free-slot stack: head %#llx is not a free slot",
+                    (unsigned long long)LOAD_RLX(&HDR(s)->free_head));
+        return -2;
+    }
+    if (i < 0) return i;
+    u64 st = LOAD_ACQ(&slot_at(s, (u64)i)->state); /* pairs with the last dropper's release */
+    if (st_refs(st) != 0) {
+        seg_corrupt(s, "free-slot stack: slot %ld is in use (state %#llx; free head %#llx, "
+                    "carved %llu)", i, (unsigned long long)st,
+                    (unsigned long long)LOAD_RLX(&HDR(s)->free_head),
+                    (unsigned long long)LOAD_RLX(&HDR(s)->slots_carved));
+        return -2;
+    }
+    return i;
+}
 
 /* Drop the slot's references on its argument / result blocks, exactly once:
  * the flag is taken with an exchange before the block is released, so a
@@ -45,8 +70,13 @@ static long slot_alloc(SegmentObject *s) { return slots_alloc(&s->L); }
  * releases one twice (the crash reclaim calls this for leaked slots too). */
 void slot_release_blobs(SegmentObject *s, slot_t *sl) {
     u64 f = XCHG_ACQREL(&sl->flags, 0); /* pairs with the fill / complete that set it */
-    if (f & SLOT_F_ARGS_BLOB) arena_release_block(s, LOAD_RLX(&sl->args_blob));
-    if (f & SLOT_F_RESULT_BLOB) arena_release_block(s, LOAD_RLX(&sl->result_blob));
+    u64 a = LOAD_RLX(&sl->args_blob), r = LOAD_RLX(&sl->result_blob);
+    if ((f & SLOT_F_ARGS_BLOB) && arena_release_block(s, a))
+        seg_mark_broken(s, "slot %llu: args block at arena offset %llu is not a live block",
+                        (unsigned long long)slot_index(s, sl), (unsigned long long)a);
+    if ((f & SLOT_F_RESULT_BLOB) && arena_release_block(s, r))
+        seg_mark_broken(s, "slot %llu: result block at arena offset %llu is not a live block",
+                        (unsigned long long)slot_index(s, sl), (unsigned long long)r);
 }
 
 static void slot_free(SegmentObject *s, u64 idx) {
@@ -58,6 +88,10 @@ static void slot_free(SegmentObject *s, u64 idx) {
 
 int drop_ref(SegmentObject *s, u64 idx) {
     tr_t r = ref_dec(&slot_at(s, idx)->state);
+    if (r == TR_INVALID) /* no reference left to drop: a scribbled state word */
+        seg_mark_broken(s, "slot %llu: state %#llx holds no reference to drop",
+                        (unsigned long long)idx,
+                        (unsigned long long)LOAD_RLX(&slot_at(s, idx)->state));
     if (r == TR_LAST_REF) {
         CRASH_POINT(CP_LAST_REF);
         slot_free(s, idx);
@@ -124,10 +158,7 @@ int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long bl
              u64 retries, u64 parent, const u64 *packet, u64 *key, u64 *idx) {
     if (seg_check_open(s, 1) || check_payload(s, b)) return -1;
     long i = slot_alloc(s);
-    if (i == -2) {
-        PyErr_SetString(SegmentError, "free-slot stack corrupt");
-        return -1;
-    }
+    if (i == -2) return -1; /* corrupt: broken, SegmentError set */
     if (i < 0) return 1;
     CRASH_POINT(CP_ALLOC);
     *idx = (u64)i;
@@ -156,7 +187,9 @@ static PyObject *T_submit(SegmentObject *s, PyObject *args) {
         STORE_RLX(&slot_at(s, idx)->limit_ns, (u64)(limit_s * 1e9));
         FETCH_ADD_RLX(&HDR(s)->watch, 1);
     }
-    ring_push(inject_ring(s), s->L.inject_cap, idx); /* publishes the slot */
+    if (ring_push(inject_ring(s), s->L.inject_cap, idx)) /* publishes the slot */
+        return seg_corrupt(s, "inject ring: no room for slot %llu (capacity %llu)",
+                           (unsigned long long)idx, (unsigned long long)s->L.inject_cap);
     CRASH_POINT(CP_QUEUED);
     COUNTER_BUMP(&c->submitted, 1);
     sched_notify(s);
@@ -176,7 +209,7 @@ static PyObject *T_spawn(SegmentObject *s, PyObject *args) {
     if (!worker_at(s, wid)) PyErr_Format(SegmentError, "bad worker id %llu", wid);
     PyBuffer_Release(&b);
     if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
-    sched_push_lifo(s, wid, (u32)idx); /* publishes the slot */
+    if (sched_push_lifo(s, wid, (u32)idx)) return NULL; /* publishes the slot; corrupt: broken */
     sched_notify(s);
     return PyLong_FromUnsignedLongLong(key);
 }
@@ -196,9 +229,9 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
         drop_ref(s, idx);
         Py_RETURN_NONE;
     }
-    if (r != TR_OK)
-        return PyErr_Format(SegmentError, "slot %llu: impossible state %llu for begin", idx,
-                            (unsigned long long)LOAD_RLX(&sl->state));
+    if (r != TR_OK) /* a queue handed out a slot that is not queued */
+        return seg_corrupt(s, "slot %llu: state %#llx cannot begin (not a queued task)", idx,
+                           (unsigned long long)LOAD_RLX(&sl->state));
     CRASH_POINT(CP_BEGUN);
     u64 t = now_ns();
     STORE_RLX(&sl->started_ns, t);
@@ -210,10 +243,12 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
     if (depth) COUNTER_BUMP(&w->helped, 1);
     PyObject *data;
     if (sl->flags & SLOT_F_ARGS_BLOB) {
-        data = blobview_new(s, sl->args_blob);
+        data = blobview_slot(s, idx, sl->args_blob, "args");
     } else {
         u64 n = sl->args_len;
-        if (n > payload_cap(s)) return PyErr_Format(SegmentError, "slot %llu: bad args_len", idx);
+        if (n > payload_cap(s))
+            return seg_corrupt(s, "slot %llu: args length %llu exceeds the slot's %llu bytes", idx,
+                               (unsigned long long)n, (unsigned long long)payload_cap(s));
         data = PyBytes_FromStringAndSize(slot_payload(s, sl), (Py_ssize_t)n);
     }
     if (!data) return NULL;
@@ -223,20 +258,27 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
                          (unsigned long long)LOAD_RLX(&sl->kind));
 }
 
-/* Deliver a completed task to whoever holds its handle. */
-static void deliver(SegmentObject *s, u64 idx, slot_t *sl, u64 prev_state) {
+/* Deliver a completed task to whoever holds its handle.  0, or -1 with the
+ * runtime broken (a holder that names nobody, a ring that refuses it). */
+static int deliver(SegmentObject *s, u64 idx, slot_t *sl, u64 prev_state) {
     u64 holder = LOAD_RLX(&sl->holder);
-    if (holder == HOLDER_RELAY) {
-        relay_deliver(s, idx, sl);
-        return;
-    }
-    if (holder & HOLDER_WORKER) { /* park.h: bump the joiner's park_seq if it asked */
-        join_wake(worker_at(s, holder & 0xffff), prev_state);
-        return;
+    if (holder == HOLDER_RELAY) return relay_deliver(s, idx, sl);
+    if ((holder & ~0xffffULL) == HOLDER_WORKER && (holder & 0xffff) < s->L.n_workers) {
+        join_wake(worker_at(s, holder & 0xffff), prev_state); /* park.h: wake a joiner */
+        return 0;
     }
     client_t *c = client_at(s, holder);
-    if (!c) return; /* corrupt holder: the slot leaks, the inspector shows it */
-    client_deliver(c, s->L.inject_cap, idx); /* wake.h: push, bump seq, wake a sleeper */
+    if (!c) {
+        seg_mark_broken(s, "slot %llu: holder %#llx names no client, worker or relay",
+                        (unsigned long long)idx, (unsigned long long)holder);
+        return -1;
+    }
+    if (client_deliver(c, s->L.inject_cap, idx)) { /* wake.h: push, bump seq, wake */
+        seg_mark_broken(s, "client %llu completion ring: no room for slot %llu",
+                        (unsigned long long)holder, (unsigned long long)idx);
+        return -1;
+    }
+    return 0;
 }
 
 int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b,
@@ -246,8 +288,12 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         return -1;
     }
     /* args consumed: drop the slot's ref, exactly once (see slot_release_blobs) */
-    if (FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB)
-        arena_release_block(s, LOAD_RLX(&sl->args_blob));
+    if ((FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB) &&
+        arena_release_block(s, LOAD_RLX(&sl->args_blob))) {
+        seg_corrupt(s, "slot %llu: args block at arena offset %llu is not a live block",
+                    (unsigned long long)idx, (unsigned long long)LOAD_RLX(&sl->args_blob));
+        return -1;
+    }
     if (result_blob >= 0) {
         STORE_RLX(&sl->result_blob, (u64)result_blob);
         FETCH_OR_ACQREL(&sl->flags, SLOT_F_RESULT_BLOB);
@@ -257,7 +303,8 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
     STORE_PLAIN(&sl->finished_ns, now_ns()); /* both published by the COMPLETE CAS below */
     u64 prev;
     if (transition_to_complete(&sl->state, &prev) != TR_OK) {
-        PyErr_Format(SegmentError, "slot %llu: impossible state for complete", idx);
+        seg_corrupt(s, "slot %llu: state %#llx cannot complete (not running)",
+                    (unsigned long long)idx, (unsigned long long)LOAD_RLX(&sl->state));
         return -1;
     }
     CRASH_POINT(CP_COMPLETE);
@@ -266,9 +313,13 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
     FETCH_ADD_RLX(&HDR(s)->completed, 1);
     /* Nobody wants the result any more (a released spawn handle, or the
      * handle of a client or worker that died): do not deliver it. */
-    if (prev & S_JOIN_INTEREST) deliver(s, idx, sl, prev);
+    int rc = (prev & S_JOIN_INTEREST) ? deliver(s, idx, sl, prev) : 0;
     CRASH_POINT(CP_DELIVERED);
     drop_ref(s, idx); /* the scheduler's reference */
+    if (rc) { /* broken by deliver: say why */
+        seg_raise_broken(s);
+        return -1;
+    }
     return 0;
 }
 
@@ -288,7 +339,8 @@ static PyObject *T_finish(SegmentObject *s, PyObject *args) {
         goto out;
     }
     if ((LOAD_RLX(&sl->owner) & 0xffff) != wid + 1) {
-        PyErr_Format(SegmentError, "slot %llu is not owned by worker %llu", idx, wid);
+        seg_corrupt(s, "slot %llu: owner %#llx, but worker %llu finishes it", idx,
+                    (unsigned long long)LOAD_RLX(&sl->owner), wid);
         goto out;
     }
     COUNTER_BUMP(&w->tasks_run, 1); /* before the result is visible, like `completed` */
@@ -306,9 +358,12 @@ out:
 /* Read a completed slot's result: (status, bytes | BlobView). */
 static PyObject *take_result(SegmentObject *s, u64 idx, slot_t *sl) {
     u64 r = LOAD_RLX(&sl->result), n = r & 0xffffffffULL;
-    if (n > payload_cap(s)) return PyErr_Format(SegmentError, "slot %llu: bad result length", idx);
+    if (n > payload_cap(s))
+        return seg_corrupt(s, "slot %llu: result length %llu exceeds the slot's %llu bytes",
+                           (unsigned long long)idx, (unsigned long long)n,
+                           (unsigned long long)payload_cap(s));
     PyObject *data = (sl->flags & SLOT_F_RESULT_BLOB)
-                         ? blobview_new(s, sl->result_blob)
+                         ? blobview_slot(s, idx, sl->result_blob, "result")
                          : PyBytes_FromStringAndSize(slot_payload(s, sl), (Py_ssize_t)n);
     if (!data) return NULL;
     return Py_BuildValue("(KN)", r >> 32, data);
@@ -323,15 +378,28 @@ static PyObject *T_harvest(SegmentObject *s, PyObject *args) {
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
+    char what[48];
+    snprintf(what, sizeof what, "client %llu completion ring", cid);
     for (long i = 0; i < max; i++) {
         long v = ring_pop(client_ring(c), s->L.inject_cap);
-        if (v < 0) break;
-        slot_t *sl = slot_at(s, (u64)v);
-        if (!sl) continue; /* ring_pop masks to 31 bits; still check */
-        u64 st = LOAD_ACQ(&sl->state); /* pairs with complete's release */
-        if (!(st & S_COMPLETE)) {
+        if (v < 0) { /* empty: is it, or is its head scribbled? (broken.c) */
+            if (!ring_check_head(s, client_ring(c), s->L.inject_cap, what)) break;
             Py_DECREF(out);
-            return PyErr_Format(SegmentError, "slot %ld on completion ring not complete", v);
+            return NULL;
+        }
+        slot_t *sl = slot_at(s, (u64)v);
+        u64 st = sl ? LOAD_ACQ(&sl->state) : 0; /* pairs with complete's release */
+        const char *bad = !sl ? "is not a slot index"
+                          : !(st & S_COMPLETE) || !(st & S_JOIN_INTEREST) || !st_refs(st)
+                              ? "is not a completed task with a handle"
+                          : LOAD_RLX(&sl->holder) != cid ? "belongs to another holder"
+                                                          : NULL;
+        if (bad) {
+            Py_DECREF(out);
+            return seg_corrupt(s, "%s: slot %ld %s (state %#llx, holder %#llx, n_slots %llu)",
+                               what, v, bad, (unsigned long long)st,
+                               (unsigned long long)(sl ? LOAD_RLX(&sl->holder) : 0),
+                               (unsigned long long)s->L.n_slots);
         }
         PyObject *res = take_result(s, (u64)v, sl);
         if (!res) {
@@ -390,7 +458,10 @@ static PyObject *T_cancel(SegmentObject *s, PyObject *arg) {
         drop_ref(s, idx);
         return PyLong_FromLong(0);
     }
-    if (r == TR_INVALID) return PyErr_Format(SegmentError, "slot %llu: impossible state", idx);
+    if (r == TR_INVALID)
+        return seg_corrupt(s, "slot %llu: state %#llx holds no reference (cancel)",
+                           (unsigned long long)idx,
+                           (unsigned long long)LOAD_RLX(&sl->state));
     return PyLong_FromLong(r == TR_RUNNING ? 1 : 2);
 }
 

@@ -27,13 +27,15 @@
 #include "futex.h"
 #include "queue.h"
 
-/* Completer: deliver slot idx to client c (ring capacity cap). */
-static inline void client_deliver(client_t *c, u64 cap, u64 idx) {
-    ring_push_inl(client_ring(c), cap, idx);
+/* Completer: deliver slot idx to client c (ring capacity cap).  Returns 0,
+ * or -1 when the ring refused it (corrupt: it has room for every slot). */
+static inline int client_deliver(client_t *c, u64 cap, u64 idx) {
+    int rc = ring_push_inl(client_ring(c), cap, idx);
     FETCH_ADD_SEQ(&c->seq, 1);
     /* SeqCst: pairs with the client's RMW of sleeping/spinning followed by
      * its re-check of the ring (client_wait_core / client_spin_core). */
     if (LOAD_SEQ(&c->sleeping) && !LOAD_SEQ(&c->spinning)) futex_wake_u32(&c->seq, 1);
+    return rc;
 }
 
 /* Poll the ring for up to budget_ns.  1 as soon as it is non-empty. */
