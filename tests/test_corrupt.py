@@ -224,3 +224,26 @@ def test_pool_futures_resolve_with_the_region(tmp_path: Any) -> None:
         t = time.monotonic()
         pool.shutdown(wait=True)
         assert time.monotonic() - t < 30
+
+
+def test_inspector_names_the_corrupt_region(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from shmrt.tools.inspect import main
+
+    from shmrt.segment import Config, create, random_name, unlink
+
+    name = random_name()
+    s, sname = create(name, Config(n_workers=1, n_slots=16, n_clients=1, arena_size=1 << 20))
+    try:
+        s.store64(H["run_state"], _core.RUN_RUNNING)
+        s.mark_broken("inject ring: cell 3 holds slot index 99999 (n_slots 16)")
+        assert main([name, "--json", "--sample", "0"]) in (0, 1)
+        rep = json.loads(capsys.readouterr().out)
+        assert rep["summary"]["run_state"] == "broken"
+        assert rep["summary"]["broken_reason"].startswith("inject ring: cell 3")
+        corrupt_lints = [x["message"] for x in rep["lints"] if x["name"] == "corrupt"]
+        assert any("inject ring" in m for m in corrupt_lints), corrupt_lints
+    finally:
+        unlink(sname)
+        s.close()

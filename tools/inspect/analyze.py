@@ -69,6 +69,7 @@ RUN_STATES = {
     _core.RUN_RUNNING: "running",
     _core.RUN_STOPPING: "stopping",
     _core.RUN_STOPPED: "stopped",
+    _core.RUN_BROKEN: "broken",
 }
 STATUS = {
     _core.ST_NONE: None,
@@ -376,6 +377,7 @@ def build_report(img: Image, opts: Options, tasks_per_s: float | None = None) ->
     summary = model.Summary(
         layout_version=hdr.version,
         run_state=RUN_STATES.get(hdr.run_state, f"unknown({hdr.run_state})"),
+        broken_reason=hdr.broken_reason,
         epoch=hdr.epoch,
         owner_uid=hdr.owner_uid,
         coordinator_pid=hdr.coord_pid,
@@ -753,6 +755,8 @@ def _header_lints(img: Image, lints: _Lints) -> None:
         )
     if hdr.run_state not in RUN_STATES:
         lints.add("corrupt", f"header: unknown run state {hdr.run_state}")
+    if hdr.broken_reason is not None:  # a check on shared memory failed (broken.c)
+        lints.add("corrupt", f"runtime marked broken: {hdr.broken_reason}")
     if hdr.free_count > lay.n_slots:
         lints.add("corrupt", f"header: free count {hdr.free_count} exceeds {lay.n_slots} slots")
     top = hdr.free_head & MAX_U32

@@ -361,6 +361,18 @@ class Header:
     completed: int
     crashed: int
     retried: int
+    broken_reason: str | None = None  # why the run state is RUN_BROKEN (broken.c)
+
+
+def _broken_reason(buf: bytes | bytearray | memoryview, h: dict[str, int]) -> str | None:
+    """The recorded reason of a broken runtime: bounded, printable ASCII only
+    (it is shared memory like the rest)."""
+    if h["run_state"] != _core.RUN_BROKEN:
+        return None
+    n = min(h["broken_len"], _core.BROKEN_REASON_MAX - 1)
+    off = HF["broken_reason"]
+    raw = bytes(buf[off:off + n]).split(b"\0", 1)[0]
+    return "".join(chr(c) if 0x20 <= c <= 0x7E else "?" for c in raw) or "(no reason recorded)"
 
 
 def decode_header(buf: bytes | bytearray | memoryview, file_size: int) -> Header:
@@ -425,6 +437,7 @@ def decode_header(buf: bytes | bytearray | memoryview, file_size: int) -> Header
         h["completed"],
         h["crashed"],
         h["retried"],
+        _broken_reason(buf, h),
     )
 
 

@@ -34,7 +34,8 @@ class Source(msgspec.Struct, kw_only=True):
 
 class Summary(msgspec.Struct, kw_only=True):
     layout_version: int
-    run_state: str  # init | running | stopping | stopped | unknown(N)
+    run_state: str  # init | running | stopping | stopped | broken | unknown(N)
+    broken_reason: str | None = None  # why it is broken: region first (broken.c)
     epoch: int
     owner_uid: int
     coordinator_pid: int

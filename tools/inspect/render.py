@@ -80,7 +80,8 @@ def summary_table(r: model.Report) -> Table:
     rate = "-" if s.tasks_per_s is None else f"{s.tasks_per_s:,.1f}"
     rows: list[tuple[str, str]] = [
         ("runtime", f"{src.name}  [{where}]"),
-        ("layout", f"version {s.layout_version}, run state {s.run_state}, epoch {s.epoch}"),
+        ("layout", f"version {s.layout_version}, run state {s.run_state}, epoch {s.epoch}"
+                   + (f"  (broken: {s.broken_reason})" if s.broken_reason else "")),
         ("coordinator", coord),
         ("created", f"{created}  (up {fmt_s(s.uptime_s)})"),
         ("workers", f"{s.workers_alive}/{s.n_workers} alive"),
