@@ -23,27 +23,25 @@ from .errors import (
     Full,
     NotInWorker,
     PayloadTooLarge,
-    RemoteTraceback,
     RuntimeExists,
     RuntimeNotFound,
     SegmentError,
     ShmrtError,
     TaskTimeout,
-    WorkerCrashed,
 )
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .client import Client, connect
-    from .errors import BrokenPool
+    from .errors import BrokenPool, RemoteTraceback, TaskCancelled, WorkerCrashed
     from .pool import Pool
     from .relay import Relay, UdpSink
     from .workers.cpu import Handle
 
 _LAZY = {"Pool": ".pool", "Client": ".client", "connect": ".client", "Handle": ".workers.cpu",
          "Relay": ".relay", "UdpSink": ".relay", "BrokenPool": ".errors",
-         "TaskCancelled": ".errors"}
+         "TaskCancelled": ".errors", "WorkerCrashed": ".errors", "RemoteTraceback": ".errors"}
 
 
 def __getattr__(name: str) -> Any:
