@@ -41,7 +41,7 @@ from typing import Any
 from . import _core, codec
 from .errors import BrokenPool, RuntimeNotFound
 from .segment import attach, proc_start_time, process_alive
-from .workers.cpu import NO_FN, decode_result, fn_id_for
+from .workers.cpu import NO_FN, ByValue, decode_result, fn_id_for
 
 RESULT_SPIN_S = 200e-6
 # Tests widen the windows of the submit/deliver race with this (see
@@ -160,7 +160,8 @@ class Client(cf.Executor):
         # the store-then-look protocol in the module docstring, no lock.
         self._pending: dict[int, TaskFuture] = {}
         self._orphans: dict[int, tuple[int, Any]] = {}
-        self._fn_ids: dict[Any, int] = {}
+        self._fn_ids: dict[Any, int] = {}  # by reference; by value: _byval (weak)
+        self._byval = ByValue()
         self._fn_opts: dict[int, tuple[int, float]] = {}  # fid -> (retries, time limit s)
         self._shutdown = False
         self._closed = False
@@ -182,7 +183,7 @@ class Client(cf.Executor):
         seg = self._seg
         fid = self._fn_ids.get(fn)
         if fid is None:
-            fid = fn_id_for(seg, self._fn_ids, fn)
+            fid = fn_id_for(seg, self._fn_ids, fn, self._byval)
             self._fn_opts[fid] = self._opts(fn)
         if fid == NO_FN:
             args = (fn, *args)

@@ -30,13 +30,25 @@ prefix at all:
 A message that fits in the slot payload travels inline; otherwise (or when it
 has out-of-band buffers) the whole message lives in one arena block.  Every
 length and offset is checked against the buffer before use.
+
+By value when by reference cannot work: plain pickle stores functions and
+classes by reference (module + name), which fails for a lambda or a closure
+and, worse, *succeeds* in the caller but fails in the worker for anything
+defined in a ``__main__`` the workers cannot import (``python -c``, a script
+read from stdin, the REPL, a notebook).  Such values are pickled again with
+cloudpickle (the ecosystem's standard, used by joblib/loky, Dask and Ray),
+whose stream plain ``pickle.loads`` reads: only when plain pickle failed, or
+when ``__main__`` is not importable and the stream names it.  Scripts and
+importable modules never pay for it; cloudpickle is imported on first need.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
+import sys
 from typing import Any
 
 import msgspec
@@ -88,6 +100,39 @@ class _OOBPickler(pickle.Pickler):
 _BIG_RAW = (bytes, memoryview)
 
 
+def main_importable() -> bool:
+    """Can a worker import this process's ``__main__`` (as multiprocessing's
+    spawn does, from its file or module name)?  Not for ``python -c``, a
+    script read from stdin, the REPL, a notebook, or ``python -m pkg``
+    (whose ``pkg.__main__`` spawn does not re-import)."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        return False
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        return not (name == "__main__" or name.endswith(".__main__"))
+    path = getattr(main, "__file__", None)
+    if not path:
+        return False
+    if not os.path.isabs(path):
+        from multiprocessing import process
+
+        path = os.path.join(process.ORIGINAL_DIR or os.getcwd(), path)
+    return os.path.isfile(path)
+
+
+_main_ok: bool | None = None  # main_importable(), computed on first need
+
+
+def main_by_value() -> bool:
+    """Whether what ``__main__`` defines must travel by value (cached: the
+    main module of a process does not change)."""
+    global _main_ok
+    if _main_ok is None:
+        _main_ok = main_importable()
+    return not _main_ok
+
+
 def _pickle(value: Any, raw_oob: bool) -> tuple[bytes, list[pickle.PickleBuffer]]:
     bufs: list[pickle.PickleBuffer] = []
 
@@ -97,11 +142,67 @@ def _pickle(value: Any, raw_oob: bool) -> tuple[bytes, list[pickle.PickleBuffer]
             return False  # out of band
         return True
 
-    if not raw_oob:
-        return pickle.dumps(value, protocol=5, buffer_callback=keep), bufs
+    try:
+        if not raw_oob:
+            body = pickle.dumps(value, protocol=5, buffer_callback=keep)
+        else:
+            f = io.BytesIO()
+            _OOBPickler(f, protocol=5, buffer_callback=keep).dump(value)
+            body = f.getvalue()
+    except Exception:  # a lambda, a closure, a class of a lost __main__, ...
+        return _cloudpickle(value, raw_oob)
+    if b"__main__" in body and main_by_value():
+        return _cloudpickle(value, raw_oob)
+    return body, bufs
+
+
+_CloudOOB: Any = None
+
+
+def _cloudpickle(value: Any, raw_oob: bool) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle with cloudpickle (by value where needed), keeping the
+    out-of-band buffers.  Its error, if it fails too, is the caller's."""
+    global _CloudOOB
+    if _CloudOOB is None:
+        import cloudpickle
+
+        class CloudOOB(cloudpickle.Pickler):
+            raw_oob = False
+
+            def reducer_override(self, obj: Any) -> Any:
+                if self.raw_oob:
+                    r = _OOBPickler.reducer_override(self, obj)  # type: ignore[arg-type]
+                    if r is not NotImplemented:
+                        return r
+                return super().reducer_override(obj)
+
+        _CloudOOB = CloudOOB
+    bufs: list[pickle.PickleBuffer] = []
+
+    def keep(pb: pickle.PickleBuffer) -> bool:
+        if pb.raw().nbytes >= OOB_MIN:
+            bufs.append(pb)
+            return False
+        return True
+
     f = io.BytesIO()
-    _OOBPickler(f, protocol=5, buffer_callback=keep).dump(value)
+    p = _CloudOOB(f, protocol=5, buffer_callback=keep)
+    p.raw_oob = raw_oob
+    p.dump(value)
     return f.getvalue(), bufs
+
+
+def dumps_fn(fn: Any) -> tuple[bytes, bool]:
+    """A function or class for the function table: (pickle, by_value).  By
+    reference when a worker can resolve it, else by value (cloudpickle)."""
+    if getattr(fn, "__module__", None) != "__main__" or not main_by_value():
+        try:
+            return pickle.dumps(fn, protocol=5), False
+        except Exception:  # lambda, closure, nested class: by value below
+            pass
+    import cloudpickle
+
+    return cloudpickle.dumps(fn, protocol=5), True
 
 
 def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap: int,

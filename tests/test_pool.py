@@ -374,8 +374,8 @@ def test_payload_too_large_at_submit() -> None:
 UNPICKLABLE = (pickle.PicklingError, TypeError, AttributeError)
 
 
-@pytest.mark.parametrize("make", [lambda: (lambda: 1), threading.Lock],
-                         ids=["lambda", "lock"])
+@pytest.mark.parametrize("make", [threading.Lock, lambda: [1, threading.Lock()]],
+                         ids=["lock", "nested-lock"])
 def test_unpicklable_argument(pool: shmrt.Pool, make: Any) -> None:
     with pytest.raises(UNPICKLABLE) as ei:
         pool.submit(helpers.echo, make())
@@ -384,9 +384,16 @@ def test_unpicklable_argument(pool: shmrt.Pool, make: Any) -> None:
     assert slots_settle(pool) == (pool.statistics()["slots"],) * 2
 
 
+def test_lambda_function_and_argument_go_by_value(pool: shmrt.Pool) -> None:
+    # not picklable by reference: sent by value (cloudpickle), see codec.py
+    assert pool.submit(lambda x: x + 1, 1).result(timeout=TIMEOUT) == 2
+    assert pool.submit(helpers.call, lambda: 5).result(timeout=TIMEOUT) == 5
+
+
 def test_unpicklable_function(pool: shmrt.Pool) -> None:
+    lock = threading.Lock()
     with pytest.raises(UNPICKLABLE) as ei:
-        pool.submit(lambda x: x, 1)
+        pool.submit(lambda: lock.locked())  # by value, but it closes over a lock
     assert "pickle" in str(ei.value).lower()
     assert pool.submit(helpers.square, 6).result(timeout=TIMEOUT) == 36
 

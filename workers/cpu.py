@@ -105,6 +105,7 @@ class Worker:
         self.others = [i for i in range(self.n) if i != wid]
         self.fns: dict[int, Callable[..., Any]] = {}
         self.fn_ids: dict[Any, int] = {}
+        self.byval = ByValue()
         self.stack: list[int] = []  # slot indices of the tasks running, innermost last
         self.tick = 0
         self.lifo_streak = 0
@@ -254,7 +255,7 @@ class Worker:
 
     # ---- spawn / join (called from inside tasks) ----------------------------
     def fn_id(self, fn: Callable[..., Any]) -> int:
-        return fn_id_for(self.seg, self.fn_ids, fn)
+        return fn_id_for(self.seg, self.fn_ids, fn, self.byval)
 
     def spawn(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Handle | InlineHandle:
         if len(self.stack) >= HELP_DEPTH_MAX:
@@ -352,18 +353,49 @@ class InlineHandle:
         return self._value
 
 
-def fn_id_for(seg: _core.Segment, cache: dict[Any, int], fn: Callable[..., Any]) -> int:
+class ByValue:
+    """Function-table ids of callables sent by value (lambdas, closures,
+    what a lost ``__main__`` defines).  Held weakly: an interactive session
+    that makes a new lambda per call must not keep them all alive; identical
+    pickles (the same lambda made again) share one id, so the table fills
+    only with distinct functions.  One per client or worker process."""
+
+    __slots__ = ("ids", "by_data")
+
+    def __init__(self) -> None:
+        import weakref
+
+        self.ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self.by_data: dict[bytes, int] = {}
+
+
+def fn_id_for(seg: _core.Segment, cache: dict[Any, int], fn: Callable[..., Any],
+              byval: ByValue | None = None) -> int:
     """The function-table id of ``fn``: pickled once per process, then by id.
 
-    Only callables that pickle by reference (plain functions, builtins,
-    classes) are cached; anything else (bound methods, partials, callable
-    instances) carries state and is pickled with every call (NO_FN)."""
-    fid = cache.get(fn) if type(fn) in _BY_REF else None
-    if fid is not None:
-        return fid
+    Only plain functions, builtins and classes are cached; anything else
+    (bound methods, partials, callable instances) carries state and is
+    pickled with every call (NO_FN).  A function a worker could not import
+    by name goes by value (codec.dumps_fn, cloudpickle), also once: its id
+    is kept in ``byval`` (weakly), not in ``cache``."""
     if type(fn) not in _BY_REF:
         return NO_FN
-    fid = seg.register_fn(pickle.dumps(fn, protocol=5))
+    fid = cache.get(fn)
+    if fid is None and byval is not None:
+        fid = byval.ids.get(fn)
+    if fid is not None:
+        return fid
+    data, by_value = codec.dumps_fn(fn)
+    if by_value and byval is not None:
+        fid = byval.by_data.get(data)
+        if fid is None:
+            fid = seg.register_fn(data)
+            if fid < 0:
+                return NO_FN  # table full: this one travels with each call
+            byval.by_data[data] = fid
+        byval.ids[fn] = fid
+        return fid
+    fid = seg.register_fn(data)
     if fid < 0:
         fid = NO_FN
     cache[fn] = fid
