@@ -145,7 +145,11 @@ class Client(cf.Executor):
         self._retries = retries
         self._task_timeout = task_timeout or 0.0
         self._owner = owner
+        # Set once, by whichever thread finds the runtime unusable: why, and
+        # the worker traceback behind it (BrokenPool's __cause__) if any.
         self._broken_reason: str | None = None
+        self._broken_tb: str | None = None
+        self._shutdown_msg = "cannot schedule new futures after shutdown"
         lay = seg.layout
         self._workers = lay["n_workers"]
         self._inline_cap = lay["slot_size"] - _core.SLOT_HEADER_SIZE
@@ -164,6 +168,7 @@ class Client(cf.Executor):
         self._byval = ByValue()
         self._fn_opts: dict[int, tuple[int, float]] = {}  # fid -> (retries, time limit s)
         self._shutdown = False
+        self._interrupted = False  # _interrupt(): stop without waiting (a Pool kills busy workers)
         self._closed = False
         self._lock = threading.Lock()
         self._cond = threading.Condition()
@@ -178,8 +183,8 @@ class Client(cf.Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
         if self._shutdown:
             if self._broken_reason:
-                raise BrokenPool(self._broken_reason)
-            raise RuntimeError("cannot schedule new futures after shutdown")
+                raise self._broken_error()
+            raise RuntimeError(self._shutdown_msg)
         seg = self._seg
         fid = self._fn_ids.get(fn)
         if fid is None:
@@ -208,6 +213,16 @@ class Client(cf.Executor):
                 self._resolve(fut, *got)
         return fut
 
+    def _broken_error(self) -> BaseException:
+        """The BrokenPool to raise or fail futures with: the reason, and the
+        worker's traceback (initializer, main module) as its cause."""
+        e = BrokenPool(self._broken_reason or f"runtime {self.name!r} is not running")
+        if self._broken_tb:
+            from .errors import RemoteTraceback
+
+            e.__cause__ = RemoteTraceback(self._broken_tb)
+        return e
+
     def _opts(self, fn: Callable[..., Any]) -> tuple[int, float]:
         """(retries, time limit in s, 0 = none) of a function's tasks."""
         return (getattr(fn, "__shmrt_retries__", self._retries),
@@ -224,24 +239,53 @@ class Client(cf.Executor):
             self._seg.client_wait(self._cid, 0.001)
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
-            chunksize: int | None = None) -> Iterator[Any]:
-        """Like Executor.map; chunksize=None picks a batch size from the
-        input length (about 4 batches per worker, at most 10,000 items)."""
+            chunksize: int | None = None, buffersize: int | None = None) -> Iterator[Any]:
+        """Like Executor.map (Python 3.14's, with ``buffersize``).
+
+        ``chunksize=None`` picks a batch size from the input length (about 4
+        batches per worker, at most 10,000 items).  Without ``buffersize``
+        the input is read and submitted at once, as ProcessPoolExecutor
+        does; with it, lazily: at most ``buffersize`` chunks (default
+        chunksize 1) are submitted and not yet yielded, so an endless or
+        huge generator maps in bounded memory.  ``timeout`` counts from
+        this call.  Abandoning the iterator (or an exception, Ctrl-C)
+        cancels what has not started."""
         if chunksize is not None and chunksize < 1:
-            raise ValueError("chunksize must be >= 1")
+            raise ValueError("chunksize must be >= 1.")
+        if buffersize is not None:
+            if not isinstance(buffersize, int):
+                raise TypeError("buffersize must be an integer or None")
+            if buffersize < 1:
+                raise ValueError("buffersize must be None or > 0")
+        end = None if timeout is None else time.monotonic() + timeout
         single = len(iterables) == 1
+        if buffersize is not None:
+            from .mapping import lazy_map
+
+            return lazy_map(self, fn, iterables, end, chunksize or 1, buffersize)
         items: list[Any] = (list(iterables[0]) if single
                             else list(zip(*iterables)))  # noqa: B905 - stops at the shortest
         if chunksize is None:
             chunksize = max(1, min(10_000, -(-len(items) // (self._workers * 4))))
-        if chunksize == 1:
-            fs = [self.submit(fn, x) for x in items] if single else \
-                [self.submit(fn, *args) for args in items]
-            return _results(fs, timeout, flatten=False)
-        batch = _map_chunk if single else _starmap_chunk
-        fs = [self.submit(batch, fn, items[i:i + chunksize])
-              for i in range(0, len(items), chunksize)]
-        return _results(fs, timeout, flatten=True)
+        fs: list[cf.Future] = []
+        try:
+            if chunksize == 1:
+                submit = self.submit
+                if single:
+                    for x in items:
+                        fs.append(submit(fn, x))
+                else:
+                    for args in items:
+                        fs.append(submit(fn, *args))
+            else:
+                batch = _map_chunk if single else _starmap_chunk
+                for i in range(0, len(items), chunksize):
+                    fs.append(self.submit(batch, fn, items[i:i + chunksize]))
+        except BaseException:  # Ctrl-C or a pickling error half-way: run none of it
+            for f in fs:
+                f.cancel()
+            raise
+        return _results(fs, end, flatten=chunksize > 1)
 
     async def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """``await pool.run(fn, *args)`` from asyncio code."""
@@ -251,17 +295,41 @@ class Client(cf.Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work; with wait, return when every future is done.
-        A plain client detaches; a Pool also stops its runtime."""
+        A plain client detaches; a Pool also stops its runtime.
+
+        ``cancel_futures`` cancels every task no worker has started except
+        the oldest ``max_workers`` pending ones: those count as dispatched,
+        as in ProcessPoolExecutor (whose call queue already holds them).
+        Ctrl-C while waiting stops everything at once (``_interrupt``)."""
         self._shutdown = True
         if cancel_futures:
-            for f in list(self._pending.values()):
-                f.cancel()
+            self._cancel_queued(keep=self._workers)
         if wait:
-            self._wait_pending()
+            try:
+                self._wait_pending()
+            except KeyboardInterrupt:
+                self._interrupt()
+                raise
             self._close()
         else:
             threading.Thread(target=lambda: (self._wait_pending(), self._close()),
                              daemon=True).start()
+
+    def _cancel_queued(self, keep: int = 0) -> None:
+        """Cancel pending futures (newest first) but the ``keep`` oldest."""
+        for f in reversed(list(self._pending.values())[keep:]):
+            f.cancel()
+
+    def _interrupt(self) -> None:
+        """Ctrl-C (or terminate_workers): cancel what is queued, stop what
+        runs (a Pool kills its busy workers; their futures fail with
+        BrokenPool), release everything.  Quick whatever runs."""
+        self._shutdown = True
+        self._interrupted = True
+        self._cancel_queued()
+        if self._broken_reason is None:
+            self._broken_reason = "the pool was stopped (KeyboardInterrupt or terminate_workers())"
+        self._close()
 
     # ---- completion path ---------------------------------------------------
     def _deliver(self, key: int, status: int, data: Any) -> None:
@@ -353,7 +421,7 @@ class Client(cf.Executor):
 
     def _check_alive(self) -> None:
         if not self._runtime_running():
-            raise BrokenPool(self._broken_reason or f"runtime {self.name!r} is not running")
+            raise self._broken_error()
 
     def _wait_pending(self) -> None:
         while self._pending:
@@ -393,7 +461,8 @@ class Client(cf.Executor):
         if self._harvester is not threading.current_thread():
             self._harvester.join()
         self._seg.client_release(self._cid)
-        self._fail_pending(BrokenPool("client closed"))
+        self._fail_pending(self._broken_error() if self._broken_reason
+                           else BrokenPool("client closed"))
         self._detach()
 
     def _detach(self) -> None:
@@ -412,8 +481,11 @@ class Client(cf.Executor):
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown(wait=True)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self._interrupt()  # Ctrl-C: do not wait for the rest of the work
+        else:
+            self.shutdown(wait=True)
 
 
 def _harvest_loop(ref: weakref.ref[Client]) -> None:
@@ -446,20 +518,24 @@ def _harvest_loop(ref: weakref.ref[Client]) -> None:
             del client
 
 
-def _results(fs: list[cf.Future], timeout: float | None, flatten: bool) -> Iterator[Any]:
+def _results(fs: list[cf.Future], end: float | None, flatten: bool) -> Iterator[Any]:
     """Results in order; batches are flattened by chain() in C, not per item
     in Python (100,000 yields cost a few ms)."""
-    gen = _each(fs, timeout)
+    gen = _each(fs, end)
     return chain.from_iterable(gen) if flatten else gen
 
 
-def _each(fs: list[cf.Future], timeout: float | None) -> Iterator[Any]:
-    end = None if timeout is None else time.monotonic() + timeout
+def _each(fs: list[cf.Future], end: float | None) -> Iterator[Any]:
+    """Each future's result, in order, holding no reference to a future or
+    result already yielded (as ProcessPoolExecutor: a consumer that drops a
+    result frees it)."""
     fs.reverse()
     try:
         while fs:
-            f = fs.pop()
-            yield f.result(None if end is None else end - time.monotonic())
+            if end is None:
+                yield fs.pop().result()
+            else:
+                yield fs.pop().result(end - time.monotonic())
     finally:  # abandoned or timed out: cancel what has not started
         for f in fs:
             f.cancel()

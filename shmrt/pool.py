@@ -13,51 +13,68 @@ sentinels; when a worker dies it
 5. starts a replacement with the same worker id and a new epoch.
 
 Nothing else is lost: that is the case where ProcessPoolExecutor breaks the
-whole pool.
+whole pool.  A worker that *retires* (``max_tasks_per_child``,
+``max_worker_memory``: it exits with code 0 between tasks) goes through the
+same reclaim, which finds nothing running and gives its queue back; its
+place goes to the standby when there is one (shmrt.launch), so recycling
+does not wait for an interpreter start-up.  A worker that fails to start
+because the main module or the initializer fails breaks the pool at once
+with that error (it would fail in every worker).
 
 Shutdown, in order: stop accepting work; wait for (or cancel) pending
 futures; set the run state to STOPPING and wake every worker; join them
 (terminate stragglers after a grace period); stop the supervisor and the
 harvester; unlink the segment; unmap it once no zero-copy view is alive.
 
-Workers are started with the spawn method, so functions defined in a
-script's ``__main__`` work as with ProcessPoolExecutor.
+Interrupted (Ctrl-C) while waiting in ``shutdown``, or leaving a ``with``
+block or the interpreter by KeyboardInterrupt: queued tasks are cancelled,
+running ones are *stopped* (their workers killed, their futures fail with
+BrokenPool), and the runtime is gone within a fraction of a second.
+
+Workers are started with the spawn method (or forkserver), so functions
+defined in a script's ``__main__`` work as with ProcessPoolExecutor.
 """
 
 from __future__ import annotations
 
 import atexit
 import importlib
-import multiprocessing as mp
 import os
-import signal
+import sys
 import threading
 import weakref
-from multiprocessing.connection import wait as mp_wait
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _core, codec
+from . import _core, launch
 from .client import Client
-from .segment import Config, create, process_alive, random_name, unlink
+from .segment import Config, create, random_name, unlink
+from .supervisor import Supervisor, supervise
 from .workers import cpu
 
 if TYPE_CHECKING:
     from .relay import RelaySpec
 
 JOIN_GRACE_S = 5.0
-RECLAIM_WAIT_S = 0.25  # then look for other dead processes holding the world up
-SUPERVISE_S = 1.0  # longest sleep of the supervisor (client reaping, dropped pools)
-KILL_POLL_S = 0.02  # its period while time limits or force-cancels are in play
-START_FAILURES_MAX = 3  # consecutive deaths before registering: the pool is broken
+INTERRUPT_JOIN_S = 1.0  # interrupted stop: how long an idle worker gets to exit
 _live: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 
-class Pool(Client):
+class Pool(Supervisor, Client):
     """A process pool on a shared-memory work-stealing runtime.
 
-    ``Pool(workers=None)`` starts ``os.cpu_count()`` workers.  It is a
+    Takes ProcessPoolExecutor's arguments with the same meaning:
+    ``Pool(max_workers=None, mp_context=None, initializer=None, initargs=(),
+    *, max_tasks_per_child=None)``; ``max_workers=None`` starts
+    ``os.cpu_count()`` workers (``workers=`` is an alias); ``mp_context`` is
+    "spawn" (the default), "forkserver" or such a context.  It is a
     ``concurrent.futures.Executor``: ``submit``, ``map``, ``shutdown``, and a
     context manager; ``await pool.run(fn, *args)`` for asyncio.
+
+    ``max_worker_memory`` (bytes) retires a worker whose RSS grew past it
+    (checked every few tasks), like ``max_tasks_per_child`` does after that
+    many tasks; while either is set a standby worker is kept started
+    (``standby=False`` turns that off).
 
     Options: ``name`` makes it a named runtime other processes can
     ``shmrt.connect()`` to; ``retries`` re-runs a task whose worker died (per
@@ -70,7 +87,11 @@ class Pool(Client):
     tests.
     """
 
-    def __init__(self, workers: int | None = None, *, name: str | None = None, retries: int = 0,
+    def __init__(self, max_workers: int | None = None, mp_context: Any = None,
+                 initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = (),
+                 *, max_tasks_per_child: int | None = None, max_worker_memory: int | None = None,
+                 standby: bool | None = None, workers: int | None = None,
+                 name: str | None = None, retries: int = 0,
                  imports: tuple[str, ...] | list[str] = (), slots: int = 16384,
                  slot_size: int = 512, arena_size: int = 64 << 20, max_payload: int | None = None,
                  local_queue_capacity: int = _core.LOCAL_CAP_MAX, clients: int = 16,
@@ -79,9 +100,24 @@ class Pool(Client):
         if cpu._current is not None:  # we are a task on a worker (a daemonic process)
             raise RuntimeError("shmrt.Pool() cannot be created inside a task running on a shmrt "
                                "worker; use shmrt.spawn() and join() for nested parallelism")
-        n = workers if workers is not None else (os.cpu_count() or 1)
-        if n < 1:
-            raise ValueError("workers must be >= 1")
+        from multiprocessing import spawn as mp_spawn
+
+        # A worker importing a main module that builds a pool at import time
+        # (no __main__ guard): multiprocessing's "bootstrapping phase" error,
+        # reported by the worker to its coordinator (shmrt.launch).
+        mp_spawn._check_not_importing_main()  # type: ignore[attr-defined]
+        n = _worker_count(max_workers, workers)
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if max_tasks_per_child is not None:
+            if not isinstance(max_tasks_per_child, int):
+                raise TypeError("max_tasks_per_child must be an integer")
+            if max_tasks_per_child <= 0:
+                raise ValueError("max_tasks_per_child must be >= 1")
+        if max_worker_memory is not None and not (isinstance(max_worker_memory, int)
+                                                  and max_worker_memory > 0):
+            raise ValueError("max_worker_memory must be a number of bytes > 0 (or None)")
+        ctx = launch.resolve_context(mp_context)
         if retries < 0:
             raise ValueError("retries must be >= 0")
         if task_timeout is not None and not task_timeout > 0:
@@ -105,7 +141,31 @@ class Pool(Client):
         if spin_us < 0:
             raise ValueError("spin_us must be >= 0")
         self._spin_s = spin_us * 1e-6
-        self._ctx = mp.get_context("spawn")
+        self._ctx = ctx
+        self._max_workers = n  # ProcessPoolExecutor's name (Dask reads it)
+        self._main_thread = threading.current_thread() is threading.main_thread()
+        self._log_rx: Any = None
+        levels = None if _relay is not None else _parent_log_levels()
+        if levels is not None:
+            from .logs import LogReceiver
+
+            self._log_rx = LogReceiver()
+        from .workers.boot import Deferred, WorkerSpec
+
+        spec = WorkerSpec(sname, self._imports, self._main_thread, self._spin_s, launch.main_ref(),
+                          (Deferred(initializer), Deferred(tuple(initargs)))
+                          if initializer is not None else None,
+                          max_tasks_per_child or 0, max_worker_memory or 0,
+                          (self._log_rx.send_sock, levels) if levels is not None else None)
+        self._launcher = launch.Launcher(ctx, spec)
+        recycling = bool(max_tasks_per_child or max_worker_memory)
+        self._use_standby = recycling if standby is None else bool(standby)
+        # Supervisor's (after the constructor): the standby process or None,
+        # consecutive standby start failures, workers retired so far.
+        self._standby: Any = None
+        self._standby_failures = 0
+        self._recycled = 0
+        self._interrupted = False  # stop without grace (Ctrl-C): set before _stop_runtime
         self._procs: list[Any] = [None] * n
         self._senders: list[Any] = [None] * (_relay.send_workers if _relay else 0)
         self._start_failures = [0] * n
@@ -114,7 +174,6 @@ class Pool(Client):
         self._stopping = False
         self._stopped = False
         self._stop_lock = threading.Lock()
-        self._main_thread = threading.current_thread() is threading.main_thread()
         seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_RUNNING)
         try:
             super().__init__(seg, name=rt_name, retries=retries, owner=True,
@@ -123,6 +182,8 @@ class Pool(Client):
                 self._start_worker(wid)
             for sw in range(len(self._senders)):
                 self._start_sender(sw)
+            if self._use_standby:
+                self._standby = self._launcher.start_standby()
         except BaseException:
             # The client part may be up (its harvester thread in the segment):
             # close it first, or the segment is unmapped under that thread.
@@ -133,36 +194,31 @@ class Pool(Client):
                 self._stop_runtime()
             raise
         self._wake_r, self._wake_w = os.pipe()
-        self._supervisor = threading.Thread(target=_supervise, args=(weakref.ref(self),),
+        self._supervisor = threading.Thread(target=supervise, args=(weakref.ref(self),),
                                             name=f"shmrt-supervisor-{rt_name}", daemon=True)
         self._supervisor.start()
         _live.add(self)
 
     # ---- workers ----------------------------------------------------------
     def _start_worker(self, wid: int) -> None:
+        """Start worker ``wid`` (a new epoch): the standby becomes it when
+        there is one (and the next standby starts), else a new process."""
         self._epoch += 1
         self._seg.store64(_core.HEADER_FIELDS["epoch"], self._epoch)
-        p = self._ctx.Process(target=cpu.main, name=f"shmrt-worker-{wid}",
-                              args=(self._sname, wid, self._epoch, self._imports, self._main_thread,
-                                    self._spin_s, self._err_file(wid)),
-                              daemon=True)
-        p.start()
-        self._procs[wid] = p
+        sb, self._standby = self._standby, None
+        if sb is not None and sb.is_alive() and self._launcher.assign(sb, wid, self._epoch):
+            self._procs[wid] = sb
+            self._standby_failures = 0
+        else:
+            if sb is not None:
+                self._launcher.release(sb)
+                self._standby_died(sb)
+            self._procs[wid] = self._launcher.start(wid, self._epoch)
 
-    def _err_file(self, wid: int) -> str:
-        """Where worker ``wid`` writes why it could not start (cpu.main)."""
-        import tempfile
-
-        return os.path.join(tempfile.gettempdir(), f"shmrt-{os.getpid()}-{id(self):x}-w{wid}.err")
-
-    def _start_error(self, wid: int) -> str | None:
-        try:
-            with open(self._err_file(wid), encoding="utf-8", errors="replace") as f:
-                text = f.read()
-            os.unlink(self._err_file(wid))
-        except OSError:
-            return None
-        return text.strip().splitlines()[-1] if text.strip() else None
+    def _refill_standby(self) -> None:
+        """Keep one standby started while recycling (supervisor thread)."""
+        if self._use_standby and self._standby is None and not self._stopping:
+            self._standby = self._launcher.start_standby()
 
     def _start_sender(self, sw: int) -> None:
         from .workers import relay as relay_worker
@@ -174,160 +230,6 @@ class Pool(Client):
                               daemon=True)
         p.start()
         self._senders[sw] = p
-
-    def _watched(self) -> tuple[dict[int, int], dict[int, int], int, float]:
-        """What the supervisor waits on (worker and send-worker sentinels),
-        and for how long: briefly while tasks may have to be killed."""
-        procs = {p.sentinel: wid for wid, p in enumerate(self._procs) if p is not None}
-        senders = {p.sentinel: sw for sw, p in enumerate(self._senders) if p is not None}
-        watch = self._seg.load64(_core.HEADER_FIELDS["watch"])
-        return procs, senders, self._wake_r, KILL_POLL_S if watch else SUPERVISE_S
-
-    def _kill_overdue(self) -> None:
-        """Kill the workers of tasks over their time limit or force-cancelled
-        (kill.c); their deaths are then handled like any other."""
-        pids = {p.pid: wid for wid, p in enumerate(self._procs) if p is not None}
-        for _key, pid, _reason in self._seg.to_kill():
-            if pid in pids and pid not in self._killing:
-                self._killing.add(pid)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-    def _supervise_round(self, ready: list[Any], procs: dict[int, int],
-                         senders: dict[int, int]) -> bool:
-        """Handle what woke the supervisor; False once stopping."""
-        if self._stopping:
-            return False
-        for s in ready:
-            wid = procs.get(s)
-            if wid is not None:
-                self._worker_died(wid)
-            elif s in senders:
-                # The packets a dead send worker held (taken off its ring,
-                # not yet done) are re-delivered to its ring by the
-                # reclaim; the replacement drains them.
-                sw = senders[s]
-                self._senders[sw].join(0.1)
-                self._reclaim(senders=[sw])
-                if not self._stopping and not self._corrupt():
-                    self._start_sender(sw)
-        self._reap_clients()
-        if self._seg.load64(_core.HEADER_FIELDS["watch"]):
-            self._kill_overdue()
-        return True
-
-    def _reclaim(self, workers: list[int] = [], clients: list[int] = [],  # noqa: B006
-                 senders: list[int] = []) -> list[tuple[int, int, int, int]]:  # noqa: B006
-        """Stop the world and repair what dead processes left (reclaim.c);
-        returns the tasks the dead workers were running.
-
-        The world cannot stop while a process that died *too* (not yet
-        reported by its sentinel) is counted inside a step: when the reclaim
-        times out, every process is checked and all the dead are reclaimed
-        at once (a later reclaim for the same death finds nothing to do)."""
-        workers, clients, senders = list(workers), list(clients), list(senders)
-        while True:
-            try:
-                return self._seg.reclaim(workers, clients, senders, RECLAIM_WAIT_S)["running"]
-            except TimeoutError:
-                if self._stopping:
-                    return []
-                workers = sorted({*workers, *(i for i, p in enumerate(self._procs)
-                                              if p is not None and not p.is_alive())})
-                senders = sorted({*senders, *(i for i, p in enumerate(self._senders)
-                                              if p is not None and not p.is_alive())})
-                clients = sorted({*clients, *self._dead_clients()})
-                # else: a live process is stopped inside a step (SIGSTOP, a
-                # debugger); keep trying
-
-    def _worker_died(self, wid: int) -> None:
-        seg = self._seg
-        p = self._procs[wid]
-        p.join(0.1)
-        code = p.exitcode
-        sig = -code if code is not None and code < 0 else None
-        orphan = _core.HOLDER_WORKER | wid  # its own children: nobody can join them now
-        self._killing.discard(p.pid)
-        if self._corrupt():  # it stopped on corrupt shared memory: repair nothing
-            return
-        for key, max_retries, attempts, holder in self._reclaim(workers=[wid]):
-            flags, limit_ns = seg.task_flags(key)
-            if flags & (_core.SLOT_F_KILL_TIMEOUT | _core.SLOT_F_KILL_CANCEL):
-                timeout = flags & _core.SLOT_F_KILL_TIMEOUT
-                enc = codec.encode(seg, (limit_ns / 1e9, p.pid) if timeout else (p.pid,),
-                                   call=False, kwargs=None, inline_cap=self._inline_cap,
-                                   max_payload=self._max_payload)
-                seg.crash_task(key, _core.ST_TIMEOUT if timeout else _core.ST_CANCELLED,
-                               enc.inline)
-            elif attempts <= max_retries and holder != orphan:
-                seg.retry_task(key)
-            else:
-                enc = codec.encode(seg, (p.pid, sig, code, attempts), call=False, kwargs=None,
-                                   inline_cap=self._inline_cap, max_payload=self._max_payload)
-                seg.crash_task(key, _core.ST_CRASHED, enc.inline)
-        if self._corrupt():  # the reclaim found the segment corrupt (reclaim.c)
-            return
-        registered = seg.load64(seg.layout["workers_off"] + wid * _core.WORKER_SIZE
-                                + _core.WORKER_FIELDS["pid"]) == p.pid
-        # Killed from outside (SIGKILL, SIGTERM, the OOM killer) is not the
-        # user's code failing to start: replace it, however often.  Only a
-        # worker that exits with an error (or crashes) before registering,
-        # START_FAILURES_MAX times in a row, breaks the pool.
-        external = sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
-        err = None if registered else self._start_error(wid)
-        failed = not registered and not external
-        self._start_failures[wid] = self._start_failures[wid] + 1 if failed else 0
-        if self._start_failures[wid] >= START_FAILURES_MAX:
-            why = err or f"exit code {code}; see its stderr"
-            self._broken(f"worker {wid} failed to start {START_FAILURES_MAX} times: {why}")
-            return
-        if not self._stopping:
-            self._start_worker(wid)
-
-    def _corrupt(self) -> bool:
-        """A check on shared memory failed (run state RUN_BROKEN, broken.c):
-        replace nobody, fail everything pending with the reason."""
-        why = self._seg.broken_reason()
-        if why is None:
-            return False
-        self._broken(f"runtime {self.name!r} is broken: {why}")
-        return True
-
-    def _broken(self, why: str) -> None:
-        """The runtime cannot run tasks: fail everything pending, refuse more."""
-        from .errors import BrokenPool
-
-        self._broken_reason = why
-        self._shutdown = True
-        self._stopping = True  # the supervisor stops watching (and spinning on) the dead
-        self._seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPING)
-        self._seg.wake_all()
-        for p in self._procs:  # the survivors would run tasks nobody waits for
-            if p is not None and p.is_alive():
-                p.kill()
-        self._fail_pending(BrokenPool(why))
-
-    def _dead_clients(self) -> list[int]:
-        seg = self._seg
-        lay = seg.layout
-        qf = _core.QUEUE_FIELDS
-        dead = []
-        for cid in range(lay["n_clients"]):
-            if cid == self._cid:
-                continue
-            base = lay["clients_off"] + cid * lay["client_stride"]
-            pid = seg.load64(base + qf["pid"])
-            if pid and not process_alive(pid, seg.load64(base + qf["start"])):
-                dead.append(cid)
-        return dead
-
-    def _reap_clients(self) -> None:
-        """Reclaim the entries of connected clients whose process is gone."""
-        dead = self._dead_clients()
-        if dead:
-            self._reclaim(clients=dead)
 
     # ---- shutdown -----------------------------------------------------------
     def _detach(self) -> None:
@@ -370,15 +272,38 @@ class Pool(Client):
                 seg.relay_wake_send()
             except Exception:
                 pass
-        everyone = [p for p in (*self._procs, *self._senders) if p is not None]
+        if self._standby is not None:
+            self._launcher.release(self._standby)  # its pipe closes: it exits
+        everyone = [p for p in (*self._procs, *self._senders, self._standby) if p is not None]
+        grace = INTERRUPT_JOIN_S if self._interrupted else JOIN_GRACE_S
         try:
+            if self._interrupted:  # Ctrl-C: running tasks are stopped, not waited for
+                for p in everyone:
+                    if self._busy(p):
+                        p.kill()
             for p in everyone:
-                p.join(JOIN_GRACE_S)
+                p.join(grace)
         finally:
             for p in everyone:
                 if p.is_alive():
                     p.kill()
                     p.join()
+            if self._log_rx is not None:
+                self._log_rx.close()  # after the workers: it has all their records
+            self._launcher.close()
+
+    def _busy(self, p: Any) -> bool:
+        """Is worker process ``p`` running a task (its entry's current slot)?"""
+        seg = self._seg
+        try:
+            wid = self._procs.index(p)
+        except ValueError:
+            return False
+        base = seg.layout["workers_off"] + wid * _core.WORKER_SIZE
+        try:
+            return bool(seg.load64(base + _core.WORKER_FIELDS["current"]))
+        except Exception:
+            return True
 
     def wait_ready(self, timeout: float | None = 30.0) -> bool:
         """Block until every worker (and relay send worker) has started and
@@ -413,36 +338,73 @@ class Pool(Client):
     def worker_pids(self) -> list[int]:
         return [p.pid for p in self._procs if p is not None]
 
+    @property
+    def _processes(self) -> dict[int, Any]:
+        """ProcessPoolExecutor's name: {pid: process} of the workers."""
+        return {p.pid: p for p in self._procs if p is not None}
+
+    @property
+    def _mp_context(self) -> Any:
+        return self._ctx
+
+    def terminate_workers(self) -> None:
+        """Stop now (Python 3.14's ProcessPoolExecutor method): queued tasks
+        are cancelled, running ones stopped (their futures fail with
+        BrokenPool), the workers killed, the runtime removed."""
+        self._interrupt()
+
+    kill_workers = terminate_workers
+
+    def statistics(self) -> dict[str, Any]:
+        d = super().statistics()
+        d["recycled"] = self._recycled  # workers retired by max_tasks_per_child / memory
+        return d
+
     def __enter__(self) -> Pool:
         return self
 
 
-def _supervise(ref: weakref.ref[Pool]) -> None:
-    """The supervisor thread: holds its pool weakly between rounds, so a pool
-    the program dropped is collected (Client.__del__ closes it)."""
-    while True:
-        pool = ref()
-        if pool is None or pool._stopping:
-            return
-        procs, senders, wake_r, wait_s = pool._watched()
-        del pool  # not held while waiting
-        try:
-            ready = mp_wait([*procs, *senders, wake_r], timeout=wait_s)
-        except OSError:  # the wake pipe was closed: stopping
-            return
-        pool = ref()
-        if pool is None or not pool._supervise_round(ready, procs, senders):
-            return
-        del pool
+def _worker_count(max_workers: int | None, workers: int | None) -> int:
+    if workers is not None:
+        if max_workers is not None and max_workers != workers:
+            raise TypeError("pass max_workers or its alias workers, not both")
+        max_workers = workers
+    if max_workers is None:
+        return os.cpu_count() or 1
+    if max_workers <= 0:
+        raise ValueError("max_workers must be greater than 0")
+    return max_workers
+
+
+def _parent_log_levels() -> dict[str, int] | None:
+    """The logger levels to give workers, or None: this process never
+    configured logging (then workers do not even import it)."""
+    if "logging" not in sys.modules:
+        return None
+    from .logs import parent_levels
+
+    return parent_levels()
+
+
+def _exiting_on_interrupt() -> bool:
+    """Is the interpreter exiting because of an uncaught KeyboardInterrupt?"""
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return isinstance(last, KeyboardInterrupt)
 
 
 def _shutdown_all() -> None:
-    """At interpreter exit: the Executor contract, pending futures finish."""
+    """At interpreter exit: the Executor contract, pending futures finish --
+    unless the program is ending on Ctrl-C: then stop at once."""
+    interrupted = _exiting_on_interrupt()
     for pool in list(_live):
+        pool._shutdown_msg = "cannot schedule new futures after interpreter shutdown"
         try:
-            pool.shutdown(wait=True)
+            if interrupted:
+                pool._interrupt()
+            else:
+                pool.shutdown(wait=True)
         except BaseException:  # noqa: B036 - a second Ctrl-C: stop now, leave nothing behind
-            pass
+            pool._interrupted = True
         finally:
             pool._stop_runtime()
 

@@ -24,12 +24,10 @@ Imports are kept light: a worker's start-up time is part of pool start-up.
 
 from __future__ import annotations
 
-import faulthandler
 import os
 import pickle
 import random
 import signal
-import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +43,7 @@ JOIN_PARK_S = 0.05
 HELP_DEPTH_MAX = 64
 NO_FN = 0xFFFFFFFF
 FROM_LIFO = 1 << 30
+MEM_CHECK_EVERY = 8  # tasks between two RSS reads when max_worker_memory is set
 
 _current: Worker | None = None
 CRASH = _core.crash_armed()  # a test run armed a crash point (crash.h); else never True
@@ -113,6 +112,8 @@ class Worker:
         self.coord = (coord_pid, coord_start)
         self.run_off = _core.HEADER_FIELDS["run_state"]
         self.spin_s = SPIN_S
+        self.max_tasks = 0  # retire after this many tasks from the loop (0: never)
+        self.max_memory = 0  # retire when RSS exceeds this many bytes (0: never)
 
     # ---- finding work ----------------------------------------------------
     def find(self, helping: bool = False) -> int:
@@ -233,20 +234,32 @@ class Worker:
             self.stack.pop()
         seg.finish(self.wid, idx, status, out, blob, outer)
 
-    def loop(self) -> None:
+    def loop(self) -> bool:
+        """Run tasks until the runtime stops (False) or this worker retires
+        (True): after ``max_tasks`` tasks, or when its RSS, read every
+        MEM_CHECK_EVERY tasks, is over ``max_memory``.  A retiring worker
+        leaves between tasks; what its queue still holds is given back by
+        the coordinator's reclaim when it sees the exit."""
         seg = self.seg
         run_off = self.run_off
+        budget, ceiling, done = self.max_tasks, self.max_memory, 0
         while True:
             idx = self.find()
             if idx >= 0:
                 if CRASH:
                     _core.crash_point("worker.after_find")
                 self.run(idx)
+                if budget or ceiling:
+                    done += 1
+                    if budget and done >= budget:
+                        return True
+                    if ceiling and done % MEM_CHECK_EVERY == 1 and rss_bytes() > ceiling:
+                        return True
                 continue
             if seg.load64(run_off) != _core.RUN_RUNNING:
-                return
+                return False
             if self.park(PARK_TIMEOUT_S) == 2 and not self.coordinator_alive():
-                return
+                return False
 
     def coordinator_alive(self) -> bool:
         from shmrt.segment import process_alive
@@ -457,6 +470,15 @@ def decode_result(status: int, data: Any) -> Any:
     raise RuntimeError(f"task finished with unknown status {status}")
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    """This process's resident set size (/proc/self/statm, ~3 us)."""
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
 def _set_pdeathsig() -> None:
     try:
         import ctypes
@@ -465,69 +487,3 @@ def _set_pdeathsig() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:
         pass
-
-
-RECURSION_LIMIT = 20_000  # nested helping stacks tasks; a task may recurse too
-STACK_BYTES = 512 << 20  # C stack behind that limit (virtual: touched pages only)
-
-
-def main(shm_file: str, wid: int, epoch: int, imports: list[str], pdeathsig: bool,
-         spin_s: float = SPIN_S, err_file: str | None = None) -> None:
-    """Entry point of a worker process (started with the spawn method).
-
-    A failure before the worker registers (attaching, the ``imports``) is
-    written to ``err_file`` so the coordinator can say why the pool broke.
-    The scheduling loop runs on a thread with a large C stack: the worker
-    raises the recursion limit for nested helping, and deep recursion
-    through C code must end in RecursionError, not SIGSEGV."""
-    import threading
-
-    if pdeathsig:
-        _set_pdeathsig()
-    _core.crash_set_role("worker")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: dump stacks
-    try:
-        w = _start(shm_file, wid, imports)
-    except BaseException:
-        if err_file:
-            with open(err_file, "w", encoding="utf-8") as f:
-                f.write(traceback.format_exc())
-        raise
-    # The coordinator's death ends us whatever thread made the pool (the
-    # parent-death signal follows the creating *thread*): a C thread polls.
-    _core.watch_parent(w.coord[0], 0.2)
-    w.spin_s = spin_s
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
-    threading.stack_size(STACK_BYTES)
-    t = threading.Thread(target=_run, args=(w, epoch), name="shmrt-worker")
-    t.start()
-    t.join()
-
-
-def _start(shm_file: str, wid: int, imports: list[str]) -> Worker:
-    from shmrt.segment import attach_path
-
-    seg = attach_path(shm_file, writable=True)
-    h = _core.HEADER_FIELDS
-    coord = (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
-    for mod in imports:
-        __import__(mod)
-    return Worker(seg, wid, *coord)
-
-
-def _run(w: Worker, epoch: int) -> None:
-    global _current
-    from shmrt.segment import proc_start_time
-
-    seg, wid = w.seg, w.wid
-    _current = w
-    pid = os.getpid()
-    seg.worker_register(wid, pid, proc_start_time(pid), epoch)
-    if not w.coordinator_alive():
-        return
-    try:
-        w.loop()
-    finally:
-        _current = None
-        sys.stdout.flush()

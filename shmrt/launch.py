@@ -1,0 +1,237 @@
+"""How a pool starts its worker processes: start method, ``__main__``, the
+standby, and what a worker that failed to start left to say.
+
+Why not plain ``ctx.Process``:
+
+* multiprocessing's spawn and forkserver tell each child to re-import the
+  parent's ``__main__`` from its file.  For a main without a real file (a
+  script read from stdin has ``__file__ == "<stdin>"``) every child dies in
+  the bootstrap (``FileNotFoundError: .../<stdin>``), and a script that
+  builds a pool at import time (no ``if __name__ == "__main__":``) kills
+  every child with a traceback, in a restart loop.  shmrt's processes are
+  started without that instruction (``_launching`` strips it from the
+  preparation data, for our processes only) and import the main themselves
+  (workers/boot.py), where a failure is caught and reported once.
+* ``fork`` is refused: the coordinator runs threads (harvester, supervisor,
+  log reader) and forking a multi-threaded process can deadlock the child
+  on a lock another thread held.  ``spawn`` (the default) and
+  ``forkserver`` are supported.
+* Worker recycling (``max_tasks_per_child``, ``max_worker_memory``) would
+  pay a full interpreter start-up per retirement; a *standby* -- a worker
+  process started ahead, imports and initializer done, waiting on a pipe
+  for a worker id -- takes a retiring worker's place at once, and the next
+  standby starts in the background.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import threading
+from multiprocessing import context as mp_context_mod
+from typing import Any
+
+from .workers.boot import ASSIGN, STAGE_INIT, STAGE_MAIN, WorkerSpec
+
+SUPPORTED = ("spawn", "forkserver")
+FORK_REFUSED = ("shmrt.Pool cannot use the 'fork' start method: its coordinator runs threads, "
+                "and forking a multi-threaded process can deadlock the child; use "
+                "mp_context='spawn' (the default) or 'forkserver'")
+BOOTSTRAP_MARK = "finished its bootstrapping phase"  # multiprocessing's RuntimeError
+GUARD_HINT = ("the workers could not import the main module: it starts a process (a shmrt.Pool "
+              "or other) when imported, and every worker imports it to find your functions. "
+              "Put the code that creates the pool under  if __name__ == \"__main__\":  "
+              "(see 'Safe importing of main module' in the multiprocessing docs)")
+
+
+def resolve_context(mp_context: Any) -> mp_context_mod.BaseContext:
+    """A start method name, a context (multiprocessing.get_context(...)) or
+    None (spawn) -> the context workers are started with."""
+    if mp_context is None:
+        return mp.get_context("spawn")
+    if isinstance(mp_context, str):
+        ctx = mp.get_context(mp_context)  # ValueError for an unknown name
+    elif hasattr(mp_context, "get_start_method"):
+        ctx = mp_context
+    else:
+        raise TypeError(f"mp_context must be a multiprocessing context or a start method name, "
+                        f"not {type(mp_context).__name__}")
+    method = ctx.get_start_method(allow_none=False)
+    if method == "fork":
+        raise ValueError(FORK_REFUSED)
+    if method not in SUPPORTED:
+        raise ValueError(f"unsupported start method {method!r} (use 'spawn' or 'forkserver')")
+    return ctx
+
+
+def main_ref() -> tuple[str, str] | None:
+    """How a worker finds this process's ``__main__``, as spawn would tell
+    it, or None when it cannot (then what main defines travels by value)."""
+    from . import codec
+
+    if not codec.main_importable():
+        return None
+    main = sys.modules["__main__"]
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        return ("name", name)
+    path = main.__file__
+    if not os.path.isabs(path):
+        from multiprocessing import process
+
+        path = os.path.join(process.ORIGINAL_DIR or os.getcwd(), path)
+    return ("path", os.path.normpath(path))
+
+
+# ---- processes started without "re-import __main__" -------------------------
+_tls = threading.local()  # .strip: this thread is starting one of our processes
+
+
+def _install_prep_filter() -> None:
+    """Wrap spawn.get_preparation_data once: while *this thread* starts one
+    of shmrt's processes, leave out the instruction to import ``__main__``
+    (the worker does it, workers/boot.py).  Every other caller, and other
+    threads meanwhile, get multiprocessing's data unchanged."""
+    from multiprocessing import spawn
+
+    orig = spawn.get_preparation_data
+    if getattr(orig, "_shmrt", False):
+        return
+
+    def get_preparation_data(name: str) -> dict[str, Any]:
+        d = orig(name)
+        if getattr(_tls, "strip", False):
+            d.pop("init_main_from_path", None)
+            d.pop("init_main_from_name", None)
+        return d
+
+    get_preparation_data._shmrt = True  # type: ignore[attr-defined]
+    spawn.get_preparation_data = get_preparation_data
+
+
+def _popen(base: type, process_obj: Any) -> Any:
+    _install_prep_filter()
+    _tls.strip = True
+    try:
+        return base._Popen(process_obj)  # type: ignore[attr-defined]
+    finally:
+        _tls.strip = False
+
+
+class SpawnWorkerProcess(mp_context_mod.SpawnProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _popen(mp_context_mod.SpawnProcess, process_obj)
+
+
+class ForkServerWorkerProcess(mp_context_mod.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _popen(mp_context_mod.ForkServerProcess, process_obj)
+
+
+class Launcher:
+    """Starts one pool's worker processes (and its standby); keeps the files
+    they report start-up failures in (a private directory, removed at stop).
+
+    Used by the coordinator only: the constructor thread, then the
+    supervisor thread (never both at once)."""
+
+    def __init__(self, ctx: mp_context_mod.BaseContext, spec: WorkerSpec):
+        self.ctx = ctx
+        self.spec = spec
+        self.method = ctx.get_start_method(allow_none=False)
+        self.cls = SpawnWorkerProcess if self.method == "spawn" else ForkServerWorkerProcess
+        import tempfile
+
+        self.err_dir = tempfile.mkdtemp(prefix="shmrt-start-")
+        self.count = 0
+
+    def _err_file(self, tag: str) -> str:
+        self.count += 1
+        return os.path.join(self.err_dir, f"{tag}-{self.count}.err")
+
+    def start(self, wid: int, epoch: int) -> Any:
+        err = self._err_file(f"w{wid}")
+        p = self.cls(target=_boot_main, name=f"shmrt-worker-{wid}",
+                     args=(self.spec, wid, epoch, err), daemon=True)
+        p.start()
+        p._shmrt_err = err  # type: ignore[attr-defined]
+        return p
+
+    def start_standby(self) -> Any:
+        """A process that does everything a worker does before registering,
+        then waits for ``assign``."""
+        r, w = self.ctx.Pipe(duplex=False)
+        err = self._err_file("standby")
+        p = self.cls(target=_boot_main, name="shmrt-standby",
+                     args=(self.spec, -1, 0, err, r), daemon=True)
+        try:
+            p.start()
+        finally:
+            r.close()
+        p._shmrt_err = err  # type: ignore[attr-defined]
+        p._shmrt_assign = w  # type: ignore[attr-defined]
+        return p
+
+    @staticmethod
+    def assign(p: Any, wid: int, epoch: int) -> bool:
+        """Make standby ``p`` worker ``wid``; False if it is gone."""
+        conn = p._shmrt_assign
+        try:
+            conn.send_bytes(ASSIGN.pack(wid, epoch))
+        except OSError:
+            return False
+        finally:
+            conn.close()
+        p.name = f"shmrt-worker-{wid}"
+        return True
+
+    @staticmethod
+    def release(p: Any) -> None:
+        """A standby that will not be assigned: closing its pipe ends it."""
+        conn = getattr(p, "_shmrt_assign", None)
+        if conn is not None:
+            conn.close()
+
+    @staticmethod
+    def start_error(p: Any) -> tuple[str, str] | None:
+        """(stage, traceback) a process wrote before dying unregistered."""
+        path = getattr(p, "_shmrt_err", None)
+        if path is None:
+            return None
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            os.unlink(path)
+        except OSError:
+            return None
+        stage, _, tb = text.partition("\n")
+        return (stage, tb.strip()) if tb.strip() else None
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.err_dir, ignore_errors=True)
+
+
+def _boot_main(*args: Any) -> None:
+    from .workers import boot
+
+    boot.main(*args)
+
+
+def fatal(stage: str, tb: str) -> str | None:
+    """The pool-breaking explanation of a start failure, or None when it is
+    worth another try (only a main or initializer failure is certain to
+    happen again in every worker)."""
+    last = tb.splitlines()[-1] if tb else "unknown error"
+    if stage == STAGE_MAIN:
+        if BOOTSTRAP_MARK in tb:
+            return GUARD_HINT
+        return f"the workers could not import the main module: {last}"
+    if stage == STAGE_INIT:
+        return ("A child process terminated abruptly, the process pool is not usable anymore: "
+                f"the pool's initializer failed: {last}")
+    return None

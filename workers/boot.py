@@ -1,0 +1,239 @@
+"""A worker process from its first instruction to its scheduling loop.
+
+Why a module of its own: everything a worker does before it runs tasks can
+fail in ways the coordinator must explain, not just notice.  In order:
+
+1. attach the segment, import ``Pool(imports=...)``;
+2. import the user's ``__main__`` as multiprocessing's spawn would (from
+   its file or module name).  Done here rather than in multiprocessing's
+   bootstrap (shmrt.launch strips it from the preparation data) so that
+   a main that cannot be imported is never asked for (``python -c``,
+   stdin, the REPL) and a main that fails -- typically a script without
+   ``if __name__ == "__main__":`` that builds a pool at import time -- is
+   reported once, in the coordinator's error, not as a traceback per
+   worker in a restart loop;
+3. install the log handler that ships records to the coordinator (only
+   when the parent configured logging: shmrt.logs);
+4. run the pool's initializer (``Pool(initializer=, initargs=)``);
+5. a standby (pre-started for worker recycling) waits here until the
+   coordinator hands it a worker id;
+6. register in the segment and run the scheduling loop (workers/cpu.py)
+   until the runtime stops or the worker retires (``max_tasks_per_child``,
+   ``max_worker_memory``): a retiring worker exits between tasks with
+   code 0 and the coordinator's reclaim gives its queue back.
+
+A failure in steps 1-4 is written to ``err_file``, first line the step
+(``start``, ``main``, ``initializer``), then the traceback.  ``main`` and
+``initializer`` failures exit quietly with code 1: the coordinator breaks
+the pool with that text at once (they would fail again in every worker).
+
+Imports are kept light: this is the start-up path of every worker.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import pickle
+import signal
+import struct
+import sys
+import traceback
+from typing import Any
+
+from shmrt.workers import cpu
+
+from shmrt import _core
+
+RECURSION_LIMIT = 20_000  # nested helping stacks tasks; a task may recurse too
+STACK_BYTES = 512 << 20  # C stack behind that limit (virtual: touched pages only)
+ASSIGN = struct.Struct("<QQ")  # what a standby receives: worker id, epoch
+STAGE_START, STAGE_MAIN, STAGE_INIT = "start", "main", "initializer"
+
+
+class Deferred:
+    """A value pickled while the parent starts the process (so that
+    multiprocessing objects such as a Queue in ``initargs`` pickle as they
+    do in Process arguments) but unpickled only when asked, after the
+    worker imported ``__main__`` (an initializer defined in a script lives
+    there).  By value with cloudpickle if it cannot go by reference."""
+
+    __slots__ = ("obj", "data")
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+        self.data: bytes | None = None
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        from multiprocessing.reduction import ForkingPickler
+
+        from shmrt import codec
+
+        try:
+            if codec.main_by_value() and _names_main(self.obj):
+                raise pickle.PicklingError("__main__ is not importable by workers")
+            data = bytes(ForkingPickler.dumps(self.obj, protocol=5))
+        except Exception:
+            import cloudpickle
+
+            data = cloudpickle.dumps(self.obj, protocol=5)
+        return (_deferred, (data,))
+
+    def load(self) -> Any:
+        if self.data is not None:
+            self.obj = pickle.loads(self.data)
+            self.data = None
+        return self.obj
+
+
+def _names_main(obj: Any) -> bool:
+    return getattr(obj, "__module__", None) == "__main__" or any(
+        getattr(x, "__module__", None) == "__main__" for x in
+        (obj if isinstance(obj, tuple) else ()))
+
+
+def _deferred(data: bytes) -> Deferred:
+    d = Deferred(None)
+    d.data = data
+    return d
+
+
+class WorkerSpec:
+    """What every worker of one pool is started with (pickled by the spawn
+    machinery; the standby gets its worker id later)."""
+
+    def __init__(self, shm_file: str, imports: list[str], pdeathsig: bool, spin_s: float,
+                 main_ref: tuple[str, str] | None, init: tuple[Deferred, Deferred] | None,
+                 max_tasks: int, max_memory: int, log: tuple[Any, dict[str, int]] | None):
+        self.shm_file = shm_file
+        self.imports = imports
+        self.pdeathsig = pdeathsig
+        self.spin_s = spin_s
+        self.main_ref = main_ref  # ("path", file) | ("name", module) | None
+        self.init = init  # (initializer, initargs) | None
+        self.max_tasks = max_tasks  # 0: no limit
+        self.max_memory = max_memory  # bytes of RSS, 0: no limit
+        self.log = log  # (datagram socket, {logger name: level}) | None
+
+
+def main(spec: WorkerSpec, wid: int, epoch: int, err_file: str | None = None,
+         standby: Any = None) -> None:
+    """Entry point of a worker process (see the module docstring).  The
+    scheduling loop runs on a thread with a large C stack: the worker raises
+    the recursion limit for nested helping, and deep recursion through C
+    code must end in RecursionError, not SIGSEGV."""
+    import threading
+
+    if spec.pdeathsig:
+        cpu._set_pdeathsig()
+    _core.crash_set_role("worker")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: dump stacks
+    stage = STAGE_START
+    try:
+        seg, coord = _attach(spec.shm_file)
+        for mod in spec.imports:
+            __import__(mod)
+        stage = STAGE_MAIN
+        _import_main(spec.main_ref)
+        stage = STAGE_START
+        if spec.log is not None:
+            from shmrt import logs
+
+            logs.install(*spec.log)
+        if spec.init is not None:
+            stage = STAGE_INIT
+            fn, args = spec.init[0].load(), spec.init[1].load()
+            fn(*args)
+    except BaseException:
+        text = traceback.format_exc()
+        if err_file:
+            with open(err_file, "w", encoding="utf-8") as f:
+                f.write(f"{stage}\n{text}")
+        if stage == STAGE_INIT:  # as ProcessPoolExecutor's workers do
+            import logging
+
+            logging.getLogger("concurrent.futures").critical("Exception in initializer:",
+                                                              exc_info=True)
+        if stage in (STAGE_MAIN, STAGE_INIT):
+            sys.exit(1)  # quietly: the coordinator reports it, once
+        raise
+    if standby is not None:  # wait to be told which worker to be
+        try:
+            wid, epoch = ASSIGN.unpack(standby.recv_bytes(ASSIGN.size))
+        except (EOFError, OSError):
+            return  # the pool stopped (or its coordinator died) first
+        finally:
+            standby.close()
+    w = cpu.Worker(seg, wid, *coord)
+    w.spin_s = spec.spin_s
+    w.max_tasks = spec.max_tasks
+    w.max_memory = spec.max_memory
+    # The coordinator's death ends us whatever thread made the pool (the
+    # parent-death signal follows the creating *thread*): a C thread polls
+    # our parent pid.  Under forkserver our parent is the fork server: a
+    # Python thread polls the coordinator instead.
+    if os.getppid() == coord[0]:
+        _core.watch_parent(coord[0], 0.2)
+    else:
+        threading.Thread(target=_watch_coordinator, args=(coord,), daemon=True).start()
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    threading.stack_size(STACK_BYTES)
+    t = threading.Thread(target=_run, args=(w, epoch), name="shmrt-worker")
+    t.start()
+    t.join()
+
+
+def _watch_coordinator(coord: tuple[int, int]) -> None:
+    import time
+
+    from shmrt.segment import process_alive
+
+    while process_alive(*coord):
+        time.sleep(0.2)
+    os._exit(70)  # EX_SOFTWARE: orphaned, as _core.watch_parent
+
+
+def _attach(shm_file: str) -> tuple[_core.Segment, tuple[int, int]]:
+    from shmrt.segment import attach_path
+
+    seg = attach_path(shm_file, writable=True)
+    h = _core.HEADER_FIELDS
+    return seg, (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
+
+
+def _import_main(ref: tuple[str, str] | None) -> None:
+    """Import the parent's ``__main__`` as ``__mp_main__`` (functions it
+    defines are pickled by reference as ``__main__.f``), flagged as
+    bootstrapping so that starting processes from it raises
+    multiprocessing's "bootstrapping phase" RuntimeError."""
+    if ref is None:
+        return
+    from multiprocessing import process, spawn
+
+    cur = process.current_process()
+    cur._inheriting = True  # type: ignore[attr-defined]
+    try:
+        if ref[0] == "name":
+            spawn._fixup_main_from_name(ref[1])  # type: ignore[attr-defined]
+        else:
+            spawn._fixup_main_from_path(ref[1])  # type: ignore[attr-defined]
+    finally:
+        del cur._inheriting  # type: ignore[attr-defined]
+
+
+def _run(w: cpu.Worker, epoch: int) -> None:
+    from shmrt.segment import proc_start_time
+
+    seg, wid = w.seg, w.wid
+    cpu._current = w
+    pid = os.getpid()
+    seg.worker_register(wid, pid, proc_start_time(pid), epoch)
+    if not w.coordinator_alive():
+        return
+    try:
+        w.loop()
+    finally:
+        cpu._current = None
+        sys.stdout.flush()
+        sys.stderr.flush()
