@@ -132,9 +132,10 @@ def test_completion_ring_names_another_holders_slot(seg: Any) -> None:
     cell = _cells(seg, seg.layout["clients_off"] + Q["ring"])  # ... on client 0's ring
     seg.store64(cell, (1 << 32) | idx)
     seg.store64(seg.layout["clients_off"] + Q["ring"] + Q["enq"], 1)
-    with pytest.raises(shmrt.SegmentError, match=f"^client 0 completion ring: slot {idx} is not"):
-        seg.harvest(0)
+    # not raised: the harvester thread must live on to fail the futures
+    assert seg.harvest(0) == []
     _broken(seg, "client 0 completion ring:")
+    assert f"slot {idx} is not a completed task" in seg.broken_reason()
     seg.client_release(0)
 
 

@@ -382,10 +382,13 @@ static PyObject *T_harvest(SegmentObject *s, PyObject *args) {
     snprintf(what, sizeof what, "client %llu completion ring", cid);
     for (long i = 0; i < max; i++) {
         long v = ring_pop(client_ring(c), s->L.inject_cap);
+        /* Corruption found here marks the runtime broken but is not raised:
+         * the client's harvester thread ends on an exception (client.py),
+         * and it must live on to fail the client's futures once the
+         * runtime is not running.  The reason is in broken_reason(). */
         if (v < 0) { /* empty: is it, or is its head scribbled? (broken.c) */
-            if (!ring_check_head(s, client_ring(c), s->L.inject_cap, what)) break;
-            Py_DECREF(out);
-            return NULL;
+            if (ring_check_head(s, client_ring(c), s->L.inject_cap, what)) PyErr_Clear();
+            break;
         }
         slot_t *sl = slot_at(s, (u64)v);
         u64 st = sl ? LOAD_ACQ(&sl->state) : 0; /* pairs with complete's release */
@@ -395,11 +398,11 @@ static PyObject *T_harvest(SegmentObject *s, PyObject *args) {
                           : LOAD_RLX(&sl->holder) != cid ? "belongs to another holder"
                                                           : NULL;
         if (bad) {
-            Py_DECREF(out);
-            return seg_corrupt(s, "%s: slot %ld %s (state %#llx, holder %#llx, n_slots %llu)",
-                               what, v, bad, (unsigned long long)st,
-                               (unsigned long long)(sl ? LOAD_RLX(&sl->holder) : 0),
-                               (unsigned long long)s->L.n_slots);
+            seg_mark_broken(s, "%s: slot %ld %s (state %#llx, holder %#llx, n_slots %llu)",
+                            what, v, bad, (unsigned long long)st,
+                            (unsigned long long)(sl ? LOAD_RLX(&sl->holder) : 0),
+                            (unsigned long long)s->L.n_slots);
+            break;
         }
         PyObject *res = take_result(s, (u64)v, sl);
         if (!res) {
