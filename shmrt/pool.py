@@ -347,6 +347,11 @@ class Pool(Supervisor, Client):
     def _mp_context(self) -> Any:
         return self._ctx
 
+    @property
+    def _broken(self) -> str | bool:
+        """ProcessPoolExecutor's: False, or why the pool is broken."""
+        return self._broken_reason or False
+
     def terminate_workers(self) -> None:
         """Stop now (Python 3.14's ProcessPoolExecutor method): queued tasks
         are cancelled, running ones stopped (their futures fail with

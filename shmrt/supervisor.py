@@ -175,7 +175,7 @@ class Supervisor:
         self._start_failures[wid] = self._start_failures[wid] + 1 if failed else 0
         if self._start_failures[wid] >= START_FAILURES_MAX:
             why = err[1].splitlines()[-1] if err else f"exit code {code}; see its stderr"
-            self._broken(f"worker {wid} failed to start {START_FAILURES_MAX} times: {why}")
+            self._break(f"worker {wid} failed to start {START_FAILURES_MAX} times: {why}")
             return
         if not self._stopping:
             self._start_worker(wid)
@@ -188,7 +188,7 @@ class Supervisor:
             return False
         if not self._broken_reason:
             # The guard hint says it all; otherwise the worker's traceback.
-            self._broken(why, None if why == launch.GUARD_HINT else err[1])  # type: ignore[index]
+            self._break(why, None if why == launch.GUARD_HINT else err[1])  # type: ignore[index]
         return True
 
     def _standby_died(self, p: Any) -> None:
@@ -207,10 +207,10 @@ class Supervisor:
         why = self._seg.broken_reason()
         if why is None:
             return False
-        self._broken(f"runtime {self.name!r} is broken: {why}")
+        self._break(f"runtime {self.name!r} is broken: {why}")
         return True
 
-    def _broken(self, why: str, remote_tb: str | None = None) -> None:
+    def _break(self, why: str, remote_tb: str | None = None) -> None:
         """The runtime cannot run tasks: fail everything pending, refuse more
         (with the worker's traceback as ``__cause__`` when there is one)."""
         self._broken_reason = why

@@ -74,7 +74,7 @@ def getpid(_: Any = None) -> int:
 
 def grow(nbytes: int) -> int:
     """Keep ``nbytes`` more memory alive in this worker; returns its pid."""
-    _HOARD.append(bytearray(nbytes))
+    _HOARD.append(bytearray(b"\1") * nbytes)  # filled: every page resident
     return os.getpid()
 
 
@@ -91,3 +91,10 @@ def log_exception() -> None:
         raise KeyError("kaputt")
     except KeyError:
         logging.getLogger("shmrt.test.worker").exception("it failed")
+
+
+def mark_and_sleep(path: str, s: float) -> float:
+    """Create ``path`` (the task has started), then sleep ``s`` seconds."""
+    open(path, "a").close()
+    time.sleep(s)
+    return s

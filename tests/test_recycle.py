@@ -1,0 +1,85 @@
+"""Worker recycling: max_tasks_per_child and max_worker_memory retire a
+worker between tasks; its place goes to the pre-started standby."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import helpers
+import ppe_tasks as t
+import pytest
+
+import shmrt
+
+pytestmark = pytest.mark.timeout(120)
+TIMEOUT = 60
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize("standby", [True, False])
+def test_every_task_completes_and_workers_are_replaced(standby: bool) -> None:
+    n, k = 600, 50
+    with shmrt.Pool(2, max_tasks_per_child=k, standby=standby) as p:
+        fs = [p.submit(t.getpid, i) for i in range(n)]
+        pids = [f.result(timeout=TIMEOUT) for f in fs]
+        stats = p.statistics()
+    assert len(pids) == n
+    # each worker process ran at most k of them: at least n / k processes
+    assert len(set(pids)) >= n // k
+    assert max(pids.count(pid) for pid in set(pids)) <= k
+    assert stats["recycled"] >= n // k - 2  # the last ones may not have retired yet
+    assert stats["crashed"] == 0
+
+
+def test_standby_takes_the_retiring_workers_place() -> None:
+    with shmrt.Pool(1, max_tasks_per_child=2) as p:
+        assert p.wait_ready(TIMEOUT)
+        first = p.worker_pids[0]
+        standby = p._standby.pid
+        got = [p.submit(os.getpid).result(timeout=TIMEOUT) for _ in range(4)]
+        assert got == [first, first, standby, standby]
+
+
+def test_retiring_is_not_a_start_failure() -> None:
+    with shmrt.Pool(1, max_tasks_per_child=1) as p:
+        got = [p.submit(t.mul, i, 2).result(timeout=TIMEOUT) for i in range(12)]
+        assert got == [2 * i for i in range(12)]
+        assert not p._broken
+        assert p.statistics()["recycled"] >= 11
+
+
+def test_memory_ceiling_retires_the_worker() -> None:
+    with shmrt.Pool(1, max_worker_memory=200 * MiB) as p:
+        before = p.submit(t.getpid).result(timeout=TIMEOUT)
+        grown = p.submit(t.grow, 300 * MiB).result(timeout=TIMEOUT)  # RSS now > ceiling
+        # the check runs every 8 tasks: within a few tasks the worker is gone
+        pids = [p.submit(t.getpid).result(timeout=TIMEOUT) for _ in range(10)]
+        assert grown == before
+        assert pids[-1] != grown
+        assert p.statistics()["recycled"] >= 1
+
+
+def test_no_recycling_below_the_ceiling() -> None:
+    with shmrt.Pool(1, max_worker_memory=4096 * MiB) as p:
+        pids = {p.submit(t.getpid).result(timeout=TIMEOUT) for _ in range(40)}
+        assert len(pids) == 1 and p.statistics()["recycled"] == 0
+
+
+def test_recycled_worker_crash_still_reported() -> None:
+    with shmrt.Pool(2, max_tasks_per_child=3) as p:
+        with pytest.raises(shmrt.WorkerCrashed):
+            p.submit(helpers.suicide).result(timeout=TIMEOUT)
+        assert [p.submit(t.mul, i, i).result(timeout=TIMEOUT) for i in range(10)] == \
+            [i * i for i in range(10)]
+
+
+def test_bad_memory_ceiling() -> None:
+    with pytest.raises(ValueError, match="max_worker_memory"):
+        shmrt.Pool(1, max_worker_memory=0)
+
+
+def test_fork_join_under_recycling() -> None:
+    with shmrt.Pool(2, max_tasks_per_child=5) as p:
+        assert p.submit(helpers.fib, 18, 10).result(timeout=TIMEOUT) == 2584
+        time.sleep(0)  # (no synchronisation here: the result is the check)
