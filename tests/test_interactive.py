@@ -1,0 +1,159 @@
+"""Code written interactively just works: functions, lambdas and classes
+defined in a ``__main__`` that workers cannot import (``python -c``, a
+script read from stdin, an interactive session on a terminal) travel by
+value; a script without ``if __name__ == "__main__":`` gets one clear error.
+Each case is a real interpreter in a subprocess (or on a pty)."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+PROGRAM = textwrap.dedent("""
+    import shmrt
+
+    def triple(x):
+        return 3 * x
+
+    class Box:
+        def __init__(self, v):
+            self.v = v
+
+    def bump(b):
+        return Box(b.v + 1)
+
+    if __name__ == "__main__":
+        k = 10
+        with shmrt.Pool(max_workers=2) as pool:
+            print("A", pool.submit(triple, 5).result(timeout=60))
+            print("B", sum(pool.map(lambda x: x + k, range(10))))
+            r = pool.submit(bump, Box(41)).result(timeout=60)
+            print("C", type(r) is Box, r.v)
+            print("D", pool.submit(Box, 7).result(timeout=60).v)
+        print("done")
+""")
+EXPECTED = ["A 15", "B 145", "C True 42", "D 7", "done"]
+
+
+def _run(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=90,
+                          **kw)  # type: ignore[call-overload]
+
+
+def test_python_dash_c() -> None:
+    out = _run(["-c", PROGRAM])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == EXPECTED
+
+
+def test_script_from_stdin(tmp_path: Path) -> None:
+    # __main__.__file__ is "<stdin>": spawn would make every worker open
+    # "<cwd>/<stdin>" and die in its bootstrap
+    out = _run(["-"], input=PROGRAM, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == EXPECTED
+    assert "Traceback" not in out.stderr
+
+
+class Repl:
+    """``python -i`` on a pseudo-terminal, driven line by line."""
+
+    def __init__(self) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        env = dict(os.environ, PYTHON_BASIC_REPL="1", TERM="dumb", PYTHONSTARTUP="")
+        self.proc = subprocess.Popen([sys.executable, "-i", "-q"], stdin=slave, stdout=slave,
+                                     stderr=slave, env=env, close_fds=True)
+        os.close(slave)
+        self.seen = ""
+
+    def send(self, line: str) -> None:
+        os.write(self.master, line.encode() + b"\n")
+
+    def expect(self, text: str, timeout: float = 60) -> str:
+        end = time.monotonic() + timeout
+        while text not in self.seen:
+            left = end - time.monotonic()
+            assert left > 0, f"{text!r} not seen; the terminal shows:\n{self.seen[-3000:]}"
+            r, _, _ = select.select([self.master], [], [], left)
+            if r:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # the interpreter exited
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"EOF before {text!r}:\n{self.seen[-3000:]}")
+                self.seen += chunk.decode(errors="replace")
+        return self.seen
+
+    def close(self) -> None:
+        try:
+            self.send("exit()")
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            os.close(self.master)
+
+
+def test_interactive_session_on_a_terminal() -> None:
+    repl = Repl()
+    try:
+        repl.expect(">>> ")
+        repl.send("import shmrt")
+        repl.send("pool = shmrt.Pool(2)")
+        repl.send("def triple(x):")
+        repl.send("    return 3 * x")
+        repl.send("")
+        repl.send("class Box:")
+        repl.send("    def __init__(self, v): self.v = v")
+        repl.send("")
+        repl.send("print('R1', pool.submit(triple, 5).result(timeout=60))")
+        repl.expect("R1 15")
+        repl.send("print('R2', list(pool.map(lambda b: b.v * 2, [Box(1), Box(2)])))")
+        repl.expect("R2 [2, 4]")
+        repl.send("def triple(x):")  # redefined in the session: the new one runs
+        repl.send("    return 30 * x")
+        repl.send("")
+        repl.send("print('R3', pool.submit(triple, 5).result(timeout=60))")
+        repl.expect("R3 150")
+        repl.send("pool.shutdown(); print('R4 closed')")
+        repl.expect("R4 closed")
+        assert "Traceback" not in repl.seen, repl.seen
+    finally:
+        repl.close()
+
+
+def test_missing_main_guard_is_one_clear_error(tmp_path: Path) -> None:
+    script = tmp_path / "noguard.py"
+    script.write_text(textwrap.dedent("""
+        import shmrt
+
+        def square(x):
+            return x * x
+
+        pool = shmrt.Pool(2)
+        print(list(pool.map(square, range(10))))
+        pool.shutdown()
+    """))
+    t0 = time.monotonic()
+    out = _run([str(script)], cwd=tmp_path)
+    elapsed = time.monotonic() - t0
+    assert out.returncode != 0
+    err = out.stderr
+    assert 'if __name__ == "__main__":' in err, err
+    assert err.count("Traceback") == 1, err  # the parent's, nothing from workers
+    assert len(err.splitlines()) < 40, err
+    assert "BrokenPool" in err
+    assert elapsed < 60  # no restart loop
