@@ -22,6 +22,7 @@ the same ``flow`` leave in the order they were given.
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import threading
 from collections.abc import Callable, Hashable
@@ -85,6 +86,25 @@ def udp_socket(addr: tuple[str, int] = ("127.0.0.1", 0), rcvbuf: int = 16 << 20)
             continue
     sock.bind(addr)
     return sock
+
+
+def udp_kernel_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped at this socket's receive queue (full
+    buffer): the ``drops`` column of /proc/net/udp[6] for its inode.  Read
+    whenever the caller likes, with no datagram needed (the SO_RXQ_OVFL
+    control message only comes with the next one, which may never arrive)."""
+    ino = str(os.fstat(sock.fileno()).st_ino)
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table, encoding="ascii") as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) >= 13 and cols[9] == ino:
+                        return int(cols[12])
+        except (OSError, ValueError, StopIteration):
+            continue
+    return 0
 
 
 def flow_id(flow: Hashable) -> int:

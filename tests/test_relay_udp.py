@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -95,3 +96,41 @@ def test_udp_relay_end_to_end() -> None:
     assert summary["pending_with_capacity"] == 0
     assert os.path.exists("/dev/shm") and not any(
         f.startswith(f"shmrt.{os.geteuid()}.pool-{proc.pid}-") for f in os.listdir("/dev/shm"))
+
+
+@pytest.mark.timeout(120)
+def test_kernel_drops_are_counted_and_count_still_fires() -> None:
+    """A burst that overruns the listening socket (a 4 KiB receive buffer):
+    the kernel drops datagrams, the relay reports them, received + drops
+    equals what was sent, and --count N fires although the last datagrams
+    never reached the relay."""
+    total = 3000
+    rx = _udp()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shmrt.cli", "relay", "--listen", "127.0.0.1:0",
+         "--to", f"127.0.0.1:{rx.getsockname()[1]}", "--transform", "shmrt.transforms:identity",
+         "--workers", "1", "--count", str(total), "--rcvbuf", "4096", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tx = _udp(1 << 20)
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"listening on [\d.]+:(\d+)", line)
+        assert m, line
+        dst = ("127.0.0.1", int(m.group(1)))
+        for i in range(total):  # faster than the relay takes them from a 4 KiB buffer
+            tx.sendto(struct.pack("<I", i) + b"x" * 1000, dst)
+            if i % 100 == 99:  # pacing: stay under the loopback device's backlog (1,000
+                time.sleep(0.001)  # packets), whose drops no socket counter sees
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        tx.close()
+        rx.close()
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["kernel_drops"] > 0, summary
+    assert summary["received"] + summary["kernel_drops"] == total, summary
+    dropped = sum(summary["dropped"].values())
+    assert summary["sent"] + dropped == summary["received"], summary
