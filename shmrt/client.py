@@ -35,11 +35,12 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures as cf
-from itertools import chain, starmap
+from itertools import chain
 from typing import Any
 
 from . import _core, codec
 from .errors import BrokenPool, RuntimeNotFound
+from .mapping import _map_chunk, _starmap_chunk, lazy_map
 from .segment import attach, proc_start_time, process_alive
 from .workers.cpu import NO_FN, ByValue, decode_result, fn_id_for
 
@@ -120,16 +121,6 @@ class TaskFuture(cf.Future):
             if not self._client._cancel(self):
                 return False
         return super().cancel()
-
-
-def _map_chunk(fn: Callable[..., Any], chunk: list[Any]) -> list[Any]:
-    """One batch of map() with a single iterable: no tuple per item."""
-    return list(map(fn, chunk))
-
-
-def _starmap_chunk(fn: Callable[..., Any], chunk: list[tuple]) -> list[Any]:
-    """One batch of map() with several iterables."""
-    return list(starmap(fn, chunk))
 
 
 class Client(cf.Executor):
@@ -260,8 +251,6 @@ class Client(cf.Executor):
         end = None if timeout is None else time.monotonic() + timeout
         single = len(iterables) == 1
         if buffersize is not None:
-            from .mapping import lazy_map
-
             return lazy_map(self, fn, iterables, end, chunksize or 1, buffersize)
         items: list[Any] = (list(iterables[0]) if single
                             else list(zip(*iterables)))  # noqa: B905 - stops at the shortest

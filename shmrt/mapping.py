@@ -15,8 +15,18 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures as cf
-from itertools import chain, islice
+from itertools import chain, islice, starmap
 from typing import Any
+
+
+def _map_chunk(fn: Callable[..., Any], chunk: list[Any]) -> list[Any]:
+    """One batch of map() with a single iterable: no tuple per item."""
+    return list(map(fn, chunk))
+
+
+def _starmap_chunk(fn: Callable[..., Any], chunk: list[tuple]) -> list[Any]:
+    """One batch of map() with several iterables."""
+    return list(starmap(fn, chunk))
 
 
 def lazy_map(client: Any, fn: Callable[..., Any], iterables: tuple[Iterable[Any], ...],
@@ -24,8 +34,6 @@ def lazy_map(client: Any, fn: Callable[..., Any], iterables: tuple[Iterable[Any]
     """Submit the first ``buffersize`` chunks now (as 3.14 does: the input
     is read this far before the first ``next``), the rest as results are
     consumed."""
-    from .client import _map_chunk, _starmap_chunk
-
     single = len(iterables) == 1
     it: Iterator[Any] = iter(iterables[0]) if single else zip(*iterables)  # noqa: B905
     submit = client.submit
