@@ -897,3 +897,18 @@ def test_real_reference_leak_and_unwoken_waiter(capsys: pytest.CaptureFixture[st
         finally:
             seg.store64(waiter + wf["state"], (7 << 8) | _core.WT_CANCELLED)
             seg.store64(waiter + wf["pid"], 0)
+
+
+@pytest.mark.timeout(60)
+def test_arena_classes_come_from_the_core() -> None:
+    """The inspector's block checks use the C core's half-step size classes
+    (it once assumed 24 power-of-two classes where the core has 48)."""
+    assert L.ARENA_CLASSES == _core.ARENA_CLASSES == len(L.ARENA_CLASS_SIZES)
+    assert L.ARENA_CLASS_SIZES[:4] == (4096, 6144, 8192, 12288)
+    lay = L.compute_layout({**CFG, "arena_size": 1 << 20})
+    hdr = bytearray(64)
+    struct.pack_into("<QQQ", hdr, 0, (L.BLOCK_MAGIC << 32) | 1, 1, 6144 - 64)
+    assert L.decode_block(hdr, lay, 0) == (1, 1, 6144 - 64)
+    struct.pack_into("<Q", hdr, 16, 7000)  # fits a power-of-two class 1 (8 KiB), not 6 KiB
+    with pytest.raises(L.InspectError, match="exceeds the block"):
+        L.decode_block(hdr, lay, 0)

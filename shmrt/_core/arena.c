@@ -26,13 +26,13 @@
 #include "core.h"
 #include "freestack.h"
 
-static u64 class_size(u64 c) {
+u64 arena_class_size(u64 c) {
     return (c & 1) ? (u64)(ARENA_MIN_BLOCK * 3 / 2) << (c / 2) : (u64)ARENA_MIN_BLOCK << (c / 2);
 }
 
 static int class_for(u64 need) {
     for (int c = 0; c < ARENA_CLASSES; c++)
-        if (need <= class_size((u64)c)) return c;
+        if (need <= arena_class_size((u64)c)) return c;
     return -1;
 }
 
@@ -44,7 +44,7 @@ static block_t *block_at(SegmentObject *s, u64 off) {
     u64 mc = LOAD_RLX(&b->magic_class);
     u64 c = mc & 0xffffffffULL;
     if ((mc >> 32) != BLOCK_MAGIC || c >= ARENA_CLASSES) return NULL;
-    if (class_size(c) > s->L.arena_size - off) return NULL;
+    if (arena_class_size(c) > s->L.arena_size - off) return NULL;
     return b;
 }
 
@@ -95,7 +95,7 @@ long long arena_alloc_block(SegmentObject *s, u64 len) {
     long long off = pop_free(s, c);
     if (off == -2) return -2; /* corrupt stack: refuse rather than trust it */
     if (off < 0) { /* carve from the bump pointer */
-        u64 size = class_size((u64)c);
+        u64 size = arena_class_size((u64)c);
         u64 bump = LOAD_ACQ(&h->arena_bump);
         for (;;) {
             if (bump > s->L.arena_size || bump % CACHE_LINE) {
@@ -128,7 +128,7 @@ long long arena_alloc_block(SegmentObject *s, u64 len) {
     block_t *b = (block_t *)(s->L.base + s->L.arena_off + off);
     STORE_RLX(&b->len, len);
     STORE_REL(&b->refs, 1);
-    FETCH_ADD_RLX(&h->arena_live_bytes, class_size(LOAD_RLX(&b->magic_class) & 0xffffffffULL));
+    FETCH_ADD_RLX(&h->arena_live_bytes, arena_class_size(LOAD_RLX(&b->magic_class) & 0xffffffffULL));
     return off;
 }
 
@@ -137,7 +137,7 @@ char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out) {
     if (!b) return NULL;
     u64 c = LOAD_RLX(&b->magic_class) & 0xffffffffULL;
     u64 len = LOAD_RLX(&b->len);
-    if (len > class_size(c) - BLOCK_HEADER_SIZE) return NULL;
+    if (len > arena_class_size(c) - BLOCK_HEADER_SIZE) return NULL;
     *len_out = len;
     return (char *)b + BLOCK_HEADER_SIZE;
 }
@@ -156,7 +156,7 @@ int arena_release_block(SegmentObject *s, u64 off) {
     if (r != 1) return 0;
     u64 c = LOAD_RLX(&b->magic_class) & 0xffffffffULL;
     header_t *h = HDR(s);
-    FETCH_SUB_ACQREL(&h->arena_live_bytes, class_size(c));
+    FETCH_SUB_ACQREL(&h->arena_live_bytes, arena_class_size(c));
     fs_push(&h->arena_free[c], &b->next, off / CACHE_LINE + 1); /* pairs with pop_free */
     return 0;
 }

@@ -122,6 +122,7 @@ void slot_release_blobs(SegmentObject *s, slot_t *sl);
 /* ---- arena.c ----------------------------------------------------------- */
 extern PyMethodDef arena_methods[];
 int arena_release_block(SegmentObject *s, u64 off);
+u64 arena_class_size(u64 cls); /* bytes of a block of size class cls (header included) */
 long long arena_alloc_block(SegmentObject *s, u64 len);
 char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out);
 

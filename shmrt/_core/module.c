@@ -244,6 +244,19 @@ PyMODINIT_FUNC PyInit__core(void) {
         PyModule_AddIntConstant(m, "RING_SIZE", (long)sizeof(ring_t)))
         goto fail;
     if (PyModule_AddObject(m, "MAGIC", PyLong_FromUnsignedLongLong(SHMRT_MAGIC))) goto fail;
+    CONST(ARENA_CLASSES); CONST(ARENA_MIN_BLOCK); CONST(BLOCK_MAGIC);
+    { /* the arena's size classes, for readers of a segment (the inspector) */
+        PyObject *sizes = PyTuple_New(ARENA_CLASSES);
+        for (int c = 0; sizes && c < ARENA_CLASSES; c++) {
+            PyObject *v = PyLong_FromUnsignedLongLong(arena_class_size((u64)c));
+            if (!v) {
+                Py_CLEAR(sizes);
+                break;
+            }
+            PyTuple_SET_ITEM(sizes, c, v);
+        }
+        if (!sizes || PyModule_AddObject(m, "ARENA_CLASS_SIZES", sizes)) goto fail;
+    }
     return m;
 fail:
     Py_DECREF(m);

@@ -89,9 +89,12 @@ WT_MASK = 0xFF  # waiter_t.state: (gen << 8) | WT_*
 WORKER_SIZE = 256  # sizeof(worker_t)
 FUNC_SIZE = 32  # sizeof(func_t): state, blob, len, hash
 CELL_SIZE = 8  # a ring cell is one word: (seq << 32) | value (queue.h)
-ARENA_MIN_BLOCK = 4096
-ARENA_CLASSES = 24
-BLOCK_MAGIC = 0x424C4F42  # "BLOB" (layout.h)
+# The arena's size classes come from the C core (arena.c's half steps: 4K,
+# 6K, 8K, 12K, ...): one source of truth.
+ARENA_MIN_BLOCK = _core.ARENA_MIN_BLOCK
+ARENA_CLASSES = _core.ARENA_CLASSES
+ARENA_CLASS_SIZES: tuple[int, ...] = _core.ARENA_CLASS_SIZES
+BLOCK_MAGIC = _core.BLOCK_MAGIC
 MAX_U32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
 
@@ -784,7 +787,7 @@ def decode_block(
     cls = mc & MAX_U32
     if mc >> 32 != BLOCK_MAGIC or cls >= ARENA_CLASSES:
         raise InspectError(f"arena block {off}: bad magic")
-    size = ARENA_MIN_BLOCK << cls
+    size = ARENA_CLASS_SIZES[cls]
     if size > lay.arena_size - off:
         raise InspectError(f"arena block {off}: class {cls} runs past the arena")
     if ln > size - BLOCK_HEADER_SIZE:
