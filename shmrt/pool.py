@@ -374,8 +374,8 @@ def _worker_count(max_workers: int | None, workers: int | None) -> int:
         if max_workers is not None and max_workers != workers:
             raise TypeError("pass max_workers or its alias workers, not both")
         max_workers = workers
-    if max_workers is None:
-        return os.cpu_count() or 1
+    if max_workers is None:  # as ProcessPoolExecutor (3.13+: the CPUs we may run on)
+        return getattr(os, "process_cpu_count", os.cpu_count)() or 1
     if max_workers <= 0:
         raise ValueError("max_workers must be greater than 0")
     return max_workers

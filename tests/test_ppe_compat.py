@@ -353,3 +353,62 @@ def test_executor_surface() -> None:
         assert callable(getattr(shmrt.Pool, name))
     assert issubclass(shmrt.BrokenPool, BrokenProcessPool)
     assert issubclass(shmrt.WorkerCrashed, BrokenProcessPool)
+
+
+# ---- interpreter exit ------------------------------------------------------------------
+
+
+def _python(code: str) -> Any:
+    import subprocess
+    import sys
+    import textwrap
+
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=90)
+
+
+def test_pending_work_finishes_at_interpreter_exit() -> None:
+    out = _python("""
+        import shmrt, ppe_tasks
+        if __name__ == "__main__":
+            t = shmrt.Pool(5, mp_context="spawn")
+            t.submit(ppe_tasks.sleep_and_print, 1.0, "apple")
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "apple"
+
+
+def test_shutdown_without_wait_then_exit() -> None:
+    out = _python("""
+        import shmrt, ppe_tasks
+        if __name__ == "__main__":
+            t = shmrt.Pool(max_workers=3)
+            t.submit(ppe_tasks.sleep_and_print, 1.0, "apple")
+            t.shutdown(wait=False)
+    """)
+    assert out.returncode == 0 and not out.stderr, out.stderr
+    assert out.stdout.strip() == "apple"
+
+
+def test_default_worker_count() -> None:
+    with shmrt.Pool() as p:
+        assert p._max_workers == (getattr(os, "process_cpu_count", os.cpu_count)() or 1)
+
+
+def test_submit_after_interpreter_shutdown() -> None:
+    out = _python("""
+        import atexit
+        @atexit.register
+        def run_last():
+            try:
+                t.submit(id, None)
+            except RuntimeError:
+                print("runtime-error")
+                raise
+        import shmrt
+        if __name__ == "__main__":
+            t = shmrt.Pool(2)
+            t.submit(id, 42).result()
+    """)
+    assert "RuntimeError: cannot schedule new futures after interpreter shutdown" in out.stderr
+    assert out.stdout.strip() == "runtime-error"
