@@ -87,6 +87,18 @@ class Pool(Supervisor, Client):
     tests.
     """
 
+    def __new__(cls, *args: Any, backend: str | None = None, **kwargs: Any) -> Any:
+        """``backend="ray"`` returns a ``shmrt.cluster.RayPool`` instead: the
+        same Executor over one shmrt runtime per Ray node (docs/cluster.md).
+        ``None``/``"local"``: this pool."""
+        if backend in (None, "local"):
+            return super().__new__(cls)
+        if backend == "ray":
+            from .cluster import RayPool  # ImportError without Ray: pip install 'shmrt[ray]'
+
+            return RayPool(*args, **kwargs)
+        raise ValueError(f"unknown backend {backend!r}: use 'local' or 'ray'")
+
     def __init__(self, max_workers: int | None = None, mp_context: Any = None,
                  initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = (),
                  *, max_tasks_per_child: int | None = None, max_worker_memory: int | None = None,
@@ -96,7 +108,7 @@ class Pool(Supervisor, Client):
                  slot_size: int = 512, arena_size: int = 64 << 20, max_payload: int | None = None,
                  local_queue_capacity: int = _core.LOCAL_CAP_MAX, clients: int = 16,
                  spin_us: float = cpu.SPIN_S * 1e6, task_timeout: float | None = None,
-                 _relay: RelaySpec | None = None):
+                 backend: str | None = None, _relay: RelaySpec | None = None):
         if cpu._current is not None:  # we are a task on a worker (a daemonic process)
             raise RuntimeError("shmrt.Pool() cannot be created inside a task running on a shmrt "
                                "worker; use shmrt.spawn() and join() for nested parallelism")
