@@ -1,0 +1,154 @@
+"""How a task's arguments and result travel between the driver and a node.
+
+Why its own step: between machines the bytes must cross Ray, inside a node
+they cross shmrt's arena, and a large payload must be copied at each hop
+but pickled at neither.  So:
+
+* **Arguments** are pickled once, at ``submit`` in the driver (a pickling
+  error is raised there, as a local pool does, and one task's bad argument
+  cannot spoil a batch).  Buffers of ``BIG`` bytes and more -- numpy
+  arrays anywhere in the arguments (pickle 5 hands them out of band), and
+  ``bytes``/``bytearray``/``memoryview`` given as an argument -- are taken
+  out of band and put in Ray's object store with one ``ray.put``: the
+  batch carries only the reference, so a task that is stolen or re-run
+  elsewhere moves no payload again.  The node actor gets the buffers from
+  its object store (zero-copy for a local object), unpickles the small
+  stream on top of them, and submits the value to its shmrt pool, whose
+  codec copies large buffers into the arena out of band: one copy per hop,
+  no pickling of the bytes.
+* **Results** come back in the node's poll reply, which Ray serializes with
+  pickle 5 (numpy arrays out of band; a reply over ~100 KiB goes through
+  the object store).  A large ``bytes``/``bytearray``/``memoryview``
+  result is wrapped (``raw_result``) so that Ray takes it out of band too.
+* A function travels once per node, not per task (``ray_pool`` keeps the
+  table); a callable that is not a plain function (a partial, a bound
+  method) travels with each task, as it does in a local pool.
+
+Pickling is plain ``pickle`` (fast) unless that fails or the stream names
+``__main__`` (a script's functions or classes, which a node cannot import):
+then cloudpickle, by value, as Ray itself would.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Callable
+from itertools import starmap
+from typing import Any
+
+BIG = 64 * 1024
+_RAW = (bytes, bytearray, memoryview)
+
+
+def _nbytes(x: Any) -> int:
+    return x.nbytes if type(x) is memoryview else len(x)
+
+
+def _has_big_raw(args: tuple, kwargs: dict) -> bool:
+    for a in args:
+        if type(a) in _RAW and _nbytes(a) >= BIG:
+            return True
+    for a in kwargs.values():
+        if type(a) in _RAW and _nbytes(a) >= BIG:
+            return True
+    return False
+
+
+def as_view(buf: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
+    """A memoryview of ``fmt``/``shape`` over an out-of-band buffer."""
+    mv = memoryview(buf)
+    return mv if fmt == "B" and len(shape) == 1 else mv.cast("B").cast(fmt, shape)
+
+
+def _raw_reduce(obj: Any) -> Any:
+    t = type(obj)
+    if t is bytes or t is bytearray:
+        return t, (pickle.PickleBuffer(obj),)
+    if obj.c_contiguous:
+        return as_view, (pickle.PickleBuffer(obj), obj.format, obj.shape)
+    return NotImplemented
+
+
+class _OOBPickler(pickle.Pickler):
+    """Pickle 5 hands numpy buffers out of band by itself; this does the
+    same for large bytes, bytearray and memoryview."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) in _RAW and _nbytes(obj) >= BIG:
+            return _raw_reduce(obj)
+        return NotImplemented
+
+
+def dumps_call(value: tuple, args: tuple, kwargs: dict) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle ``value`` (a call's arguments, maybe with its callable) once:
+    the stream, and the buffers of ``BIG`` bytes and more, out of band."""
+    bufs: list[pickle.PickleBuffer] = []
+
+    def keep(pb: pickle.PickleBuffer) -> bool:
+        if pb.raw().nbytes >= BIG:
+            bufs.append(pb)
+            return False
+        return True
+
+    try:
+        if _has_big_raw(args, kwargs):
+            f = io.BytesIO()
+            _OOBPickler(f, protocol=5, buffer_callback=keep).dump(value)
+            data = f.getvalue()
+        else:
+            data = pickle.dumps(value, protocol=5, buffer_callback=keep)
+        if b"__main__" not in data:
+            return data, bufs
+    except Exception:  # a lambda, a closure, ...: by value below
+        pass
+    bufs.clear()
+    from ray import cloudpickle
+
+    return cloudpickle.dumps(value, protocol=5, buffer_callback=keep), bufs
+
+
+def dumps_fn(fn: Callable[..., Any]) -> bytes:
+    """A function for a node's table: by reference when it can be imported
+    there, by value (cloudpickle) when it comes from ``__main__`` or cannot
+    be pickled by name."""
+    from ray import cloudpickle
+
+    return cloudpickle.dumps(fn, protocol=5)
+
+
+def loads_call(data: bytes, buffers: list[Any] | None) -> Any:
+    return pickle.loads(data, buffers=buffers or ())
+
+
+class RawResult:
+    """A large bytes/bytearray/memoryview result on its way back to the
+    driver: Ray's pickle 5 serializer takes it out of band (no copy into a
+    pickle stream); the driver gets a bytes, a bytearray, or a read-only
+    memoryview over the received object."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        r = _raw_reduce(self.obj)
+        return r if r is not NotImplemented else (bytes, (bytes(self.obj),))
+
+
+def raw_result(value: Any) -> Any:
+    """``value``, wrapped if it is a large raw buffer (see RawResult)."""
+    if type(value) in _RAW and _nbytes(value) >= BIG:
+        return RawResult(value)
+    return value
+
+
+def map_chunk(fn: Callable[..., Any], chunk: list[Any]) -> list[Any]:
+    """One chunk of ``map`` with one iterable, run as one task on a node."""
+    return list(map(fn, chunk))
+
+
+def starmap_chunk(fn: Callable[..., Any], chunk: list[tuple]) -> list[Any]:
+    """One chunk of ``map`` with several iterables."""
+    return list(starmap(fn, chunk))
