@@ -298,10 +298,11 @@ class RayPool(cf.Executor):
 
 
 def _check_pool_options(options: dict[str, Any]) -> None:
-    """Unknown keywords fail here, not on every node."""
-    from shmrt.pool import Pool
+    """Unknown keywords fail here, not on every node.  (The local pool is
+    reached through the public ``shmrt.Pool``, as the node actor does.)"""
+    import shmrt
 
-    params = inspect.signature(Pool.__init__).parameters
+    params = inspect.signature(shmrt.Pool.__init__).parameters
     bad = sorted(k for k in options if k not in params or k in ("self", "name", "workers"))
     if bad:
         raise TypeError(f"RayPool got unexpected keyword argument(s) {', '.join(bad)}")
