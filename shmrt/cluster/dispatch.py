@@ -28,7 +28,6 @@ import threading
 from collections import deque
 from typing import Any
 
-from . import payload
 from .errors import NodeCrashed
 from .node import RESULT_OK, NodeRuntime
 from .stealing import NodeLoad, StealPolicy, deal, pick_steal
@@ -315,8 +314,6 @@ class Dispatcher:
                 continue
             try:
                 if status == RESULT_OK:
-                    if isinstance(value, payload.RawResult):
-                        value = value.obj
                     fut.set_result(value)
                     done += 1
                 else:

@@ -162,7 +162,7 @@ class NodeRuntime:
         if fut.cancelled():
             return  # stolen: the driver has it back already
         try:
-            item = (tid, RESULT_OK, payload.raw_result(fut.result()))
+            item = (tid, RESULT_OK, payload.raw(fut.result()))
         except BaseException as e:  # noqa: B036 - the task's exception is its result
             item = (tid, RESULT_ERR, _task_error(e))
         self._emit([item], tid)

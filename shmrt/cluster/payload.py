@@ -19,7 +19,7 @@ but pickled at neither.  So:
 * **Results** come back in the node's poll reply, which Ray serializes with
   pickle 5 (numpy arrays out of band; a reply over ~100 KiB goes through
   the object store).  A large ``bytes``/``bytearray``/``memoryview``
-  result is wrapped (``raw_result``) so that Ray takes it out of band too.
+  result is wrapped (``raw``) so that Ray takes it out of band too.
 * A function travels once per node, not per task (``ray_pool`` keeps the
   table); a callable that is not a plain function (a partial, a bound
   method) travels with each task, as it does in a local pool.
@@ -31,7 +31,6 @@ then cloudpickle, by value, as Ray itself would.
 
 from __future__ import annotations
 
-import io
 import pickle
 from collections.abc import Callable
 from itertools import starmap
@@ -61,28 +60,39 @@ def as_view(buf: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
     return mv if fmt == "B" and len(shape) == 1 else mv.cast("B").cast(fmt, shape)
 
 
-def _raw_reduce(obj: Any) -> Any:
-    t = type(obj)
-    if t is bytes or t is bytearray:
-        return t, (pickle.PickleBuffer(obj),)
-    if obj.c_contiguous:
-        return as_view, (pickle.PickleBuffer(obj), obj.format, obj.shape)
-    return NotImplemented
+class Raw:
+    """A large bytes, bytearray or memoryview, wrapped so that pickle 5
+    takes its buffer out of band (pickle hands out only numpy arrays and
+    PickleBuffers by itself, and calls no reducer hook for ``bytes``).  It
+    unpickles as what it wrapped: a bytes or bytearray (one copy out of the
+    received buffer), or a read-only memoryview over it (no copy)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        obj = self.obj
+        if type(obj) is memoryview:
+            if obj.c_contiguous:
+                return as_view, (pickle.PickleBuffer(obj), obj.format, obj.shape)
+            obj = obj.tobytes()
+        return type(obj), (pickle.PickleBuffer(obj),)
 
 
-class _OOBPickler(pickle.Pickler):
-    """Pickle 5 hands numpy buffers out of band by itself; this does the
-    same for large bytes, bytearray and memoryview."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) in _RAW and _nbytes(obj) >= BIG:
-            return _raw_reduce(obj)
-        return NotImplemented
+def raw(value: Any) -> Any:
+    """``value``, wrapped in Raw if it is a large raw buffer."""
+    if type(value) in _RAW and _nbytes(value) >= BIG:
+        return Raw(value)
+    return value
 
 
-def dumps_call(value: tuple, args: tuple, kwargs: dict) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    """Pickle ``value`` (a call's arguments, maybe with its callable) once:
-    the stream, and the buffers of ``BIG`` bytes and more, out of band."""
+def dumps_call(fn: Callable[..., Any] | None, args: tuple,
+               kwargs: dict) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle a call's arguments (with its callable, unless ``fn`` is None)
+    once: the stream, and its buffers of ``BIG`` bytes and more, out of
+    band."""
     bufs: list[pickle.PickleBuffer] = []
 
     def keep(pb: pickle.PickleBuffer) -> bool:
@@ -91,13 +101,12 @@ def dumps_call(value: tuple, args: tuple, kwargs: dict) -> tuple[bytes, list[pic
             return False
         return True
 
+    if _has_big_raw(args, kwargs):
+        args = tuple(map(raw, args))
+        kwargs = {k: raw(v) for k, v in kwargs.items()}
+    value = (args, kwargs) if fn is None else (fn, args, kwargs)
     try:
-        if _has_big_raw(args, kwargs):
-            f = io.BytesIO()
-            _OOBPickler(f, protocol=5, buffer_callback=keep).dump(value)
-            data = f.getvalue()
-        else:
-            data = pickle.dumps(value, protocol=5, buffer_callback=keep)
+        data = pickle.dumps(value, protocol=5, buffer_callback=keep)
         if b"__main__" not in data:
             return data, bufs
     except Exception:  # a lambda, a closure, ...: by value below
@@ -119,29 +128,6 @@ def dumps_fn(fn: Callable[..., Any]) -> bytes:
 
 def loads_call(data: bytes, buffers: list[Any] | None) -> Any:
     return pickle.loads(data, buffers=buffers or ())
-
-
-class RawResult:
-    """A large bytes/bytearray/memoryview result on its way back to the
-    driver: Ray's pickle 5 serializer takes it out of band (no copy into a
-    pickle stream); the driver gets a bytes, a bytearray, or a read-only
-    memoryview over the received object."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: Any):
-        self.obj = obj
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        r = _raw_reduce(self.obj)
-        return r if r is not NotImplemented else (bytes, (bytes(self.obj),))
-
-
-def raw_result(value: Any) -> Any:
-    """``value``, wrapped if it is a large raw buffer (see RawResult)."""
-    if type(value) in _RAW and _nbytes(value) >= BIG:
-        return RawResult(value)
-    return value
 
 
 def map_chunk(fn: Callable[..., Any], chunk: list[Any]) -> list[Any]:

@@ -154,6 +154,7 @@ class RayPool(cf.Executor):
         self._fn_lock = threading.Lock()
         self._stop_lock = threading.Lock()
         self._stopped = False
+        self._puts = 0  # ray.put calls for large arguments (submitting threads; approximate)
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             ray.init(address=address, **(ray_init or {}))
@@ -181,9 +182,11 @@ class RayPool(cf.Executor):
         fkey = self._fn_keys.get(fn) if type(fn) in _BY_REF else None
         if fkey is None:
             fkey = self._register(fn)
-        data, bufs = payload.dumps_call((args, kwargs) if fkey >= 0 else (fn, args, kwargs),
-                                        args, kwargs)
-        ref = self._ray.put(bufs) if bufs else None
+        data, bufs = payload.dumps_call(None if fkey >= 0 else fn, args, kwargs)
+        ref = None
+        if bufs:
+            ref = self._ray.put(bufs)
+            self._puts += 1
         fut = ClusterFuture(self._cond)
         retries = getattr(fn, "__shmrt_retries__", self._retries)
         d.queue.append(Task(next(self._tids), fut, fkey, data, ref, retries))
@@ -280,9 +283,10 @@ class RayPool(cf.Executor):
         node (``nodes``, by Ray node id: dealt, completed, failed, batches,
         polls, stolen_from, stolen_to, steals, deaths, lost, backlog, and
         ``runtime``: that node's shmrt ``statistics()``), and the sums of
-        the node runtimes' counters (``runtime``).  Asks each live node for
+        the node runtimes' counters (``runtime``); ``payload_puts`` counts
+        the ``ray.put`` calls for large arguments.  Asks each live node for
         its runtime's counters (waits up to ``timeout``)."""
-        return self._d.statistics(timeout)
+        return dict(self._d.statistics(timeout), payload_puts=self._puts)
 
     def _stop(self) -> None:
         """Stop the dispatcher and every node runtime; shut Ray down if this
