@@ -28,6 +28,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from . import payload
 from .errors import NodeCrashed
 from .node import RESULT_OK, NodeRuntime
 from .stealing import NodeLoad, StealPolicy, deal, pick_steal
@@ -275,9 +276,17 @@ class Dispatcher:
         if keys:
             fns = {k: self._fn_data[k] for k in keys}
             node.fns_sent |= keys
+        refs: list[Any] = []
+        items = []
         for t in batch:
             node.tasks[t.tid] = t
-        ref = node.actor.submit.remote(fns, [(t.tid, t.fkey, t.data, t.bufs) for t in batch])
+            if t.bufs is None:
+                items.append((t.tid, t.fkey, t.data, -1))
+            else:
+                items.append((t.tid, t.fkey, t.data, len(refs)))
+                refs.append(t.bufs)
+        blob, _ = payload.pack(items)
+        ref = node.actor.submit.remote(fns, blob, refs or None)
         self._on_done(ref, ("ack", node, node.incarnation))
         node.c["dealt"] += len(batch)
         node.c["batches"] += 1
@@ -290,7 +299,8 @@ class Dispatcher:
         if inc != node.incarnation or node.state != "up":
             return
         try:
-            results, _info = f.result()
+            blob, bufs, _info = f.result()
+            results = payload.unpack(blob, bufs)
         except Exception as e:
             self._node_failed(node, e)
             return

@@ -41,6 +41,8 @@ from typing import Any
 from . import payload
 
 RESULT_OK, RESULT_ERR = 0, 1
+POLL_ENOUGH = 256  # results that make a poll return at once
+LINGER_S = 0.0005  # else how long it waits for more while tasks run
 
 
 def _point_main_here() -> None:
@@ -117,25 +119,27 @@ class NodeRuntime:
         self.counters = {"batches": 0, "submitted": 0, "finished": 0, "stolen": 0, "polls": 0}
 
     # ---- batches in ------------------------------------------------------
-    async def submit(self, fns: dict[int, bytes] | None,
-                     tasks: list[tuple[int, int, bytes, Any]]) -> int:
-        """Submit a batch: ``(task id, function key, pickled call, buffers
-        ref or None)`` each; ``fns`` are functions this node has not seen.
-        Returns the node's backlog."""
+    async def submit(self, fns: dict[int, bytes] | None, blob: bytes,
+                     refs: list[Any] | None) -> int:
+        """Submit a batch: ``blob`` is the packed list of ``(task id,
+        function key, pickled call, index in refs or -1)``
+        (payload.pack_batch); ``refs`` are the object-store references of
+        the tasks' large buffers; ``fns`` are functions this node has not
+        seen.  Returns the node's backlog."""
         if fns:
             for key, data in fns.items():
                 try:
                     self.fns[key] = payload.loads_call(data, None)
                 except Exception as e:  # e.g. its module is not installed on this node
                     self.fns[key] = e
-        refs = [t[3] for t in tasks if t[3] is not None]
-        got = iter(await asyncio.gather(*refs)) if refs else iter(())
+        tasks = payload.unpack(blob, None)
+        got = await asyncio.gather(*refs) if refs else []
         self.counters["batches"] += 1
         submit = self.pool.submit
         fails = []
         for tid, fkey, data, ref in tasks:
             try:
-                bufs = next(got) if ref is not None else None
+                bufs = got[ref] if ref >= 0 else None
                 if fkey < 0:
                     fn, args, kwargs = payload.loads_call(data, bufs)
                 else:
@@ -159,11 +163,15 @@ class NodeRuntime:
     # ---- results out ---------------------------------------------------------
     def _done(self, tid: int, fut: Any) -> None:
         """A shmrt future finished (harvester thread, or the submitting one)."""
-        if fut.cancelled():
-            return  # stolen: the driver has it back already
-        try:
-            item = (tid, RESULT_OK, payload.raw(fut.result()))
-        except BaseException as e:  # noqa: B036 - the task's exception is its result
+        # A done-callback runs once the future is final: read it without
+        # taking its (the client's shared) lock three more times.
+        state = fut._state
+        if state != "FINISHED":
+            return  # cancelled: stolen, the driver has it back already
+        e = fut._exception
+        if e is None:
+            item = (tid, RESULT_OK, payload.raw(fut._result))
+        else:
             item = (tid, RESULT_ERR, _task_error(e))
         self._emit([item], tid)
 
@@ -176,9 +184,13 @@ class NodeRuntime:
         if wake and self.loop is not None and self.event is not None:
             self.loop.call_soon_threadsafe(self.event.set)
 
-    async def poll(self, wait_s: float) -> tuple[list[tuple[int, int, Any]], dict[str, int]]:
-        """Results finished since the last poll; waits up to ``wait_s`` for
-        the first.  One poll at a time (the driver keeps one in flight)."""
+    async def poll(self, wait_s: float) -> tuple[bytes, list[Any], dict[str, int]]:
+        """Results finished since the last poll, packed (payload.pack:
+        large buffers out of band, for Ray to carry as such).  Waits up to
+        ``wait_s`` for the first; then, while tasks are still running and
+        fewer than POLL_ENOUGH results are in, lingers LINGER_S for more: a
+        Ray call costs the driver ~0.1 ms, so results come back in batches.
+        One poll at a time (the driver keeps one in flight)."""
         if self.event is None:
             self.loop = asyncio.get_running_loop()
             self.event = asyncio.Event()
@@ -192,12 +204,17 @@ class NodeRuntime:
             except asyncio.TimeoutError:
                 pass
         with self.lock:
+            linger = 0 < len(self.out) < POLL_ENOUGH and bool(self.live)
+        if linger:
+            await asyncio.sleep(LINGER_S)
+        with self.lock:
             out, self.out = self.out, []
             self.waiting = False
             backlog = len(self.live)
         self.counters["polls"] += 1
         self.counters["finished"] += len(out)
-        return out, {"backlog": backlog}
+        blob, bufs = payload.pack(out)
+        return blob, bufs, {"backlog": backlog}
 
     async def steal(self, n: int) -> list[int]:
         """Cancel up to ``n`` of the newest tasks that have not started and

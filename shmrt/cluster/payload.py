@@ -130,6 +130,34 @@ def loads_call(data: bytes, buffers: list[Any] | None) -> Any:
     return pickle.loads(data, buffers=buffers or ())
 
 
+def pack(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """A batch (of tasks, or of results) as one pickle stream plus its large
+    buffers.  Why not let Ray serialize the list: its serializer costs
+    ~1.3 us per small tuple (~0.7 ms for a batch of 500), plain pickle
+    ~0.1 us; Ray then carries one bytes object, and the buffers out of
+    band.  Plain pickle by reference unless that fails (a class only a
+    by-value function defines): then cloudpickle."""
+    bufs: list[pickle.PickleBuffer] = []
+
+    def keep(pb: pickle.PickleBuffer) -> bool:
+        if pb.raw().nbytes >= BIG:
+            bufs.append(pb)
+            return False
+        return True
+
+    try:
+        return pickle.dumps(value, protocol=5, buffer_callback=keep), bufs
+    except Exception:
+        bufs.clear()
+    from ray import cloudpickle
+
+    return cloudpickle.dumps(value, protocol=5, buffer_callback=keep), bufs
+
+
+def unpack(data: bytes, buffers: list[Any] | None) -> Any:
+    return pickle.loads(data, buffers=buffers or ())
+
+
 def map_chunk(fn: Callable[..., Any], chunk: list[Any]) -> list[Any]:
     """One chunk of ``map`` with one iterable, run as one task on a node."""
     return list(map(fn, chunk))

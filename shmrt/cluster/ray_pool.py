@@ -190,7 +190,8 @@ class RayPool(cf.Executor):
         fut = ClusterFuture(self._cond)
         retries = getattr(fn, "__shmrt_retries__", self._retries)
         d.queue.append(Task(next(self._tids), fut, fkey, data, ref, retries))
-        if d.sleeping:
+        if d.sleeping:  # wake it once, not once per submit until it runs
+            d.sleeping = False
             d.wake()
         return fut
 

@@ -40,9 +40,10 @@ from dataclasses import dataclass
 class StealPolicy:
     """The parameters of dealing and stealing (see the module docstring)."""
 
-    window_per_worker: int = 256
-    """Target backlog of a node per shmrt worker: enough to cover a Ray round
-    trip (~1 ms) of microsecond tasks; stealing corrects it for long ones."""
+    window_per_worker: int = 1024
+    """Target backlog of a node per shmrt worker: enough to cover a few Ray
+    round trips (~1 ms each) of microsecond tasks in large batches;
+    stealing corrects it for long ones."""
     batch_max: int = 2048
     """Most tasks in one batch (one Ray call)."""
     low_water: float = 0.5
