@@ -402,7 +402,13 @@ class Client(cf.Executor):
     def _cancel(self, fut: TaskFuture) -> bool:
         if self._closed:
             return True
-        r = self._seg.cancel(fut._key)
+        try:
+            r = self._seg.cancel(fut._key)
+        except _core.SegmentError:
+            # A stale key: the task finished and a harvester took its
+            # completion (the slot moved on) but has not resolved the future
+            # yet.  Too late to cancel; the result is on its way.
+            return False
         if r == 0:
             self._pending.pop(fut._key, None)
             return True
