@@ -313,3 +313,28 @@ def test_shutdown_stops_every_node_runtime(cluster: Any) -> None:
     assert wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids), 30)
     with pytest.raises(RuntimeError, match="after shutdown"):
         p.submit(ct.inc, 1)
+
+
+def test_dropped_pool_stops_its_nodes(cluster: Any) -> None:
+    import gc
+
+    p = shmrt.Pool(backend="ray")
+    names = list(p.nodes.values())
+    assert p.submit(ct.inc, 1).result(timeout=TIMEOUT) == 2
+    del p
+    gc.collect()  # the finalizer stops the node runtimes: their segments are gone at once
+    for name in names:
+        assert not os.path.exists(f"/dev/shm/shmrt.{os.geteuid()}.{name}")
+
+
+def test_cluster_benchmark_runs(cluster: Any) -> None:
+    """The benchmark script, tiny, on this cluster: every workload gets a
+    positive figure from each pool and the table names them."""
+    from shmrt.tools.bench import cluster as bench
+
+    res = bench.run(scale=0.01, repeat=1, peers=("shmrt-ray", "ray"), progress=lambda s: None)
+    assert set(res["workloads"]) == {"spawn_many", "map", "fork_join", "fork_join_coarse"}
+    for w in res["workloads"].values():
+        assert all(s > 0 for p in ("shmrt-ray", "ray") for s in w["samples"][p])
+    table = bench.format_table(res)
+    assert "shmrt on Ray" in table and "Ray tasks" in table and "spawn_many" in table

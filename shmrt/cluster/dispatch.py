@@ -103,6 +103,7 @@ class Dispatcher:
         self.broken: str | None = None  # why the pool cannot run tasks
         self.idle = threading.Event()  # closed and nothing pending
         self.stopped = False
+        self._stop_lock = threading.Lock()
         self._nodes: dict[str, Node] = {}
         self.c = {"submitted": 0, "completed": 0, "failed": 0, "crashed": 0, "retried": 0,
                   "stolen": 0, "steals": 0, "node_deaths": 0, "batches": 0}
@@ -120,14 +121,22 @@ class Dispatcher:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the node runtimes and the thread (caller's thread)."""
+        """Stop the node runtimes and the thread; idempotent.  From the
+        dispatcher thread itself (a finalizer run by the garbage collector
+        there) it only asks."""
         self.closed = True
-        if self._thread.is_alive():
+        if threading.current_thread() is self._thread:
             self.post(("stop",))
-            self._thread.join()
-        elif not self.stopped:
-            self._stop_nodes()
-        self.stopped = True
+            return
+        with self._stop_lock:
+            if self.stopped:
+                return
+            if self._thread.is_alive():
+                self.post(("stop",))
+                self._thread.join()
+            else:
+                self._stop_nodes()
+            self.stopped = True
 
     # ---- start -----------------------------------------------------------------
     def _actor_class(self) -> Any:
@@ -144,6 +153,7 @@ class Dispatcher:
         node.incarnation += 1
         node.state = "starting"
         node.fns_sent = set()
+        node.load.stealing = node.load.steal_blocked = False  # a steal of the old one is moot
         node.actor = self._actor_class().options(**opts).remote(
             node.name, node.workers, self._pool_options, min(60.0, self._start_timeout))
         return node.actor.info.remote()
@@ -364,7 +374,10 @@ class Dispatcher:
 
     def _on_steal(self, thief: Node, t_inc: int, victim: Node, v_inc: int,
                   f: cf.Future) -> None:
-        thief.load.stealing = victim.load.stealing = False
+        if t_inc == thief.incarnation:
+            thief.load.stealing = False
+        if v_inc == victim.incarnation:
+            victim.load.stealing = False
         if v_inc != victim.incarnation or victim.state != "up":
             return  # the victim died meanwhile: its tasks were handled then
         try:

@@ -169,6 +169,10 @@ class RayPool(cf.Executor):
                 ray.shutdown()
             raise
         self._d.start()
+        # Dropped without shutdown(): the node runtimes stop when it is
+        # collected (the dispatcher holds no reference to the pool).
+        self._finalizer = weakref.finalize(self, self._d.stop)
+        self._finalizer.atexit = False  # at exit _shutdown_all runs, before Ray's own hook
         _live.add(self)
         _register_atexit()
 
@@ -296,6 +300,7 @@ class RayPool(cf.Executor):
             if self._stopped:
                 return
             self._stopped = True
+        self._finalizer.detach()
         self._d.stop()
         _live.discard(self)
         if self._owns_ray and self._ray.is_initialized():
