@@ -42,6 +42,7 @@ import atexit
 import concurrent.futures as cf
 import inspect
 import itertools
+import pickle
 import secrets
 import threading
 import time
@@ -215,7 +216,8 @@ class RayPool(cf.Executor):
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int | None = None) -> Iterator[Any]:
         """Like Executor.map; chunksize=None makes about 4 chunks per worker
-        of the cluster (at most 10,000 items each); a chunk is one task."""
+        of the cluster (at most 10,000 items each); a chunk is one task,
+        its items and results pickled once each way (payload.map_packed)."""
         if chunksize is not None and chunksize < 1:
             raise ValueError("chunksize must be >= 1")
         end = None if timeout is None else time.monotonic() + timeout
@@ -230,15 +232,17 @@ class RayPool(cf.Executor):
                 fs = ([self.submit(fn, x) for x in items] if single
                       else [self.submit(fn, *a) for a in items])
             else:
-                chunk = payload.map_chunk if single else payload.starmap_chunk
-                fs = [self.submit(chunk, fn, items[i:i + chunksize])
+                pack, packed = payload.dumps_value, payload.map_packed
+                fs = [self.submit(packed, fn, pack(items[i:i + chunksize]), not single)
                       for i in range(0, len(items), chunksize)]
         except BaseException:
             for f in fs:
                 f.cancel()
             raise
         gen = _each(fs, end)
-        return itertools.chain.from_iterable(gen) if chunksize > 1 else gen
+        if chunksize == 1:
+            return gen
+        return itertools.chain.from_iterable(map(pickle.loads, gen))  # in the consumer's thread
 
     async def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """``await pool.run(fn, *args)`` from asyncio code."""
