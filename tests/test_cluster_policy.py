@@ -88,3 +88,14 @@ def test_without_ray_a_clear_import_error(monkeypatch: pytest.MonkeyPatch) -> No
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         shmrt.Pool(backend="dask")
+
+
+def test_ray_pool_rejects_unknown_options_before_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray")
+    from shmrt.cluster import ray_pool
+
+    with pytest.raises(TypeError, match="no_such_option"):
+        ray_pool._check_pool_options({"no_such_option": 1})
+    with pytest.raises(TypeError, match="backend"):  # a node pool must not be a RayPool again
+        ray_pool._check_pool_options({"backend": "ray"})
+    ray_pool._check_pool_options({"slots": 1024, "task_timeout": 5.0})  # a node Pool's options

@@ -317,7 +317,8 @@ def _check_pool_options(options: dict[str, Any]) -> None:
     import shmrt
 
     params = inspect.signature(shmrt.Pool.__init__).parameters
-    bad = sorted(k for k in options if k not in params or k in ("self", "name", "workers"))
+    ours = ("self", "name", "workers", "max_workers", "backend", "_relay")
+    bad = sorted(k for k in options if k not in params or k in ours)
     if bad:
         raise TypeError(f"RayPool got unexpected keyword argument(s) {', '.join(bad)}")
 
