@@ -53,6 +53,26 @@ _DONE = frozenset({"FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED"})
 HARVEST_WAIT_S = 0.5
 
 
+class _InterruptSafeCondition(threading.Condition):
+    """The Condition all futures of a client share, safe for ``with`` under
+    Ctrl-C.  ``Condition.__enter__`` is Python code calling the lock's
+    C ``__enter__``; a KeyboardInterrupt raised right after that call
+    returns leaves the lock held by the main thread, and every other thread
+    (the harvester delivering results) then waits for it forever.  Here
+    ``with`` calls the RLock's C methods directly (the property runs before
+    the lock is taken), so the interrupt lands before or inside the block,
+    never in between (CPython 3.10-3.13; 3.14 calls __enter__ with a CALL
+    and the window is back, much narrower)."""
+
+    @property  # type: ignore[override]
+    def __enter__(self) -> Callable[[], bool]:
+        return self._lock.__enter__  # type: ignore[attr-defined]
+
+    @property  # type: ignore[override]
+    def __exit__(self) -> Callable[..., None]:
+        return self._lock.__exit__  # type: ignore[attr-defined]
+
+
 class TaskFuture(cf.Future):
     """A concurrent.futures.Future whose result() first polls shared memory.
 
@@ -162,7 +182,11 @@ class Client(cf.Executor):
         self._interrupted = False  # _interrupt(): stop without waiting (a Pool kills busy workers)
         self._closed = False
         self._lock = threading.Lock()
-        self._cond = threading.Condition()
+        self._cond = _InterruptSafeCondition()
+        # Completions the main thread harvested and has not delivered yet
+        # (main thread only; see _drain).
+        self._inbox: list[tuple[int, int, Any]] = []
+        self._main_ident = threading.main_thread().ident
         self._run_off = _core.HEADER_FIELDS["run_state"]
         # The thread holds the client weakly between rounds: a client (or Pool)
         # the program dropped can be collected (and then closes itself).
@@ -358,7 +382,15 @@ class Client(cf.Executor):
         """Deliver what is on the completion ring.  The items are ours alone
         once harvested (their slots are freed), so a KeyboardInterrupt
         raised in between must not drop the rest: it is re-raised after
-        every item was delivered."""
+        every item was delivered.
+
+        Only the main thread sees KeyboardInterrupt, and it can arrive
+        right after ``harvest`` returns, before its result is stored in a
+        variable: there, the items are moved into ``_inbox`` by C code
+        (``list.extend`` over ``map``) with no bytecode in between, and
+        delivered from there."""
+        if threading.get_ident() == self._main_ident:
+            return self._drain_main()
         items = self._seg.harvest(self._cid, 4096)
         interrupted: BaseException | None = None
         i = 0
@@ -371,6 +403,26 @@ class Client(cf.Executor):
         if interrupted is not None:
             raise interrupted
         return len(items)
+
+    def _drain_main(self) -> int:
+        inbox = self._inbox
+        interrupted: BaseException | None = None
+        try:
+            inbox.extend(chain.from_iterable(map(self._seg.harvest, (self._cid,), (4096,))))
+        except KeyboardInterrupt as e:  # the items (if any) are in the inbox already
+            interrupted = e
+        n = len(inbox)
+        while True:
+            try:
+                while inbox:
+                    self._deliver(*inbox[-1])  # idempotent: repeated if interrupted
+                    inbox.pop()
+                break
+            except KeyboardInterrupt as e:
+                interrupted = e
+        if interrupted is not None:
+            raise interrupted
+        return n
 
     def _spin_for(self, fut: TaskFuture) -> None:
         if self._closed:
