@@ -221,11 +221,12 @@ class Client(cf.Executor):
         if _race_hook is not None:
             _race_hook("submit")
         self._pending[key] = fut  # store first ...
-        if self._orphans:  # ... then look
-            got = self._orphans.pop(key, None)
+        if self._orphans:  # ... then look (and take it only once resolved)
+            got = self._orphans.get(key)
             if got is not None:
-                self._pending.pop(key, None)
                 self._resolve(fut, *got)
+                self._pending.pop(key, None)
+                self._orphans.pop(key, None)
         return fut
 
     def _broken_error(self) -> BaseException:
@@ -435,6 +436,17 @@ class Client(cf.Executor):
                 return
             self._drain()
 
+    def _reconcile(self) -> None:
+        """A completion parked for submit whose future submit recorded but
+        did not resolve (Ctrl-C in between): resolve it (harvester, on its
+        idle wake-ups; resolving twice is harmless)."""
+        for key in [k for k in list(self._orphans) if k in self._pending]:
+            got, fut = self._orphans.get(key), self._pending.get(key)
+            if got is not None and fut is not None:
+                self._resolve(fut, *got)
+                self._pending.pop(key, None)
+                self._orphans.pop(key, None)
+
     def _check_stopped(self) -> None:
         """The harvester slept its full period: is the runtime still there?"""
         if self._pending and not self._runtime_running():
@@ -561,6 +573,8 @@ def _harvest_loop(ref: weakref.ref[Client]) -> None:
             client = ref()
             if client is None:
                 return
+            if client._orphans and client._pending:
+                client._reconcile()
             client._check_stopped()
             del client
 
