@@ -90,7 +90,7 @@ def test_unknown_backend() -> None:
         shmrt.Pool(backend="dask")
 
 
-def test_ray_pool_rejects_unknown_options_before_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ray_pool_rejects_unknown_options_before_starting() -> None:
     pytest.importorskip("ray")
     from shmrt.cluster import ray_pool
 

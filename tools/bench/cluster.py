@@ -312,6 +312,7 @@ def plot(result: dict[str, Any], path: str) -> None:
         vals = [_value(w, p) or 0.0 for p in peers]
         ax.bar([LABELS[p] for p in peers], vals, color=[colours[p] for p in peers])
         ax.set_yscale("log")
+        ax.set_ylim(bottom=min(v for v in vals if v > 0) / 5)  # bars from a common floor
         better = "lower is better" if w["unit"] == "ms" else "higher is better"
         ax.set_title(f"{name}\n{w['unit']} ({better})", fontsize=10)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
