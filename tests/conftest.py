@@ -101,20 +101,10 @@ def _remove(path: str) -> None:
 
 
 def _children() -> set[int]:
+    from helpers import proc_table
+
     me = os.getpid()
-    kids = set()
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        rest = data[data.rfind(b")") + 2:].split()
-        if len(rest) > 1 and int(rest[1]) == me and rest[0] != b"Z":
-            kids.add(int(d))
-    return kids
+    return {p for p, (st, pp) in proc_table().items() if pp == me and st != "Z"}
 
 
 @pytest.fixture(autouse=True)

@@ -227,3 +227,42 @@ def limited_sleep(s: float) -> float:
 def call(fn: Any, *args: Any) -> Any:
     """Call a function that arrived as an argument (by value, if a lambda)."""
     return fn(*args)
+
+
+# ---- processes (read from /proc) ---------------------------------------------------------
+def proc_table() -> dict[int, tuple[str, int]]:
+    """pid -> (state letter, parent pid) of every process visible in /proc."""
+    out: dict[int, tuple[str, int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(b")") + 2:].split()
+        if len(rest) > 1:
+            out[int(d)] = (rest[0].decode(), int(rest[1]))
+    return out
+
+
+def process_gone(pid: int) -> bool:
+    """Exited: no /proc entry, or a zombie (reaped by nobody in a container)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return True
+    return data[data.rfind(b")") + 2:].split()[0] in (b"Z", b"X")
+
+
+def descendants(root: int | None = None) -> set[int]:
+    """Every live (non-zombie) descendant of ``root`` (default: this process)."""
+    parent = {p: pp for p, (st, pp) in proc_table().items() if st != "Z"}
+    out: set[int] = set()
+    frontier = {os.getpid() if root is None else root}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - out
+        out |= frontier
+    return out

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import cluster_tasks as ct
+import helpers
 import pytest
 
 import shmrt
@@ -38,26 +39,7 @@ TIMEOUT = 60
 NODE_ARGS = {"num_cpus": 1, "object_store_memory": 80 << 20, "node_ip_address": "127.0.0.1"}
 
 
-def _descendants() -> set[int]:
-    """Every live (non-zombie) descendant process of this one."""
-    parent: dict[int, int] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        rest = data[data.rfind(b")") + 2:].split()
-        if len(rest) > 1 and rest[0] != b"Z":
-            parent[int(d)] = int(rest[1])
-    out: set[int] = set()
-    frontier = {os.getpid()}
-    while frontier:
-        frontier = {p for p, pp in parent.items() if pp in frontier} - out
-        out |= frontier
-    return out
+_descendants = helpers.descendants
 
 
 def wait_until(pred: Any, timeout: float = 20.0, step: float = 0.02) -> bool:

@@ -51,14 +51,7 @@ def pool_heals(p: shmrt.Pool, dead_pid: int, n_workers: int) -> None:
                       sorted(p.worker_pids), TIMEOUT)
 
 
-def process_gone(pid: int) -> bool:
-    """Exited: no /proc entry, or a zombie (reaped by nobody in a container)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return True
-    return data[data.rfind(b")") + 2:].split()[0] in (b"Z", b"X")
+process_gone = helpers.process_gone
 
 
 # ---- a worker dies -----------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_workers_of_a_pool_built_in_a_thread_die_with_the_coordinator(tmp_path) 
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         end = time.monotonic() + 10
-        while any(not _gone(pid) for pid in pids):
+        while any(not helpers.process_gone(pid) for pid in pids):
             assert time.monotonic() < end, "workers outlived their coordinator"
             time.sleep(0.05)
     finally:
@@ -123,14 +123,6 @@ def test_workers_of_a_pool_built_in_a_thread_die_with_the_coordinator(tmp_path) 
             proc.wait()
     subprocess.run(["shmrt", "prune", "--yes"], capture_output=True, timeout=60)
 
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return True
-    return data[data.rfind(b")") + 2:].split()[0] in (b"Z", b"X")
 
 
 def test_dropped_pool_is_collected_and_stops() -> None:
