@@ -17,10 +17,15 @@ Why not plain ``ctx.Process``:
   on a lock another thread held.  ``spawn`` (the default) and
   ``forkserver`` are supported.
 * Worker recycling (``max_tasks_per_child``, ``max_worker_memory``) would
-  pay a full interpreter start-up per retirement; a *standby* -- a worker
-  process started ahead, imports and initializer done, waiting on a pipe
-  for a worker id -- takes a retiring worker's place at once, and the next
-  standby starts in the background.
+  pay a full interpreter start-up per retirement (~100 ms of CPU: with a
+  few thousand tiny tasks per worker life, throughput collapsed to the
+  spawn rate).  A *zygote* -- a standby process started ahead, imports,
+  main module and initializer done, single-threaded -- forks each
+  replacement in a few milliseconds (workers/boot.py).  Its children are
+  the coordinator's grandchildren: ``ForkedWorker`` gives them the
+  Process interface the supervisor uses (a pidfd as sentinel, the exit
+  code the zygote reports).  Without ``os.pidfd_open`` replacements are
+  spawned.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import threading
 from multiprocessing import context as mp_context_mod
 from typing import Any
 
-from .workers.boot import ASSIGN, STAGE_INIT, STAGE_MAIN, WorkerSpec
+from .workers.boot import ASSIGN, EXITED, FORKED, REPORT, STAGE_INIT, STAGE_MAIN, WorkerSpec
 
 SUPPORTED = ("spawn", "forkserver")
 FORK_REFUSED = ("shmrt.Pool cannot use the 'fork' start method: its coordinator runs threads, "
@@ -161,9 +166,12 @@ class Launcher:
         return p
 
     def start_standby(self) -> Any:
-        """A process that does everything a worker does before registering,
-        then waits for ``assign``."""
-        r, w = self.ctx.Pipe(duplex=False)
+        """The zygote: a process that does everything a worker does before
+        registering, then forks workers on request (``fork_from``); None
+        where forked workers cannot be watched (no pidfd)."""
+        if not hasattr(os, "pidfd_open"):
+            return None
+        r, w = self.ctx.Pipe(duplex=True)
         err = self._err_file("standby")
         p = self.cls(target=_boot_main, name="shmrt-standby",
                      args=(self.spec, -1, 0, err, r), daemon=True)
@@ -173,24 +181,31 @@ class Launcher:
             r.close()
         p._shmrt_err = err  # type: ignore[attr-defined]
         p._shmrt_assign = w  # type: ignore[attr-defined]
+        p._shmrt_exits = {}  # type: ignore[attr-defined]  # pid -> exit code, as reported
         return p
 
     @staticmethod
-    def assign(p: Any, wid: int, epoch: int) -> bool:
-        """Make standby ``p`` worker ``wid``; False if it is gone."""
-        conn = p._shmrt_assign
+    def fork_from(zygote: Any, wid: int, epoch: int) -> ForkedWorker | None:
+        """Worker ``wid`` forked by the zygote, or None if the zygote is
+        gone (or does not answer within FORK_WAIT_S: it is still starting
+        up, or stuck; the caller spawns instead)."""
+        conn = zygote._shmrt_assign
         try:
             conn.send_bytes(ASSIGN.pack(wid, epoch))
-        except OSError:
-            return False
-        finally:
-            conn.close()
-        p.name = f"shmrt-worker-{wid}"
-        return True
+            while conn.poll(FORK_WAIT_S):
+                kind, pid, value = REPORT.unpack(conn.recv_bytes(REPORT.size))
+                if kind == EXITED:
+                    zygote._shmrt_exits[pid] = value
+                elif kind == FORKED:
+                    return ForkedWorker(zygote, pid, wid)
+        except (OSError, EOFError):
+            pass
+        return None
 
     @staticmethod
     def release(p: Any) -> None:
-        """A standby that will not be assigned: closing its pipe ends it."""
+        """Closing the zygote's pipe ends it (and, by their parent-death
+        signal, any worker it forked: release it after joining them)."""
         conn = getattr(p, "_shmrt_assign", None)
         if conn is not None:
             conn.close()
@@ -214,6 +229,66 @@ class Launcher:
         import shutil
 
         shutil.rmtree(self.err_dir, ignore_errors=True)
+
+
+FORK_WAIT_S = 5.0  # longest wait for the zygote's answer to a fork request
+
+
+class ForkedWorker:
+    """A worker the zygote forked (our grandchild), with the part of the
+    multiprocessing.Process interface the supervisor uses.  Supervisor
+    thread (and the stop path, after it) only."""
+
+    def __init__(self, zygote: Any, pid: int, wid: int):
+        self.pid = pid
+        self.name = f"shmrt-worker-{wid}"
+        self.sentinel = os.pidfd_open(pid)  # readable once the process has exited
+        self._zygote = zygote
+        self._code: int | None = None
+
+    def is_alive(self) -> bool:
+        import select
+
+        return self.sentinel >= 0 and not select.select([self.sentinel], [], [], 0)[0]
+
+    def join(self, timeout: float | None = None) -> None:
+        import select
+
+        if self.sentinel >= 0:
+            select.select([self.sentinel], [], [], timeout)
+
+    @property
+    def exitcode(self) -> int | None:
+        """As the zygote reported it after reaping (None while alive; -9
+        when the zygote is gone too: its parent-death signal killed us)."""
+        if self._code is None and not self.is_alive():
+            exits = self._zygote._shmrt_exits
+            conn = self._zygote._shmrt_assign
+            try:
+                while self.pid not in exits and conn.poll(0.5):
+                    kind, pid, value = REPORT.unpack(conn.recv_bytes(REPORT.size))
+                    if kind == EXITED:
+                        exits[pid] = value
+            except (OSError, EOFError):
+                pass
+            self._code = exits.pop(self.pid, -9)
+        return self._code
+
+    def kill(self) -> None:
+        import signal
+
+        if self.sentinel >= 0:  # by pidfd: never a recycled pid
+            try:
+                signal.pidfd_send_signal(self.sentinel, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    terminate = kill
+
+    def close(self) -> None:
+        if self.sentinel >= 0:
+            os.close(self.sentinel)
+            self.sentinel = -1
 
 
 def _boot_main(*args: Any) -> None:

@@ -213,19 +213,23 @@ class Pool(Supervisor, Client):
 
     # ---- workers ----------------------------------------------------------
     def _start_worker(self, wid: int) -> None:
-        """Start worker ``wid`` (a new epoch): the standby becomes it when
-        there is one (and the next standby starts), else a new process."""
+        """Start worker ``wid`` (a new epoch): forked by the zygote when
+        there is one (recycling), else a new process."""
         self._epoch += 1
         self._seg.store64(_core.HEADER_FIELDS["epoch"], self._epoch)
-        sb, self._standby = self._standby, None
-        if sb is not None and sb.is_alive() and self._launcher.assign(sb, wid, self._epoch):
-            self._procs[wid] = sb
-            self._standby_failures = 0
-        else:
-            if sb is not None:
-                self._launcher.release(sb)
-                self._standby_died(sb)
-            self._procs[wid] = self._launcher.start(wid, self._epoch)
+        old, zyg = self._procs[wid], self._standby
+        if isinstance(old, launch.ForkedWorker):
+            old.close()
+        if zyg is not None and zyg.is_alive():
+            p = self._launcher.fork_from(zyg, wid, self._epoch)
+            if p is not None:
+                self._procs[wid] = p
+                self._standby_failures = 0
+                return
+            self._standby = None  # gone or stuck: replacements are spawned
+            self._launcher.release(zyg)
+            zyg.kill()
+        self._procs[wid] = self._launcher.start(wid, self._epoch)
 
     def _refill_standby(self) -> None:
         """Keep one standby started while recycling (supervisor thread)."""
@@ -284,9 +288,7 @@ class Pool(Supervisor, Client):
                 seg.relay_wake_send()
             except Exception:
                 pass
-        if self._standby is not None:
-            self._launcher.release(self._standby)  # its pipe closes: it exits
-        everyone = [p for p in (*self._procs, *self._senders, self._standby) if p is not None]
+        everyone = [p for p in (*self._procs, *self._senders) if p is not None]
         grace = INTERRUPT_JOIN_S if self._interrupted else JOIN_GRACE_S
         try:
             if self._interrupted:  # Ctrl-C: running tasks are stopped, not waited for
@@ -296,10 +298,17 @@ class Pool(Supervisor, Client):
             for p in everyone:
                 p.join(grace)
         finally:
+            if self._standby is not None:  # after its forked workers: its exit kills them
+                self._launcher.release(self._standby)
+                everyone.append(self._standby)
+                self._standby.join(grace)
             for p in everyone:
                 if p.is_alive():
                     p.kill()
                     p.join()
+            for p in everyone:
+                if isinstance(p, launch.ForkedWorker):
+                    p.close()
             if self._log_rx is not None:
                 self._log_rx.close()  # after the workers: it has all their records
             self._launcher.close()

@@ -32,13 +32,21 @@ def test_every_task_completes_and_workers_are_replaced(standby: bool) -> None:
     assert stats["crashed"] == 0
 
 
-def test_standby_takes_the_retiring_workers_place() -> None:
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[1])
+
+
+def test_zygote_forks_the_replacement() -> None:
     with shmrt.Pool(1, max_tasks_per_child=2) as p:
         assert p.wait_ready(TIMEOUT)
         first = p.worker_pids[0]
-        standby = p._standby.pid
+        zygote = p._standby.pid
         got = [p.submit(os.getpid).result(timeout=TIMEOUT) for _ in range(4)]
-        assert got == [first, first, standby, standby]
+        assert got[:2] == [first, first]
+        assert got[2] == got[3] != first
+        assert _ppid(got[2]) == zygote  # forked by the standby, not spawned
+        assert p._standby.pid == zygote  # which stays for the next one
 
 
 def test_retiring_is_not_a_start_failure() -> None:
@@ -83,3 +91,12 @@ def test_fork_join_under_recycling() -> None:
     with shmrt.Pool(2, max_tasks_per_child=5) as p:
         assert p.submit(helpers.fib, 18, 10).result(timeout=TIMEOUT) == 2584
         time.sleep(0)  # (no synchronisation here: the result is the check)
+
+
+def test_forked_worker_crash_is_reported_with_its_signal() -> None:
+    with shmrt.Pool(1, max_tasks_per_child=1) as p:
+        first = p.submit(t.getpid).result(timeout=TIMEOUT)  # the spawned worker retires
+        with pytest.raises(shmrt.WorkerCrashed) as ei:
+            p.submit(helpers.suicide).result(timeout=TIMEOUT)  # on a forked one
+        assert ei.value.pid != first and ei.value.signal == 9
+        assert _ppid(p.submit(t.getpid).result(timeout=TIMEOUT)) == p._standby.pid

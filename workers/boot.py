@@ -15,8 +15,15 @@ fail in ways the coordinator must explain, not just notice.  In order:
 3. install the log handler that ships records to the coordinator (only
    when the parent configured logging: shmrt.logs);
 4. run the pool's initializer (``Pool(initializer=, initargs=)``);
-5. a standby (pre-started for worker recycling) waits here until the
-   coordinator hands it a worker id;
+5. a standby (pre-started for worker recycling) becomes a *zygote*: it
+   waits here for worker ids and forks a worker for each (a fork of a
+   process whose imports, main module and initializer are done costs a
+   few milliseconds; a spawn costs an interpreter start-up, ~100 ms of CPU,
+   which made recycling every few thousand tiny tasks collapse
+   throughput).  It reaps its children and reports (pid, exit code) to the
+   coordinator, which cannot wait for grandchildren (it watches them
+   through pidfds: shmrt.launch.ForkedWorker).  The zygote stays
+   single-threaded so that forking it is safe;
 6. register in the segment and run the scheduling loop (workers/cpu.py)
    until the runtime stops or the worker retires (``max_tasks_per_child``,
    ``max_worker_memory``): a retiring worker exits between tasks with
@@ -47,7 +54,9 @@ from shmrt import _core
 
 RECURSION_LIMIT = 20_000  # nested helping stacks tasks; a task may recurse too
 STACK_BYTES = 512 << 20  # C stack behind that limit (virtual: touched pages only)
-ASSIGN = struct.Struct("<QQ")  # what a standby receives: worker id, epoch
+ASSIGN = struct.Struct("<QQ")  # what a zygote receives: worker id, epoch
+REPORT = struct.Struct("<Bqq")  # what it sends: (FORKED, pid, 0) | (EXITED, pid, exit code)
+FORKED, EXITED = 1, 2
 STAGE_START, STAGE_MAIN, STAGE_INIT = "start", "main", "initializer"
 
 
@@ -122,7 +131,6 @@ def main(spec: WorkerSpec, wid: int, epoch: int, err_file: str | None = None,
     scheduling loop runs on a thread with a large C stack: the worker raises
     the recursion limit for nested helping, and deep recursion through C
     code must end in RecursionError, not SIGSEGV."""
-    import threading
 
     if spec.pdeathsig:
         cpu._set_pdeathsig()
@@ -158,13 +166,62 @@ def main(spec: WorkerSpec, wid: int, epoch: int, err_file: str | None = None,
         if stage in (STAGE_MAIN, STAGE_INIT):
             sys.exit(1)  # quietly: the coordinator reports it, once
         raise
-    if standby is not None:  # wait to be told which worker to be
+    if standby is not None:
+        _zygote(seg, coord, spec, standby)  # returns only when the pool stops
+        return
+    _become_worker(seg, coord, spec, wid, epoch)
+
+
+def _zygote(seg: _core.Segment, coord: tuple[int, int], spec: WorkerSpec, conn: Any) -> None:
+    """Fork a worker for each (wid, epoch) received; report each child's
+    pid, and its exit code once reaped (SIGCHLD).  EOF: the pool stops."""
+    def reap(_sig: int, _frame: Any) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            try:
+                conn.send_bytes(REPORT.pack(EXITED, pid, os.waitstatus_to_exitcode(status)))
+            except OSError:
+                return
+
+    signal.signal(signal.SIGCHLD, reap)
+    while True:
         try:
-            wid, epoch = ASSIGN.unpack(standby.recv_bytes(ASSIGN.size))
+            wid, epoch = ASSIGN.unpack(conn.recv_bytes(ASSIGN.size))
         except (EOFError, OSError):
-            return  # the pool stopped (or its coordinator died) first
-        finally:
-            standby.close()
+            return
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            conn.close()
+            code = 0
+            try:
+                import random
+
+                random.seed()  # not the zygote's sequence in every worker
+                cpu._set_pdeathsig()  # the zygote dies with the pool
+                # A fresh attach: a Segment records its process's pid (task
+                # owners, the reclaim's view of who died) at attach time.
+                seg, coord = _attach(spec.shm_file)
+                _become_worker(seg, coord, spec, wid, epoch)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        conn.send_bytes(REPORT.pack(FORKED, pid, 0))
+
+
+def _become_worker(seg: _core.Segment, coord: tuple[int, int], spec: WorkerSpec, wid: int,
+                   epoch: int) -> None:
+    import threading
+
     w = cpu.Worker(seg, wid, *coord)
     w.spin_s = spec.spin_s
     w.max_tasks = spec.max_tasks
