@@ -16,8 +16,8 @@ Nothing else is lost: that is the case where ProcessPoolExecutor breaks the
 whole pool.  A worker that *retires* (``max_tasks_per_child``,
 ``max_worker_memory``: it exits with code 0 between tasks) goes through the
 same reclaim, which finds nothing running and gives its queue back; its
-place goes to the standby when there is one (shmrt.launch), so recycling
-does not wait for an interpreter start-up.  A worker that fails to start
+replacement is forked by the zygote when there is one (shmrt.launch), so
+recycling does not pay an interpreter start-up.  A worker that fails to start
 because the main module or the initializer fails breaks the pool at once
 with that error (it would fail in every worker).
 
@@ -73,8 +73,8 @@ class Pool(Supervisor, Client):
 
     ``max_worker_memory`` (bytes) retires a worker whose RSS grew past it
     (checked every few tasks), like ``max_tasks_per_child`` does after that
-    many tasks; while either is set a standby worker is kept started
-    (``standby=False`` turns that off).
+    many tasks; while either is set a zygote is kept started that forks the
+    replacements (``standby=False``: they are spawned).
 
     Options: ``name`` makes it a named runtime other processes can
     ``shmrt.connect()`` to; ``retries`` re-runs a task whose worker died (per
