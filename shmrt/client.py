@@ -33,8 +33,10 @@ import os
 import threading
 import time
 import weakref
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures as cf
+from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -183,9 +185,11 @@ class Client(cf.Executor):
         self._closed = False
         self._lock = threading.Lock()
         self._cond = _InterruptSafeCondition()
-        # Completions the main thread harvested and has not delivered yet
-        # (main thread only; see _drain).
-        self._inbox: list[tuple[int, int, Any]] = []
+        # The batch of completions the main thread harvested and has not
+        # delivered yet, under key 0: reading the key harvests (see _drain).
+        # Main thread only.
+        self._main_batch: defaultdict[int, list[tuple[int, int, Any]]] = defaultdict(
+            partial(seg.harvest, cid, 4096))
         self._main_ident = threading.main_thread().ident
         self._run_off = _core.HEADER_FIELDS["run_state"]
         # The thread holds the client weakly between rounds: a client (or Pool)
@@ -386,10 +390,12 @@ class Client(cf.Executor):
         every item was delivered.
 
         Only the main thread sees KeyboardInterrupt, and it can arrive
-        right after ``harvest`` returns, before its result is stored in a
-        variable: there, the items are moved into ``_inbox`` by C code
-        (``list.extend`` over ``map``) with no bytecode in between, and
-        delivered from there."""
+        right after a call returns, before its result is stored in a
+        variable: there, the main thread harvests by reading
+        ``_main_batch[0]`` (the defaultdict calls ``harvest`` and stores its
+        result in C, no bytecode in between), delivers from that list and
+        deletes the key when done; an interrupted batch is finished by the
+        next drain."""
         if threading.get_ident() == self._main_ident:
             return self._drain_main()
         items = self._seg.harvest(self._cid, 4096)
@@ -406,18 +412,17 @@ class Client(cf.Executor):
         return len(items)
 
     def _drain_main(self) -> int:
-        inbox = self._inbox
+        batches = self._main_batch
         interrupted: BaseException | None = None
-        try:
-            inbox.extend(chain.from_iterable(map(self._seg.harvest, (self._cid,), (4096,))))
-        except KeyboardInterrupt as e:  # the items (if any) are in the inbox already
-            interrupted = e
-        n = len(inbox)
+        n = 0
         while True:
             try:
-                while inbox:
-                    self._deliver(*inbox[-1])  # idempotent: repeated if interrupted
-                    inbox.pop()
+                items = batches[0]  # harvests unless an interrupted batch is left
+                while items:
+                    self._deliver(*items[-1])  # idempotent: repeated if interrupted
+                    del items[-1]
+                    n += 1
+                del batches[0]
                 break
             except KeyboardInterrupt as e:
                 interrupted = e
