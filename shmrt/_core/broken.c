@@ -10,7 +10,7 @@
  * the operation at hand leaves every other process running on a structure
  * known to be corrupt.  So a failed check is final for the runtime:
  *
- *   seg_mark_broken(s, "inject ring: ...")
+ *   seg_mark_broken(s, "inject ring: ...")   (broken.h's broken_mark on the layout)
  *     1. CAS the run state to RUN_BROKEN (SeqCst; from anything but STOPPED
  *        or BROKEN).  The first writer wins: it stores the reason text in
  *        the header (broken_reason), then its length with release order.
@@ -30,7 +30,7 @@
  * coordinator does not replace a worker that stopped on a broken runtime:
  * it fails everything pending with BrokenPool(reason) (pool.py).  The crash
  * reclaim validates before it repairs and refuses a corrupt segment
- * (reclaim.c).  The reason names the region first ("inject ring: ...",
+ * (reclaim.h).  The reason names the region first ("inject ring: ...",
  * "slot 17: ...", "arena: ..."), so the error says where to look; the
  * inspector shows it too.
  *
@@ -40,6 +40,7 @@
  */
 #include "core.h"
 #include "access.h"
+#include "broken.h"
 #include "futex.h"
 #include "queue.h"
 
@@ -48,57 +49,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#define WAKE_ALL (1 << 30)
-
-/* Wake every sleeper on the segment's futex words but the clients' (see
- * above).  The words that
- * carry a sequence are bumped first (a sleeper that has read the old value
- * and not yet slept then returns at once); the relay's waiter entries are
- * only woken (their word is their state: they re-check after their 100 ms
- * safety timeout, and relay.c's acquire looks at the run state between
- * slices). */
-void seg_wake_everyone(SegmentObject *s) {
-    header_t *h = HDR(s);
-    FETCH_ADD_SEQ(&h->shutdown_seq, 1); /* pairs with any waiter's read before sleeping */
-    futex_wake_u32(&h->shutdown_seq, WAKE_ALL);
-    futex_wake_u32(&h->reclaim, WAKE_ALL);
-    for (u64 i = 0; i < s->L.n_workers; i++) {
-        worker_t *w = worker_at(s, i);
-        FETCH_ADD_SEQ(&w->park_seq, 1); /* pairs with park_wait's read of park_seq */
-        futex_wake_u32(&w->park_seq, WAKE_ALL);
-    }
-    relay_t *r = s->L.n_send ? (relay_t *)(void *)(s->L.base + s->L.relay_off) : NULL;
-    if (!r) return;
-    FETCH_ADD_SEQ(&r->done_seq, 1); /* pairs with flush_wait's read of done_seq */
-    futex_wake_u32(&r->done_seq, WAKE_ALL);
-    for (u64 i = 0; i < s->L.n_waiters; i++)
-        futex_wake_u32(&lay_waiter(&s->L, i)->state, WAKE_ALL);
-    relay_wake_all(s);
-}
+/* broken.h does the work on the layout (the crash reclaim, reclaim.h, marks
+ * a corrupt segment through it too); here: the SegmentObject wrappers. */
+void seg_wake_everyone(SegmentObject *s) { broken_wake_everyone(&s->L); }
 
 int seg_vmark_broken(SegmentObject *s, const char *fmt, va_list ap) {
-    if (!s->L.base || !s->L.writable) return 0; /* an observer reports, never marks */
-    header_t *h = HDR(s);
     char text[BROKEN_REASON_MAX];
     vsnprintf(text, sizeof text, fmt, ap);
-    u64 cur = LOAD_ACQ(&h->run_state);
-    int won = 0;
-    for (;;) {
-        if (cur == RUN_BROKEN || cur == RUN_STOPPED) break;
-        /* SeqCst: pairs with park.h's SeqCst load of the run state after it
-         * read park_seq (bumped below): a parker sees BROKEN or is woken. */
-        if (CAS_SEQ(&h->run_state, &cur, (u64)RUN_BROKEN)) {
-            won = 1;
-            break;
-        }
-    }
-    if (won) {
-        size_t n = strlen(text);
-        memcpy(h->broken_reason, text, n + 1);
-        STORE_REL(&h->broken_len, (u64)n ? (u64)n : 1); /* pairs with broken_reason's acquire */
-    }
-    seg_wake_everyone(s);
-    return won;
+    return broken_mark(&s->L, text);
 }
 
 int seg_mark_broken(SegmentObject *s, const char *fmt, ...) {
@@ -131,9 +89,7 @@ PyObject *seg_raise_broken(SegmentObject *s) {
     return NULL;
 }
 
-int seg_broken(SegmentObject *s) {
-    return LOAD_RLX(&HDR(s)->run_state) == RUN_BROKEN; /* a hint; the CAS decides */
-}
+int seg_broken(SegmentObject *s) { return broken_is(&s->L); }
 
 /* ---- rings ------------------------------------------------------------------
  * A pop that found nothing: is the head of the ring in a state the protocol
@@ -167,45 +123,7 @@ int ring_check_head(SegmentObject *s, ring_t *r, u64 cap, const char *what) {
     return 0;
 }
 
-/* The whole ring of a quiescent segment (the crash reclaim has the world
- * stopped): from deq on, cells consumed with deq lagging, then published
- * cells (values < max_val), then free cells, each with the sequence its
- * position says; enq not past the first free cell.  0, or -1 with `why`. */
-int ring_validate(ring_t *r, u64 cap, u64 max_val, const char *what, char *why, size_t n) {
-    u64 p = LOAD_ACQ(&r->deq), end = 0;
-    int phase = 0; /* 0 consumed, 1 published, 2 free */
-    for (u64 i = 0; i < cap; i++, p++) {
-        u64 w = LOAD_ACQ(&r->cells[p & (cap - 1)]);
-        int32_t d = seq_diff(cell_seq(w), p + 1);
-        int ph = d > 0 ? 0 : d == 0 ? 1 : d == -1 ? 2 : 3;
-        if (ph == 0 && phase == 0) continue;
-        if (ph == 1 && phase <= 1) {
-            phase = 1;
-            if ((w & RING_VAL_MASK) >= max_val) {
-                snprintf(why, n, "%s: cell %llu holds value %llu (limit %llu)", what,
-                         (unsigned long long)(p & (cap - 1)),
-                         (unsigned long long)(w & RING_VAL_MASK), (unsigned long long)max_val);
-                return -1;
-            }
-            continue;
-        }
-        if (ph == 2) {
-            if (phase < 2) end = p;
-            phase = 2;
-            continue;
-        }
-        snprintf(why, n, "%s: cell %llu holds sequence %u at position %llu", what,
-                 (unsigned long long)(p & (cap - 1)), cell_seq(w), (unsigned long long)p);
-        return -1;
-    }
-    u64 e = LOAD_ACQ(&r->enq);
-    if (phase == 2 && (int64_t)(e - end) > 0) {
-        snprintf(why, n, "%s: enq hint %llu is past the first free position %llu", what,
-                 (unsigned long long)e, (unsigned long long)end);
-        return -1;
-    }
-    return 0;
-}
+/* ring_validate (the whole ring, world stopped): broken.h. */
 
 /* ---- Python ---------------------------------------------------------------- */
 /* broken_reason() -> None while the run state is a run state other than

@@ -92,6 +92,14 @@ static inline void budget_release_one(const layout_t *L, relay_t *r) {
     }
 }
 
+/* The crash reclaim's new budget (world stopped, reclaim.h): `avail` units
+ * are free.  They are released one by one, so waiters asleep in the FIFO
+ * get them as from any release (no waiter sleeps while units are free). */
+static inline void budget_reset(const layout_t *L, relay_t *r, u64 avail) {
+    STORE_SEQ(&r->avail, 0); /* pairs with budget_try's SeqCst load */
+    for (u64 i = 0; i < avail; i++) budget_release_one(L, r);
+}
+
 static inline waiter_t *budget_claim_waiter(const layout_t *L, u64 pid, u64 *widx) {
 #ifdef SHMRT_MUTANT_SHARED_WAITER_SLOT
     *widx = 0; /* one shared entry: each registration overwrites the last */

@@ -94,7 +94,6 @@ send_t *relay_send_at(SegmentObject *s, u64 i);
 ring_t *relay_ring_of(send_t *t);
 ring_t *relay_waitlist_of(SegmentObject *s, send_t *t);
 void relay_wake_all(SegmentObject *s);
-void relay_budget_reset(SegmentObject *s, u64 avail);
 
 /* ---- broken.c ---------------------------------------------------------- *
  * A failed check on shared memory marks the runtime broken (first reason
@@ -110,7 +109,6 @@ int seg_broken(SegmentObject *s);
 PyObject *seg_raise_broken(SegmentObject *s);
 void seg_wake_everyone(SegmentObject *s);
 int ring_check_head(SegmentObject *s, ring_t *r, u64 cap, const char *what);
-int ring_validate(ring_t *r, u64 cap, u64 max_val, const char *what, char *why, size_t n);
 
 /* ---- kill.c ------------------------------------------------------------ */
 extern PyMethodDef kill_methods[];

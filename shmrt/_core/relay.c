@@ -104,7 +104,7 @@ static int acquire(SegmentObject *s, relay_t *r, double timeout, int nowait) {
 /* Budget units a client holds between acquire and submit are counted in its
  * own record (client_t.units), in the step that moves them, so a crash
  * reclaim can recompute the budget: avail = capacity - packets in flight -
- * units held by live clients - units handed to live waiters (reclaim.c). */
+ * units held by live clients - units handed to live waiters (reclaim.h). */
 static void unit_taken(SegmentObject *s) {
     if (s->units) FETCH_ADD_RLX(s->units, 1); /* published by section_leave */
 }
@@ -197,8 +197,8 @@ static void move_waiters(SegmentObject *s, send_t *t) { sendq_move_waiters(&s->L
 /* Called by deliver() when a relay packet completes (CPU worker, or the
  * coordinator for a crashed one).  Never blocks. */
 int relay_deliver(SegmentObject *s, u64 idx, slot_t *sl) {
-    u64 sw = LOAD_RLX(&sl->flow) % (s->L.n_send ? s->L.n_send : 1);
-    send_t *t = send_at(s, sw);
+    u64 flow = LOAD_RLX(&sl->flow);
+    send_t *t = sendq_of_flow(&s->L, flow); /* sendq.h: flow hash % send workers */
     if (!t) {
         seg_mark_broken(s, "slot %llu: a relay packet, but the runtime has no relay",
                         (unsigned long long)idx);
@@ -206,7 +206,7 @@ int relay_deliver(SegmentObject *s, u64 idx, slot_t *sl) {
     }
     if (sendq_deliver(&s->L, t, idx)) { /* sendq.h: ring, else waitlist + re-check; wake */
         seg_mark_broken(s, "waitlist of send ring %llu: no room for slot %llu",
-                        (unsigned long long)sw, (unsigned long long)idx);
+                        (unsigned long long)(flow % s->L.n_send), (unsigned long long)idx);
         return -1;
     }
     return 0;
@@ -241,7 +241,7 @@ static PyObject *R_flow_min(SegmentObject *s, PyObject *arg) {
 /* relay_sending(idx): the send worker is about to hand this packet to its
  * sink.  If it dies before relay_done, the crash reclaim cannot know whether
  * the sink got the packet: it is counted `in_doubt` (a named drop) instead
- * of being sent again, so nothing reaches the sink twice (reclaim.c). */
+ * of being sent again, so nothing reaches the sink twice (reclaim.h). */
 static PyObject *R_sending(SegmentObject *s, PyObject *arg) {
     unsigned long long idx = PyLong_AsUnsignedLongLong(arg);
     relay_t *r;
@@ -301,7 +301,7 @@ static PyObject *R_take(SegmentObject *s, PyObject *args) {
         }
         Py_DECREF(item);
         /* held by this send worker until relay_done: a crash reclaim
-         * re-delivers what a dead send worker held (reclaim.c) */
+         * re-delivers what a dead send worker held (reclaim.h) */
         STORE_RLX(&sl->owner, (s->pid << 32) | OWNER_SENDER | sw);
         FETCH_ADD_RLX(&t->popped, 1);
     }
@@ -401,23 +401,9 @@ static PyObject *R_set_backlog(SegmentObject *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* The crash reclaim's new budget (world stopped): `avail` units are free.
- * They are released one by one, so waiters asleep in the FIFO get them as
- * from any release (no waiter sleeps while units are free). */
-void relay_budget_reset(SegmentObject *s, u64 avail) {
-    relay_t *r = relay_of(s);
-    if (!r) return;
-    STORE_SEQ(&r->avail, 0);
-    for (u64 i = 0; i < avail; i++) sem_release_one(s, r);
-}
-
-void relay_wake_all(SegmentObject *s) {
-    for (u64 i = 0; i < s->L.n_send; i++) {
-        send_t *t = send_at(s, i);
-        FETCH_ADD_SEQ(&t->seq, 1);
-        futex_wake_u32(&t->seq, 8);
-    }
-}
+/* The crash reclaim's budget reset and wake-up are budget.h's budget_reset
+ * and sendq.h's sendq_wake_all (reclaim.h). */
+void relay_wake_all(SegmentObject *s) { sendq_wake_all(&s->L); }
 
 static PyObject *R_wake_send(SegmentObject *s, PyObject *unused) {
     relay_t *r;

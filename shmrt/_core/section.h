@@ -6,7 +6,7 @@
  * steal's claim and its publish, a completion and its delivery).  Tracking
  * every such window with write-ahead records would put bookkeeping on every
  * fast path and still leave the reclaim racing the survivors.  Instead the
- * reclaim (reclaim.c) stops the world: it waits until no live process is
+ * reclaim (reclaim.h) stops the world: it waits until no live process is
  * inside a protocol step, then reads a quiescent segment, where every
  * structure is either consistent or was left half-done by a dead process,
  * and repairs it by recomputing from the state words (which slot is queued,

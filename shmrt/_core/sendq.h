@@ -18,6 +18,10 @@
  *                           move_waiters after each pop
  *   wait (send worker):     s = seq; sleeping += 1; re-check ring and
  *                           waitlist; futex_wait(seq, s); sleeping -= 1
+ *
+ * The crash reclaim (reclaim.h) re-delivers packets a dead send worker held
+ * with sendq_deliver, counts the one it was sinking (sendq_count_in_doubt)
+ * and wakes every send worker (sendq_wake_all).
  */
 #ifndef SHMRT_SENDQ_H
 #define SHMRT_SENDQ_H
@@ -25,6 +29,12 @@
 #include "access.h"
 #include "futex.h"
 #include "queue.h"
+
+/* The send worker a packet of `flow` goes to (flow hash % send workers), or
+ * NULL when the runtime has no relay. */
+static inline send_t *sendq_of_flow(const layout_t *L, u64 flow) {
+    return L->n_send ? lay_send(L, flow % L->n_send) : NULL;
+}
 
 /* Move waitlisted slots into the ring while it has room. */
 static inline void sendq_move_waiters(const layout_t *L, send_t *t) {
@@ -86,6 +96,22 @@ static inline int sendq_wait(const layout_t *L, send_t *t, double timeout_s) {
         futex_wait_u32(&t->seq, seq, timeout_s);
     FETCH_SUB_SEQ(&t->sleeping, 1);
     return ring_nonempty(lay_send_ring(t), L->send_cap);
+}
+
+/* The crash reclaim (reclaim.h): a packet its send worker died handing to
+ * the sink is counted, not sent again. */
+static inline void sendq_count_in_doubt(send_t *t) {
+    FETCH_ADD_RLX(&t->in_doubt, 1); /* a counter: the inspector reads it */
+}
+
+/* Every send worker looks again (a reclaim, a broken runtime): bump its
+ * futex word, then wake it. */
+static inline void sendq_wake_all(const layout_t *L) {
+    for (u64 i = 0; i < L->n_send; i++) {
+        send_t *t = lay_send(L, i);
+        FETCH_ADD_SEQ(&t->seq, 1); /* pairs with sendq_wait's read of seq */
+        futex_wake_u32(&t->seq, 8);
+    }
 }
 
 #endif

@@ -1,0 +1,131 @@
+/*
+ * broken.h -- the broken state on a layout_t: mark it, wake everyone, and
+ * validate a quiescent ring.  The Python-free part of broken.c, so that the
+ * crash reclaim (reclaim.h) refuses a corrupt segment the same way in the
+ * extension and in the model checker (tools/check).
+ *
+ * Why a failed check is final for the runtime, and what the others do once
+ * the run state is RUN_BROKEN: broken.c's module comment.  Here:
+ *
+ *   broken_mark(L, text)
+ *     1. CAS the run state to RUN_BROKEN (SeqCst; from anything but STOPPED
+ *        or BROKEN).  The first writer wins: it stores the reason text in
+ *        the header (broken_reason), then its length with release order.
+ *     2. broken_wake_everyone: every futex in the segment but the clients'
+ *        seq words (broken.c says why those are left alone).
+ *   ring_validate(...)  the whole of a quiescent ring is in a state the
+ *     protocol can produce (the reclaim checks before it repairs).
+ */
+#ifndef SHMRT_BROKEN_H
+#define SHMRT_BROKEN_H
+
+#include "access.h"
+#include "futex.h"
+#include "queue.h"
+#include "sendq.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define BROKEN_WAKE_ALL (1 << 30)
+
+/* Wake every sleeper on the segment's futex words but the clients'.  The
+ * words that carry a sequence are bumped first (a sleeper that has read the
+ * old value and not yet slept then returns at once); the relay's waiter
+ * entries are only woken (their word is their state: they re-check after
+ * their 100 ms safety timeout, and relay.c's acquire looks at the run state
+ * between slices). */
+static inline void broken_wake_everyone(const layout_t *L) {
+    header_t *h = lay_hdr(L);
+    FETCH_ADD_SEQ(&h->shutdown_seq, 1); /* pairs with any waiter's read before sleeping */
+    futex_wake_u32(&h->shutdown_seq, BROKEN_WAKE_ALL);
+    futex_wake_u32(&h->reclaim, BROKEN_WAKE_ALL);
+    for (u64 i = 0; i < L->n_workers; i++) {
+        worker_t *w = lay_worker(L, i);
+        FETCH_ADD_SEQ(&w->park_seq, 1); /* pairs with park_wait's read of park_seq */
+        futex_wake_u32(&w->park_seq, BROKEN_WAKE_ALL);
+    }
+    relay_t *r = lay_relay(L);
+    if (!r) return;
+    FETCH_ADD_SEQ(&r->done_seq, 1); /* pairs with flush_wait's read of done_seq */
+    futex_wake_u32(&r->done_seq, BROKEN_WAKE_ALL);
+    for (u64 i = 0; i < L->n_waiters; i++)
+        futex_wake_u32(&lay_waiter(L, i)->state, BROKEN_WAKE_ALL);
+    sendq_wake_all(L);
+}
+
+/* Mark the runtime broken with `text` (first reason wins) and wake
+ * everyone.  1 if this call moved the run state to RUN_BROKEN.  An observer
+ * (a read-only mapping) reports, never marks: 0. */
+static inline int broken_mark(const layout_t *L, const char *text) {
+    if (!L->base || !L->writable) return 0;
+    header_t *h = lay_hdr(L);
+    u64 cur = LOAD_ACQ(&h->run_state);
+    int won = 0;
+    for (;;) {
+        if (cur == RUN_BROKEN || cur == RUN_STOPPED) break;
+        /* SeqCst: pairs with park.h's SeqCst load of the run state after it
+         * read park_seq (bumped below): a parker sees BROKEN or is woken. */
+        if (CAS_SEQ(&h->run_state, &cur, (u64)RUN_BROKEN)) {
+            won = 1;
+            break;
+        }
+    }
+    if (won) {
+        size_t n = 0;
+        while (n < BROKEN_REASON_MAX - 1 && text[n]) n++;
+        memcpy(h->broken_reason, text, n); /* published by the release store below */
+        h->broken_reason[n] = 0;
+        STORE_REL(&h->broken_len, (u64)n ? (u64)n : 1); /* pairs with broken_reason's acquire */
+    }
+    broken_wake_everyone(L);
+    return won;
+}
+
+/* Is the runtime broken?  A hint (relaxed); the CAS in broken_mark decides. */
+static inline int broken_is(const layout_t *L) {
+    return LOAD_RLX(&lay_hdr(L)->run_state) == RUN_BROKEN;
+}
+
+/* The whole ring of a quiescent segment (the crash reclaim has the world
+ * stopped): from deq on, cells consumed with deq lagging, then published
+ * cells (values < max_val), then free cells, each with the sequence its
+ * position says; enq not past the first free cell.  0, or -1 with `why`. */
+static inline int ring_validate(ring_t *r, u64 cap, u64 max_val, const char *what, char *why,
+                                size_t n) {
+    u64 p = LOAD_ACQ(&r->deq), end = 0; /* pairs with ring_hint_advance */
+    int phase = 0; /* 0 consumed, 1 published, 2 free */
+    for (u64 i = 0; i < cap; i++, p++) {
+        u64 w = LOAD_ACQ(&r->cells[p & (cap - 1)]); /* pairs with the CAS that wrote it */
+        int32_t d = seq_diff(cell_seq(w), p + 1);
+        int ph = d > 0 ? 0 : d == 0 ? 1 : d == -1 ? 2 : 3;
+        if (ph == 0 && phase == 0) continue;
+        if (ph == 1 && phase <= 1) {
+            phase = 1;
+            if ((w & RING_VAL_MASK) >= max_val) {
+                snprintf(why, n, "%s: cell %llu holds value %llu (limit %llu)", what,
+                         (unsigned long long)(p & (cap - 1)),
+                         (unsigned long long)(w & RING_VAL_MASK), (unsigned long long)max_val);
+                return -1;
+            }
+            continue;
+        }
+        if (ph == 2) {
+            if (phase < 2) end = p;
+            phase = 2;
+            continue;
+        }
+        snprintf(why, n, "%s: cell %llu holds sequence %u at position %llu", what,
+                 (unsigned long long)(p & (cap - 1)), cell_seq(w), (unsigned long long)p);
+        return -1;
+    }
+    u64 e = LOAD_ACQ(&r->enq); /* pairs with ring_hint_advance */
+    if (phase == 2 && (int64_t)(e - end) > 0) {
+        snprintf(why, n, "%s: enq hint %llu is past the first free position %llu", what,
+                 (unsigned long long)e, (unsigned long long)end);
+        return -1;
+    }
+    return 0;
+}
+
+#endif
