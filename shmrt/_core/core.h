@@ -79,6 +79,7 @@ int ring_push(ring_t *r, u64 cap, u64 val);
 extern PyMethodDef task_methods[];
 extern PyMethodDef admin_methods[];
 int drop_ref(SegmentObject *s, u64 idx);
+int drop_handle_ref(SegmentObject *s, u64 idx);
 slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx);
 int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b,
                   long long result_blob);

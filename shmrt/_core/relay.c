@@ -335,7 +335,7 @@ static PyObject *R_done(SegmentObject *s, PyObject *args) {
             if (!PyErr_Occurred()) PyErr_Format(SegmentError, "bad slot index %llu", idx);
             return NULL;
         }
-        drop_ref(s, idx); /* the pipeline's reference: the slot is free now */
+        drop_handle_ref(s, idx); /* the pipeline's handle (state.h drop_handle): the slot is free now */
         sem_release_one(s, r);
     }
     Py_DECREF(seq);

@@ -120,6 +120,27 @@ static inline tr_t unset_join_interest(u64 *w) {
     return TR_OK;
 }
 
+/* The handle is dropped after it took the result (harvest, join_poll,
+ * relay_done): JOIN_INTEREST and the handle's reference go in one CAS.  The
+ * crash reclaim (reclaim.h) sets a COMPLETE slot's count from its flags;
+ * an interest left set by a handle already gone was counted again when the
+ * completer died before its own drop (tools/check, docs/checking.md bug 5:
+ * a joined slot leaked, a harvested result delivered twice, a relay
+ * packet's slot and budget unit kept).  SHMRT_MUTANT_HANDLE_KEEPS_INTEREST
+ * drops only the reference, as those three did.  AcqRel: as ref_dec. */
+static inline tr_t drop_handle(u64 *w) {
+    u64 cur = LOAD_RLX(w);
+    for (;;) {
+        if (st_refs(cur) == 0) return TR_INVALID; /* never underflow */
+#ifndef SHMRT_MUTANT_HANDLE_KEEPS_INTEREST
+        u64 next = (cur & ~S_JOIN_INTEREST) - REF_ONE;
+#else
+        u64 next = cur - REF_ONE;
+#endif
+        if (CAS_ACQREL(w, &cur, next)) return st_refs(cur) == 1 ? TR_LAST_REF : TR_OK;
+    }
+}
+
 static inline tr_t ref_inc(u64 *w) {
     u64 prev = FETCH_ADD_ACQREL(w, REF_ONE);
     return st_refs(prev) == 0 ? TR_INVALID : TR_OK;

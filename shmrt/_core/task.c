@@ -12,7 +12,8 @@
  *   finish:  write result, RUNNING -> COMPLETE (release), push the index on
  *            the holder's completion ring (client) or wake the joiner
  *            (worker, if JOIN_WAKER), drop S
- *   harvest: pop the ring, copy / view the result, drop H -> slot freed
+ *   harvest: pop the ring, copy / view the result, drop H (and its
+ *            JOIN_INTEREST: state.h drop_handle) -> slot freed
  * Whoever drops the last ref frees the slot: its blob refs are released and
  * it is pushed on the free stack (Treiber stack, ABA tag in the head).
  */
@@ -86,8 +87,7 @@ static void slot_free(SegmentObject *s, u64 idx) {
     slots_push_free(&s->L, idx);
 }
 
-int drop_ref(SegmentObject *s, u64 idx) {
-    tr_t r = ref_dec(&slot_at(s, idx)->state);
+static int dropped(SegmentObject *s, u64 idx, tr_t r) {
     if (r == TR_INVALID) /* no reference left to drop: a scribbled state word */
         seg_mark_broken(s, "slot %llu: state %#llx holds no reference to drop",
                         (unsigned long long)idx,
@@ -97,6 +97,14 @@ int drop_ref(SegmentObject *s, u64 idx) {
         slot_free(s, idx);
     }
     return r;
+}
+
+int drop_ref(SegmentObject *s, u64 idx) { return dropped(s, idx, ref_dec(&slot_at(s, idx)->state)); }
+
+/* A handle that took the result is dropped with its JOIN_INTEREST (state.h
+ * drop_handle): the crash reclaim must not count it again. */
+int drop_handle_ref(SegmentObject *s, u64 idx) {
+    return dropped(s, idx, drop_handle(&slot_at(s, idx)->state));
 }
 
 /* Resolve a key to its slot, or raise. */
@@ -419,7 +427,7 @@ static PyObject *T_harvest(SegmentObject *s, PyObject *args) {
         }
         Py_DECREF(item);
         CRASH_POINT(CP_HARVEST);
-        drop_ref(s, (u64)v); /* the handle's reference */
+        drop_handle_ref(s, (u64)v); /* the handle's reference, with its interest */
         COUNTER_BUMP(&c->harvested, 1);
     }
     return out;
@@ -434,7 +442,7 @@ static PyObject *T_join_poll(SegmentObject *s, PyObject *arg) {
     if (!sl) return NULL;
     if (!(LOAD_ACQ(&sl->state) & S_COMPLETE)) Py_RETURN_NONE; /* pairs with complete */
     PyObject *res = take_result(s, idx, sl);
-    if (res) drop_ref(s, idx);
+    if (res) drop_handle_ref(s, idx); /* the handle's reference, with its interest */
     return res;
 }
 
