@@ -54,7 +54,9 @@
  * Mutants for the checker (first drafts it catches, docs/checking.md):
  * SHMRT_MUTANT_RECLAIM_UNCLAIM un-claims a dead thief's batch;
  * SHMRT_MUTANT_RECLAIM_WORKER_DEAD fixes the idle word from the state a dead
- * worker died in (admin.c's worker_dead) instead of rebuilding it.
+ * worker died in (admin.c's worker_dead) instead of rebuilding it;
+ * SHMRT_MUTANT_RECLAIM_LOST_TOKEN hands the free budget out through the
+ * waiter FIFO without putting back a token a dead releaser took (bug 6).
  */
 #ifndef SHMRT_RECLAIM_H
 #define SHMRT_RECLAIM_H
@@ -331,6 +333,20 @@ static inline void reclaim_fix_local(const layout_t *L, reclaim_t *rc, reclaim_c
     if (t) reclaim_mark_slot(L, rc, out, t - 1, RC_M_TAKEN);
 }
 
+/* Is `val` published in ring r (from deq on)?  The relay's waiter FIFO is
+ * not quiescent (acquire's slow path sleeps outside sections): a value
+ * popped meanwhile reads as absent, which only makes a token pushed twice. */
+static inline int reclaim_ring_holds(ring_t *r, u64 cap, u64 val) {
+    u64 pos = LOAD_ACQ(&r->deq); /* pairs with ring_hint_advance */
+    for (u64 i = 0; i < cap; i++, pos++) {
+        u64 w = LOAD_ACQ(&r->cells[pos & (cap - 1)]); /* pairs with the CAS that wrote it */
+        int32_t d = seq_diff(cell_seq(w), pos + 1);
+        if (d == 0 && (w & RING_VAL_MASK) == val) return 1;
+        if (d < 0) break;
+    }
+    return 0;
+}
+
 /* Deliver a completed packet to its send ring (the CPU worker that should
  * have died before it did).  0, or -1 with the runtime broken. */
 static inline int reclaim_deliver_packet(const layout_t *L, u64 idx, slot_t *sl) {
@@ -477,7 +493,12 @@ static inline void reclaim_repair(const layout_t *L, reclaim_t *rc, reclaim_coun
 
     /* 4. the relay budget: every unit is free, or in a packet's slot, or in a
      * live client's hands (client.units), or handed to a live waiter (WOKEN);
-     * a dead client's waiter entries are freed. */
+     * a dead client's waiter entries are freed, and a live waiter still
+     * WAITING has its token in the FIFO: a releaser that died between
+     * popping it and waking the waiter took it with it (tools/check), and
+     * the free units are handed out through the FIFO.  Acquirers sleep
+     * outside sections, so the FIFO is not rebuilt: a missing token is
+     * pushed again (a duplicate is stale once the first woke its waiter). */
     relay_t *relay = lay_relay(L);
     if (relay) {
         u64 held = packets;
@@ -498,6 +519,14 @@ static inline void reclaim_repair(const layout_t *L, reclaim_t *rc, reclaim_coun
                 STORE_REL(&w->pid, 0); /* pairs with budget_claim_waiter's CAS */
             } else if ((wst & WT_MASK) == WT_WOKEN) {
                 held++;
+            } else if ((wst & WT_MASK) == WT_WAITING) {
+#ifndef SHMRT_MUTANT_RECLAIM_LOST_TOKEN
+                ring_t *f = lay_fifo(relay);
+                u64 fc = fifo_cap(L->n_waiters);
+                u64 tok = (i << TOKEN_GEN_BITS) | ((wst >> 8) & TOKEN_GEN_MASK);
+                /* SeqCst CAS: pairs with a releaser's ring_nonempty, as a registration's push */
+                if (!reclaim_ring_holds(f, fc, tok)) ring_push_inl(f, fc, tok);
+#endif
             }
         }
         u64 rcap = LOAD_RLX(&relay->capacity);
