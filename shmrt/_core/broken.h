@@ -88,20 +88,24 @@ static inline int broken_is(const layout_t *L) {
 }
 
 /* The whole ring of a quiescent segment (the crash reclaim has the world
- * stopped): from deq on, cells consumed with deq lagging, then published
- * cells (values < max_val), then free cells, each with the sequence its
- * position says; enq not past the first free cell.  0, or -1 with `why`. */
+ * stopped): from deq on, cells consumed with deq lagging (a consumer died
+ * between its cell CAS and the hint), then one lap of published cells
+ * (values < max_val) followed by free cells, each with the sequence its
+ * position says; enq not past the first free cell.  The lap starts after
+ * the lagging cells: from deq, it missed the newest cells of a full ring
+ * (docs/checking.md bug 7).  0, or -1 with `why`. */
 static inline int ring_validate(ring_t *r, u64 cap, u64 max_val, const char *what, char *why,
                                 size_t n) {
     u64 p = LOAD_ACQ(&r->deq), end = 0; /* pairs with ring_hint_advance */
-    int phase = 0; /* 0 consumed, 1 published, 2 free */
+    for (u64 i = 0; i < cap; i++, p++) { /* consumed, deq lagging */
+        u64 w = LOAD_ACQ(&r->cells[p & (cap - 1)]); /* pairs with the CAS that wrote it */
+        if (seq_diff(cell_seq(w), p + 1) <= 0) break;
+    }
+    int phase = 1; /* 1 published, 2 free */
     for (u64 i = 0; i < cap; i++, p++) {
         u64 w = LOAD_ACQ(&r->cells[p & (cap - 1)]); /* pairs with the CAS that wrote it */
         int32_t d = seq_diff(cell_seq(w), p + 1);
-        int ph = d > 0 ? 0 : d == 0 ? 1 : d == -1 ? 2 : 3;
-        if (ph == 0 && phase == 0) continue;
-        if (ph == 1 && phase <= 1) {
-            phase = 1;
+        if (d == 0 && phase == 1) {
             if ((w & RING_VAL_MASK) >= max_val) {
                 snprintf(why, n, "%s: cell %llu holds value %llu (limit %llu)", what,
                          (unsigned long long)(p & (cap - 1)),
@@ -110,8 +114,8 @@ static inline int ring_validate(ring_t *r, u64 cap, u64 max_val, const char *wha
             }
             continue;
         }
-        if (ph == 2) {
-            if (phase < 2) end = p;
+        if (d == -1) {
+            if (phase == 1) end = p;
             phase = 2;
             continue;
         }

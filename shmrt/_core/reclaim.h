@@ -56,7 +56,9 @@
  * SHMRT_MUTANT_RECLAIM_WORKER_DEAD fixes the idle word from the state a dead
  * worker died in (admin.c's worker_dead) instead of rebuilding it;
  * SHMRT_MUTANT_RECLAIM_LOST_TOKEN hands the free budget out through the
- * waiter FIFO without putting back a token a dead releaser took (bug 6).
+ * waiter FIFO without putting back a token a dead releaser took (bug 6);
+ * SHMRT_MUTANT_RECLAIM_ONE_LAP walks a ring one lap from a lagging deq
+ * (bug 7).
  */
 #ifndef SHMRT_RECLAIM_H
 #define SHMRT_RECLAIM_H
@@ -282,11 +284,21 @@ static inline void reclaim_mark_slot(const layout_t *L, reclaim_t *rc, reclaim_c
     rc->mark[v] |= m;
 }
 
-/* The values published in a quiescent ring, from deq on (queue.h layout). */
+/* The values published in a quiescent ring, from deq on to the first free
+ * cell (queue.h layout).  deq lags behind a consumer that died between its
+ * cell CAS and the hint: the published cells then reach past deq + cap, so
+ * the walk goes on for up to two laps, as ring_nonempty does (one lap missed
+ * the newest value of a full ring, which was then delivered or re-queued a
+ * second time: tools/check, docs/checking.md bug 7). */
 static inline void reclaim_mark_ring(const layout_t *L, reclaim_t *rc, reclaim_counts_t *out,
                                      ring_t *r, u64 cap, unsigned char m) {
     u64 pos = LOAD_ACQ(&r->deq); /* pairs with ring_hint_advance */
-    for (u64 i = 0; i < cap; i++, pos++) {
+#ifndef SHMRT_MUTANT_RECLAIM_ONE_LAP
+    u64 laps = 2;
+#else
+    u64 laps = 1; /* the first draft: cap positions from deq */
+#endif
+    for (u64 i = 0; i < laps * cap; i++, pos++) {
         u64 w = LOAD_ACQ(&r->cells[pos & (cap - 1)]); /* pairs with the CAS that wrote it */
         int32_t d = seq_diff(cell_seq(w), pos + 1);
         if (d == 0)
@@ -338,7 +350,7 @@ static inline void reclaim_fix_local(const layout_t *L, reclaim_t *rc, reclaim_c
  * popped meanwhile reads as absent, which only makes a token pushed twice. */
 static inline int reclaim_ring_holds(ring_t *r, u64 cap, u64 val) {
     u64 pos = LOAD_ACQ(&r->deq); /* pairs with ring_hint_advance */
-    for (u64 i = 0; i < cap; i++, pos++) {
+    for (u64 i = 0; i < 2 * cap; i++, pos++) { /* two laps: reclaim_mark_ring */
         u64 w = LOAD_ACQ(&r->cells[pos & (cap - 1)]); /* pairs with the CAS that wrote it */
         int32_t d = seq_diff(cell_seq(w), pos + 1);
         if (d == 0 && (w & RING_VAL_MASK) == val) return 1;
