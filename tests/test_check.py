@@ -2,7 +2,7 @@
 
 Every protocol is explored to its CI preemption bound, with and without one
 crash, and today's code at bound 2 (a bug found there is pinned in TODAY
-until it is fixed); every mutant must be caught, among them the four real
+until it is fixed); every mutant must be caught, among them the seven real
 bugs the checker found in the core (fixed since, put back behind their
 mutant flags).  The schedule counts are printed (captured output) and
 asserted on.  A configuration explored twice (e.g. bound 2 as the crash

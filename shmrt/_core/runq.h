@@ -11,8 +11,9 @@
  *   take_lifo    owner XCHG to 0 (after a plain look: a thief may race us)
  *   steal        half of a victim's local queue into ours (queue.h); when
  *                it is empty, the victim's LIFO slot by CAS
- *   drain        a dead worker's LIFO slot and local queue to inject, and
- *                its head reset (crash reclaim; the owner is gone)
+ *
+ * A dead worker's queues are the crash reclaim's (reclaim.h): it empties
+ * them and re-queues their tasks from the slots' state words.
  *
  * The LIFO slot is stealable (unlike tokio's): fork-join code spawns one
  * half and computes the other inline, so the spawned half sits in the LIFO
@@ -100,32 +101,6 @@ static inline long runq_steal(const layout_t *L, u64 wid, u64 victim, int *batch
     COUNTER_BUMP(&w->steals, 1);
     COUNTER_BUMP(&w->stolen_tasks, n + 1);
     return ret;
-}
-
-/* Crash reclaim of a dead worker's queues: its LIFO slot and every queued
- * task go to inject, and the head is reset (a stealer that died mid-steal
- * left steal != real; the tasks it had claimed are its own reclaim's).
- * Returns the number moved. */
-static inline long runq_drain(const layout_t *L, u64 wid) {
-    worker_t *w = lay_worker(L, wid);
-    local_queue_t *q = lay_queue(L, wid);
-    u64 cap = L->local_cap;
-    long moved = 0;
-    u64 l = XCHG_ACQREL(&w->lifo, 0);
-    if (l && l - 1 < L->n_slots) {
-        ring_push_inl(lay_inject(L), L->inject_cap, l - 1);
-        moved++;
-    }
-    long v;
-    while ((v = lq_pop(q, cap)) >= 0) { /* we act as the (dead) owner */
-        if ((u64)v < L->n_slots) {
-            ring_push_inl(lay_inject(L), L->inject_cap, (u64)v);
-            moved++;
-        }
-    }
-    u32 t = (u32)LOAD_ACQ(&q->tail);
-    STORE_REL(&q->head, head_pack(t, t));
-    return moved;
 }
 
 #endif

@@ -3,7 +3,7 @@
 A *scenario* is one protocol driven by 2-3 logical threads (a ``p_*.c`` file
 in harness/, or a relacy test in relacy/).  A *mutant* is a known bug put
 back behind a ``-DSHMRT_MUTANT_*`` flag (in the C core's header, or in the
-harness for the checker's transcriptions): the checker must find it.  Four
+harness for the checker's transcriptions): the checker must find it.  Seven
 of them are real bugs the checker found in the core, fixed since
 (docs/checking.md has their counterexamples).
 """
@@ -72,7 +72,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("relaxed-tail", "SHMRT_MUTANT_RELAXED_TAIL", "weak-localq", 2, 0,
            "the release store of the local queue's tail (lq_push) made relaxed"),
     Mutant("reclaim-unclaim", "SHMRT_MUTANT_RECLAIM_UNCLAIM", "localq", 1, 1,
-           "reclaim un-claims a dead thief's batch (head = (steal, steal)) as reclaim.c's draft did"),
+           "reclaim un-claims a dead thief's batch (head = (steal, steal)) as its first draft did"),
     Mutant("reclaim-worker-dead", "SHMRT_MUTANT_RECLAIM_WORKER_DEAD", "park", 1, 1,
            "reclaim fixes the idle word from the state a worker died in (admin.c worker_dead)"),
     Mutant("ring-stale-enq", "SHMRT_MUTANT_RING_STALE_ENQ", "ring", 1, 0,
@@ -87,6 +87,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("budget-give-back", "SHMRT_MUTANT_BUDGET_GIVE_BACK", "budget", 3, 0,
            "relay release gives its unit back after an empty pop and returns, a waiter sleeps: "
            "real bug 4 found by the checker, fixed in 44178b1"),
+    Mutant("handle-keeps-interest", "SHMRT_MUTANT_HANDLE_KEEPS_INTEREST", "state", 1, 1,
+           "harvest / join_poll / relay_done drop the handle but leave JOIN_INTEREST set, and the "
+           "reclaim counts the handle again: real bug 5 found by the checker, fixed in 98a68b7"),
+    Mutant("reclaim-lost-token", "SHMRT_MUTANT_RECLAIM_LOST_TOKEN", "budget", 1, 1,
+           "reclaim hands the free budget out through the waiter FIFO without the token a dead "
+           "releaser popped, a waiter sleeps: real bug 6 found by the checker, fixed in ecf7ed4"),
+    Mutant("reclaim-one-lap", "SHMRT_MUTANT_RECLAIM_ONE_LAP", "sendq", 1, 1,
+           "reclaim walks a ring one lap from a deq left behind by a dead consumer and delivers "
+           "the newest value again: real bug 7 found by the checker, fixed in ceac0a2"),
 )
 
 MUTANT_NAMES = tuple(m.name for m in MUTANTS)

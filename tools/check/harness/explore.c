@@ -32,8 +32,11 @@
  * modelled timeouts), or the run ends with those threads still asleep.
  *
  * Crashes: a killed thread never runs again (its coroutine is dropped);
- * after the survivors finish, the scenario's reclaim runs single-threaded,
- * then the invariants are checked.
+ * after the survivors finish or sleep, the scenario's reclaim runs
+ * single-threaded -- the real crash reclaim (reclaim.h) on the block, as the
+ * coordinator runs it once the world is stopped, and what pool.py does with
+ * its result -- then every sleeper is woken, the survivors finish, and the
+ * invariants are checked.
  *
  * Output: one `RESULT` line per protocol (schedules explored, bound,
  * verdict); on a violation the counterexample schedule, compressed to the
@@ -42,6 +45,8 @@
  */
 #define _GNU_SOURCE
 #include "explore.h"
+#include "park.h"
+#include "queue.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -103,6 +108,7 @@ static char fail_msg[1024];
 static range_t quiet[64], names[64];
 static int nquiet, nnames;
 static unsigned dead_mask;
+static int atomic_depth; /* chk_atomic: no scheduling points */
 static int post_reclaim; /* the survivors run again after the reclaim */
 static u64 time_warp; /* logical ns added while a lone thread spins */
 static int alone_spins;
@@ -155,6 +161,32 @@ void chk_layout(const chk_cfg_t *c) {
     L->writable = 1;
     lay_hdr(L)->n_workers = c->n_workers;
     lay_hdr(L)->run_state = RUN_RUNNING;
+    /* a valid empty segment (sched_init_structures, relay_init, registered
+     * workers, claimed clients): what the crash reclaim validates */
+    lay_hdr(L)->idle = c->n_workers * IDLE_UNPARK_ONE;
+    lay_hdr(L)->free_count = c->n_slots;
+    ring_init(lay_inject(L), L->inject_cap);
+    for (u64 i = 0; i < c->n_workers; i++) {
+        lay_worker(L, i)->pid = CHK_PID_WORKER(i);
+        lay_worker(L, i)->state = W_RUNNING;
+    }
+    for (u64 i = 0; i < c->n_clients; i++) {
+        client_t *cl = lay_client(L, i);
+        cl->pid = CHK_PID_CLIENT(i);
+        cl->ring_ready = 1;
+        ring_init(client_ring(cl), L->inject_cap);
+    }
+    relay_t *r = lay_relay(L);
+    if (r) {
+        r->avail = r->capacity = L->inflight;
+        ring_init(lay_fifo(r), fifo_cap(L->n_waiters));
+        for (u64 i = 0; i < L->n_send; i++) {
+            send_t *t = lay_send(L, i);
+            t->pid = CHK_PID_SENDER(i);
+            ring_init(lay_send_ring(t), L->send_cap);
+            ring_init(lay_waitlist(L, t), L->inject_cap);
+        }
+    }
     /* counters and statistics are never scheduling points */
     header_t *h = lay_hdr(L);
     chk_quiet(&h->submitted, 4 * sizeof(u64));
@@ -331,6 +363,7 @@ static void record(int op, const void *addr, const char *file, int line) {
 
 void shc_point(int op, const void *addr, int mo, const char *file, int line) {
     (void)mo;
+    if (atomic_depth && cur >= 0 && !failed) return; /* inside chk_atomic */
     if (cur < 0 || failed) {
         if (failed && cur >= 0) switch_to(-1); /* abandon: the run is over */
         return;
@@ -421,6 +454,12 @@ void chk_fail(const char *fmt, ...) {
     va_end(ap);
     if (cur >= 0) switch_to(-1);
 }
+void chk_atomic(int on) { atomic_depth += on ? 1 : -1; }
+void chk_kill(int tid) {
+    if (cur >= 0 || tid < 0 || tid >= P->n_threads || th[tid].status == T_DEAD) return;
+    th[tid].status = T_DEAD;
+    dead_mask |= 1u << tid;
+}
 int chk_tid(void) { return cur; }
 int chk_blocked(int tid) { return th[tid].status == T_BLOCKED; }
 int chk_finished(int tid) { return th[tid].status == T_DONE; }
@@ -442,6 +481,7 @@ static void run_once(void) {
     time_warp = 0;
     alone_spins = 0;
     post_reclaim = 0;
+    atomic_depth = 0;
     cur = -1;
     P->setup();
     for (int t = 0; t < P->n_threads; t++) {

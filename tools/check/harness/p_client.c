@@ -15,7 +15,17 @@
  * itself, after its closed check (the shutdown wait fixed in 4354918).
  * The closed flag is Python memory under the GIL: modelled as a SeqCst
  * word so that its check and set are scheduling points too.
+ * Tasks 0 and 1 are client 0's, RUNNING on worker 0 (T0); T0 completes each
+ * (complete_slot: COMPLETE, deliver, drop its reference; the transition and
+ * the drop atomic here, the delivery real), the harvester drops the handle
+ * of each it takes (harvest).
+ * Crashes: T1 and T2 are threads of one process (client 0): when one dies,
+ * so does the other.  The real reclaim (reclaim.h) delivers what a dead
+ * completer completed and never delivered, pool.py completes as crashed
+ * what it was still running (crash_task, delivered); a dead client's
+ * completions are dropped with its handles.
  */
+#include "coord.h"
 #include "ghost.h"
 #include "wake.h"
 
@@ -28,7 +38,11 @@ static void setup(void) {
     chk_cfg_t c = {.n_workers = 1, .n_slots = 3, .local_cap = 4, .n_clients = 1};
     chk_layout(&c);
     C = lay_client(&chk_L, 0);
-    ring_init(client_ring(C), chk_L.inject_cap);
+    tk_carve(2);
+    for (u64 v = 0; v < 2; v++) {
+        tk_fill(v, S_RUNNING | S_JOIN_INTEREST | 2 * REF_ONE, 0);
+        tk_running_on(v, 0);
+    }
     closed_flag = 0;
     returned = 0;
     gh_reset(&G);
@@ -44,6 +58,7 @@ static int drain(int tid) {
     long v;
     while ((v = ring_pop_inl(client_ring(C), chk_L.inject_cap)) >= 0) {
         gh_took(&G, tid, v);
+        if (v >= 0 && v < 2) tk_drop_handle((u64)v); /* harvest: the handle's reference */
         n++;
     }
     return n;
@@ -52,8 +67,11 @@ static int drain(int tid) {
 static void thread(int tid) {
     u64 cap = chk_L.inject_cap;
     if (tid == 0) {
-        client_deliver(C, cap, 0);
-        client_deliver(C, cap, 1);
+        for (u64 v = 0; v < 2; v++) { /* complete_slot */
+            u64 prev = tk_complete(v);
+            if (prev & S_JOIN_INTEREST) client_deliver(C, cap, v);
+            tk_drop(v);
+        }
     } else if (tid == 1) {
         for (int round = 0; round < 12; round++) {
             long long seq = client_seq_read(C); /* before the closed check */
@@ -73,30 +91,18 @@ static void thread(int tid) {
     }
 }
 
-/* Crash reclaim: completions a dead completer never delivered are
- * delivered (reclaim.c); a dead closer's close is finished (the runtime
- * closes the client); sleeping / spinning counts of the dead are dropped. */
+/* T0 is worker 0; T1 and T2 are client 0's threads: one dead, both dead. */
 static void reclaim(unsigned dead) {
-    u64 cap = chk_L.inject_cap;
-    int seen[2] = {0, 0};
-    for (int t = 0; t < 3; t++)
-        for (int i = 0; i < G.ntook[t]; i++) seen[G.took[t][i]]++;
-    ring_t *r = client_ring(C);
-    for (u64 p = r->deq, i = 0; i < cap; i++, p++) {
-        u64 w = r->cells[p & (cap - 1)];
-        int32_t d = seq_diff(cell_seq(w), p + 1);
-        if (d == 0) seen[w & RING_VAL_MASK]++;
-        else if ((u64)d != cap - 1) break;
+    if (dead & 6) {
+        chk_kill(1);
+        chk_kill(2);
     }
-    if (dead & 1)
-        for (int v = 0; v < 2; v++)
-            if (!seen[v]) client_deliver(C, cap, (u64)v);
-    if (dead & 2) C->sleeping = 0; /* the dead harvester's count */
-    if (dead & 4) {
-        C->spinning = 0;
-        closed_flag = 1;
-        client_wake_all(C);
-    }
+    chk_dead_t d = {{0}};
+    d.w[0] = dead & 1;
+    d.c[0] = (dead & 6) != 0;
+    chk_reclaimed_t r;
+    chk_reclaim(&d, &r);
+    for (u64 i = 0; i < r.n.running; i++) chk_coord_task(&r.running[i], &d); /* pool.py */
 }
 
 static int should_wake(int tid) {

@@ -14,11 +14,15 @@
  * end.  SHMRT_MUTANT_NO_ABA_TAG (freestack.h) must be caught: T0 reads top
  * 0 and its next 1, T1 pops 0 and 1 and pushes 0 back, T0's CAS succeeds
  * and makes slot 1 (held by T1) the top.
- * Crashes: the reclaim rebuilds the stack from the holders (the ghost
- * stands in for reference counts): every carved slot no live thread holds.
+ * The threads are clients 0-2.  A slot a thread holds is a completed task
+ * whose result it has not harvested (COMPLETE | JOIN_INTEREST, its handle's
+ * reference, the thread its holder): filled right after the pop, dropped
+ * (harvest) right before the push, both atomic here (task.c).
+ * Crashes: the real reclaim (reclaim.h) drops a dead client's handles and
+ * rebuilds the stack from the reference counts: every carved slot no live
+ * thread holds.
  */
-#include <string.h>
-
+#include "coord.h"
 #include "freestack.h"
 #include "ghost.h"
 
@@ -26,7 +30,7 @@
 static int holder[NS];
 
 static void setup(void) {
-    chk_cfg_t c = {.n_workers = 1, .n_slots = NS, .local_cap = 4, .n_clients = 1};
+    chk_cfg_t c = {.n_workers = 1, .n_slots = NS, .local_cap = 4, .n_clients = 3};
     chk_layout(&c);
     header_t *h = lay_hdr(&chk_L);
     h->slots_carved = 2;
@@ -50,7 +54,11 @@ static long alloc(int tid) {
     CHK_ASSERT(i >= -1 && i < NS, "T%d: slots_alloc returned %ld (corrupt stack)", tid, i);
     if (i >= 0) {
         CHK_ASSERT(holder[i] == -1, "slot %ld handed to T%d while T%d holds it", i, tid, holder[i]);
+        CHK_ASSERT(st_refs(lay_slot(&chk_L, (u64)i)->state) == 0, "slot %ld handed out in use", i);
         holder[i] = tid;
+        chk_atomic(1); /* the rest of the step: filled, completed, its handle ours */
+        tk_fill((u64)i, S_COMPLETE | S_JOIN_INTEREST | REF_ONE, (u64)tid);
+        chk_atomic(0);
     }
     return i;
 }
@@ -58,6 +66,9 @@ static long alloc(int tid) {
 static void release(int tid, long i) {
     if (i < 0) return;
     holder[i] = -1; /* before the push: the next pop may hand it out at once */
+    chk_atomic(1); /* harvest: the handle's reference, the last one */
+    CHK_ASSERT(drop_handle(&lay_slot(&chk_L, (u64)i)->state) == TR_LAST_REF, "slot %ld still referenced", i);
+    chk_atomic(0);
     slots_push_free(&chk_L, (u64)i);
 }
 
@@ -72,15 +83,12 @@ static void thread(int tid) {
 }
 
 static void reclaim(unsigned dead) {
-    header_t *h = lay_hdr(&chk_L);
-    u64 carved = h->slots_carved, held = 0;
-    h->free_head = 0;
-    for (u64 i = carved; i-- > 0;) {
-        if (holder[i] >= 0 && !((dead >> holder[i]) & 1)) { held++; continue; }
-        holder[i] = -1;
-        slots_push_free(&chk_L, i);
-    }
-    h->free_count = NS - held;
+    chk_dead_t d = {{0}};
+    for (int t = 0; t < 3; t++) d.c[t] = (dead >> t) & 1;
+    chk_reclaimed_t r;
+    chk_reclaim(&d, &r);
+    for (int i = 0; i < NS; i++) /* a dead client's slots are free again */
+        if (holder[i] >= 0 && ((dead >> holder[i]) & 1)) holder[i] = -1;
 }
 
 static void check(unsigned dead) {

@@ -5,23 +5,30 @@
  *
  *   T0: worker 0 joins child slot 0 (RUNNING on worker 1): poll COMPLETE;
  *       help (find); register JOIN_WAKER; park with the child; when the join
- *       returns, give back a searching slot it got by a notify
+ *       returns, give back a searching slot it got by a notify, and drop
+ *       the handle (join_poll: drop_handle)
  *   T1: worker 1 completes the child (to_complete, join_wake, drop its
  *       ref), then runs its loop
  *   T2: a client submits task 1 to inject and notifies (so the joiner can
  *       be notified -- and counted searching -- while it waits)
  *
+ * The child is slot 0, spawned by worker 0 (its handle) and RUNNING on
+ * worker 1; task 1 is client 0's (NOTIFIED, filled at setup).
+ *
  * Invariants: no lost wakeup (a sleeping joiner's child is not COMPLETE; a
- * sleeping worker sees no work); the join returns; task 1 is taken exactly
- * once; when T0 is back in user code it holds no searching count, and the
- * idle word's searching count equals the workers still searching.
+ * sleeping worker sees no work); the join returns; the child keeps no
+ * reference at the end (with a crash too); task 1 is taken exactly once;
+ * when T0 is back in user code it holds no searching count, and the idle
+ * word's searching count equals the workers still searching.
  * Mutants: SHMRT_MUTANT_JOIN_NO_RECHECK (park.h: the joiner's re-check of
  * COMPLETE after reading park_seq, 4354918) and SHMRT_MUTANT_JOIN_KEEPS_SEARCH
  * (worker_model.h: the searching slot kept after a join, 4354918), and
  * SHMRT_MUTANT_LAST_SEARCHER_SILENT (park.h: bug 3, fixed in 44178b1).
+ * Crashes: the real reclaim (reclaim.h) with the dead thread's process
+ * (T0, T1 workers 0 and 1; T2 client 0), then pool.py's part: a task the
+ * dead worker was running is completed as crashed (crash_task, which wakes
+ * the joiner); a dead joiner's handle is dropped by the reclaim.
  */
-#include <string.h>
-
 #include "worker_model.h"
 
 static ghost_t G;
@@ -33,16 +40,16 @@ static void setup(void) {
     chk_cfg_t c = {.n_workers = 2, .n_slots = 4, .local_cap = 4, .n_clients = 1};
     chk_layout(&c);
     const layout_t *L = &chk_L;
-    ring_init(lay_inject(L), L->inject_cap);
+    tk_carve(2);
+    tk_fill(0, S_RUNNING | S_JOIN_INTEREST | 2 * REF_ONE, HOLDER_WORKER | 0); /* the child */
+    tk_running_on(0, 1);
+    tk_fill(1, STATE_INITIAL, 0); /* client 0's task 1 */
     lay_hdr(L)->idle = 2 * IDLE_UNPARK_ONE;
     for (u64 i = 0; i < 2; i++) {
         lay_worker(L, i)->state = W_RUNNING;
         M[i] = (wm_t){i, 0, 0};
     }
-    slot_t *child = lay_slot(L, 0);
-    child->state = S_RUNNING | S_JOIN_INTEREST | 2 * REF_ONE;
-    child->holder = HOLDER_WORKER | 0;
-    CHILD = &child->state;
+    CHILD = &lay_slot(L, 0)->state;
     chk_name(CHILD, 8, "child.state");
     chk_name(&lay_hdr(L)->idle, 8, "idle");
     chk_name(&lay_worker(L, 0)->state, 8, "w0.state");
@@ -64,13 +71,13 @@ static void join(wm_t *m) {
                 search_end(&chk_L, m->wid, 1, &m->rot);
             }
 #endif
-            ref_dec(CHILD); /* the handle's reference */
+            drop_handle(CHILD); /* join_poll: the handle's reference, with its interest */
             joined = 1;
             return;
         }
         long idx = wm_find(m); /* help_once */
         if (idx >= 0) {
-            gh_took(&G, chk_tid(), idx);
+            wm_take(m, &G, chk_tid(), idx);
             continue;
         }
         if (set_join_waker(CHILD) != TR_OK) continue; /* completed meanwhile */
@@ -96,39 +103,20 @@ static void thread(int tid) {
     }
 }
 
-/* Crash reclaim (reclaim.c's rules for these words): a dead completer's
- * RUNNING child is completed as crashed and its joiner woken, its scheduler
- * reference recomputed; a dead joiner's handle is dropped; a dead worker's
- * idle and searching counts are rebuilt from the live workers' states. */
+/* T0 and T1 are workers 0 and 1, T2 is client 0. */
 static void reclaim(unsigned dead) {
-    const layout_t *L = &chk_L;
-    u64 s = *CHILD;
-    if ((dead & 2) && (s & S_RUNNING)) {
-        u64 prev = 0;
-        transition_to_complete(CHILD, &prev);
-        join_wake(lay_worker(L, 0), prev);
-    }
-    s = *CHILD;
-    u64 refs = ((dead & 2) ? 0 : st_refs(s) >= 1 && !(s & S_COMPLETE) ? 1 : 0) +
-               ((s & S_JOIN_INTEREST) && !joined && !(dead & 1) ? 1 : 0);
+    chk_dead_t d = {{0}};
+    d.w[0] = dead & 1;
+    d.w[1] = (dead >> 1) & 1;
+    d.c[0] = (dead >> 2) & 1;
+    chk_reclaimed_t r;
+    chk_reclaim(&d, &r);
+    for (u64 i = 0; i < r.n.running; i++) chk_coord_task(&r.running[i], &d); /* pool.py */
     if (dead & 1) {
         joined = 1; /* its join is over */
         M[0].searching = 0;
     }
     if (dead & 2) M[1].searching = 0;
-    *CHILD = (s & S_FLAGS_MASK) | refs * REF_ONE;
-    u64 unparked = 0, searching = 0;
-    for (u64 w = 0; w < 2; w++) {
-        u64 st = lay_worker(L, w)->state;
-        if ((dead >> w) & 1) {
-            lay_worker(L, w)->state = W_DEAD;
-            unparked++; /* kept for its replacement */
-            continue;
-        }
-        unparked += st != W_PARKED;
-        searching += st == W_SEARCHING || st == W_NOTIFIED;
-    }
-    lay_hdr(L)->idle = unparked * IDLE_UNPARK_ONE + searching;
 }
 
 static int should_wake(int tid) {
@@ -139,7 +127,9 @@ static int should_wake(int tid) {
 static void check(unsigned dead) {
     const layout_t *L = &chk_L;
     CHK_ASSERT(joined, "the join never returned");
-    if (!dead) CHK_ASSERT(st_refs(*CHILD) == 0, "child keeps %llu refs", (unsigned long long)st_refs(*CHILD));
+    /* no leak: the handle and the scheduler dropped theirs, or the reclaim
+     * and crash_task did it for the dead */
+    CHK_ASSERT(st_refs(*CHILD) == 0, "child keeps %llu refs", (unsigned long long)st_refs(*CHILD));
     ghost_t g = G;
     gh_count_took(&g, 3);
     long v;

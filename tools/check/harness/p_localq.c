@@ -8,20 +8,23 @@
  *                         take lifo; pop; pop
  *   T1 thief (worker 1):  steal from worker 0 (half, or the LIFO slot when
  *                         the queue is empty); pop its own queue dry
- *   T2 refill:            pop inject twice
+ *   T2 refill (worker 2): pop inject twice
  *
+ * The 6 tasks are queued tasks of client 0 (slots 0-5, NOTIFIED, filled at
+ * setup); a thread that takes one begins it (task.c, atomic here: RUNNING,
+ * owned by its worker).
  * Invariant: each of the 6 tasks is taken by exactly one thread or still
  * queued (local queues, LIFO slots, inject) exactly once.
- * Crashes: a dead owner's queues are drained to inject (runq_drain); a dead
- * thief's victim is left mid-steal (steal != real): the reclaim finishes
- * the steal's last step (steal = real), and every task found nowhere (the
- * batch the thief held) goes back to inject -- the recompute-from-state
- * rule of the crash reclaim, with the ghost standing in for state words.
- * SHMRT_MUTANT_RECLAIM_UNCLAIM instead un-claims the batch (head = (steal,
- * steal)), as reclaim.c's first draft did.
+ * Crashes: the real reclaim (reclaim.h): a dead owner's queues are emptied,
+ * a dead thief's victim left mid-steal (steal != real) gets the steal's last
+ * step (steal = real), and every queued task found nowhere (the batch the
+ * thief held, a task popped and not begun) goes back to inject; what a dead
+ * thread had begun is returned to the coordinator (it counts as taken by
+ * that thread: it is the coordinator's to retry or fail, once).
+ * SHMRT_MUTANT_RECLAIM_UNCLAIM (reclaim.h) instead un-claims the batch (head
+ * = (steal, steal)), as the reclaim's first draft did.
  */
-#include <string.h>
-
+#include "coord.h"
 #include "ghost.h"
 #include "queue.h"
 #include "runq.h"
@@ -30,9 +33,10 @@
 static ghost_t G;
 
 static void setup(void) {
-    chk_cfg_t c = {.n_workers = 2, .n_slots = NTASK, .local_cap = 4, .n_clients = 1};
+    chk_cfg_t c = {.n_workers = 3, .n_slots = NTASK, .local_cap = 4, .n_clients = 1};
     chk_layout(&c);
-    ring_init(lay_inject(&chk_L), chk_L.inject_cap);
+    tk_carve(NTASK);
+    for (u64 v = 0; v < NTASK; v++) tk_fill(v, STATE_INITIAL, 0);
     chk_name(&lay_queue(&chk_L, 0)->head, 8, "q0.head");
     chk_name(&lay_queue(&chk_L, 0)->tail, 8, "q0.tail");
     chk_name(lay_queue(&chk_L, 0)->buf, 4 * LOCAL_CAP_MAX, "q0.buf");
@@ -47,8 +51,11 @@ static void setup(void) {
     gh_reset(&G);
 }
 
+/* Thread tid (worker tid) takes task v: records it, begins it. */
 static void take(int tid, long v) {
-    if (v >= 0) gh_took(&G, tid, v);
+    if (v < 0) return;
+    gh_took(&G, tid, v);
+    if (v < NTASK) tk_begin((u64)tid, (u64)v);
 }
 
 static void thread(int tid) {
@@ -75,7 +82,7 @@ static void thread(int tid) {
 /* Collect what is still queued (single-threaded, at the end). */
 static void count_queued(ghost_t *g) {
     const layout_t *L = &chk_L;
-    for (u64 w = 0; w < 2; w++) {
+    for (u64 w = 0; w < 3; w++) {
         u64 l = LOAD_RLX(&lay_worker(L, w)->lifo);
         if (l) gh_seen(g, (long)l - 1, "a LIFO slot");
         local_queue_t *q = lay_queue(L, w);
@@ -88,51 +95,21 @@ static void count_queued(ghost_t *g) {
     while ((v = ring_pop_inl(lay_inject(L), L->inject_cap)) >= 0) gh_seen(g, v, "inject");
 }
 
+/* Threads are workers 0-2. */
 static void reclaim(unsigned dead) {
-    const layout_t *L = &chk_L;
-    if (dead & 1) runq_drain(L, 0); /* dead owner */
-    if (dead & 2) runq_drain(L, 1);
-    for (u64 w = 0; w < 2; w++) { /* a queue left mid-steal by a dead thief */
-        local_queue_t *q = lay_queue(L, w);
-        u64 h = LOAD_RLX(&q->head);
-        if (head_steal(h) != head_real(h)) {
-#ifdef SHMRT_MUTANT_RECLAIM_UNCLAIM
-            STORE_REL(&q->head, head_pack(head_steal(h), head_steal(h)));
-#else
-            STORE_REL(&q->head, head_pack(head_real(h), head_real(h)));
-#endif
-        }
-    }
-    /* orphans: tasks neither taken by a live thread nor queued anywhere */
-    ghost_t g = G;
-    memset(g.seen, 0, sizeof g.seen);
+    chk_dead_t d = {{0}};
+    for (int t = 0; t < 3; t++) d.w[t] = (dead >> t) & 1;
+    chk_reclaimed_t r;
+    chk_reclaim(&d, &r);
+    /* what it returns is exactly what the dead had taken (and begun) */
+    int n = 0;
     for (int t = 0; t < 3; t++)
-        if (!((dead >> t) & 1))
-            for (int i = 0; i < g.ntook[t]; i++) g.seen[g.took[t][i]]++;
-    /* a look without disturbing the queues: walk them */
-    for (u64 w = 0; w < 2; w++) {
-        u64 l = LOAD_RLX(&lay_worker(L, w)->lifo);
-        if (l && l - 1 < NTASK) g.seen[l - 1]++;
-        local_queue_t *q = lay_queue(L, w);
-        u32 real = head_real(LOAD_RLX(&q->head)), tail = (u32)LOAD_RLX(&q->tail);
-        for (u32 p = real; p != tail && tail - real <= L->local_cap; p++) {
-            u32 v = LOAD_RLX(&q->buf[p & (L->local_cap - 1)]);
-            if (v < NTASK) g.seen[v]++;
-        }
-    }
-    ring_t *r = lay_inject(L);
-    u64 pos = LOAD_RLX(&r->deq);
-    for (u64 i = 0; i < L->inject_cap; i++, pos++) {
-        u64 w = LOAD_RLX(&r->cells[pos & (L->inject_cap - 1)]);
-        int32_t d = seq_diff(cell_seq(w), pos + 1);
-        if (d == 0 && (w & RING_VAL_MASK) < NTASK) g.seen[w & RING_VAL_MASK]++;
-        else if ((u64)d != L->inject_cap - 1) break;
-    }
-    for (int v = 0; v < NTASK; v++)
-        if (!g.seen[v]) ring_push_inl(r, L->inject_cap, (u64)v);
-    /* what the dead took is theirs no more */
-    for (int t = 0; t < 3; t++)
-        if ((dead >> t) & 1) G.ntook[t] = 0;
+        if ((dead >> t) & 1)
+            for (int i = 0; i < G.ntook[t]; i++, n++)
+                CHK_ASSERT(chk_returned(&r, (u64)G.took[t][i]), "task %d begun by dead T%d not returned",
+                           G.took[t][i], t);
+    CHK_ASSERT(r.n.running == (u64)n, "the reclaim returned %llu tasks, the dead began %d",
+               (unsigned long long)r.n.running, n);
 }
 
 static void check(unsigned dead) {

@@ -12,25 +12,32 @@
  * task is visible in any queue); each task is taken exactly once; at the end
  * the idle word counts exactly the workers that are not parked and no
  * searcher (a leaked searching count would stop every later notify).
- * Crashes: the reclaim follows reclaim.c (below); worker 2 (T2) is a worker
- * running user code, so if it dies its queue is drained too.
+ * Task 0 is a task worker 2 spawns (its handle), task 1 one client 0
+ * submits; both filled (NOTIFIED) at setup.
+ * Crashes: the real reclaim (reclaim.h): a dead worker's queues are
+ * emptied and their tasks (and a task popped and never begun) go back to
+ * inject, what it had begun is returned to the coordinator, and the idle
+ * word is rebuilt from the workers' states (a dead worker counts as
+ * unparked: its replacement takes over the count).  Worker 2 (T2) is a
+ * worker running user code, so if it dies its queue is emptied too.
  * Mutants: SHMRT_MUTANT_PARK_SEQ_LATE (park.h: bug 2, fixed in 44178b1) and
- * SHMRT_MUTANT_RECLAIM_WORKER_DEAD (below, with a crash).
+ * SHMRT_MUTANT_RECLAIM_WORKER_DEAD (reclaim.h: the idle word fixed up from
+ * the state a dead worker died in, as admin.c's worker_dead did; with a
+ * crash).
  */
-#include <string.h>
-
 #include "worker_model.h"
 
 #define NTASK 2
 static ghost_t G;
 static wm_t M[3];
-static int published[NTASK];
 
 static void setup(void) {
     chk_cfg_t c = {.n_workers = 3, .n_slots = 4, .local_cap = 4, .n_clients = 1};
     chk_layout(&c);
     const layout_t *L = &chk_L;
-    ring_init(lay_inject(L), L->inject_cap);
+    tk_carve(NTASK);
+    tk_fill(0, STATE_INITIAL, HOLDER_WORKER | 2); /* spawned by worker 2 */
+    tk_fill(1, STATE_INITIAL, 0);                  /* submitted by client 0 */
     lay_hdr(L)->idle = 3 * IDLE_UNPARK_ONE; /* all unparked, none searching */
     for (u64 i = 0; i < 3; i++) {
         lay_worker(L, i)->state = W_RUNNING;
@@ -53,7 +60,6 @@ static void setup(void) {
     chk_name(&lay_inject(L)->deq, 8, "inject.deq");
     chk_name(&lay_hdr(L)->run_state, 8, "run_state");
     gh_reset(&G);
-    memset(published, 0, sizeof published);
 }
 
 static void thread(int tid) {
@@ -63,61 +69,27 @@ static void thread(int tid) {
         return;
     }
     runq_push_local(L, 2, 0); /* spawn */
-    published[0] = 1;
     park_notify(L, &M[2].rot);
     ring_push_inl(lay_inject(L), L->inject_cap, 1); /* submit */
-    published[1] = 1;
     park_notify(L, &M[2].rot);
 }
 
 static int should_wake(int tid) { return tid < 2 && wm_work_visible(); }
 
-/* reclaim.c's rules: a dead worker's queues are emptied and their tasks
- * found again as orphans (runq_drain here), tasks found nowhere go back to
- * inject, and the idle word is rebuilt from the workers' states (a dead
- * worker counts as unparked: its replacement takes over the count).
- * SHMRT_MUTANT_RECLAIM_WORKER_DEAD instead fixes the idle word up from the
- * state the worker died in (admin.c worker_dead, the coordinator's path
- * before reclaim.c). */
+/* Threads are workers 0-2. */
 static void reclaim(unsigned dead) {
-    const layout_t *L = &chk_L;
-    for (u64 w = 0; w < 3; w++)
-        if ((dead >> w) & 1) {
-#ifdef SHMRT_MUTANT_RECLAIM_WORKER_DEAD
-            park_worker_dead(L, w, 0);
-#else
-            lay_worker(L, w)->state = W_DEAD;
-#endif
-            runq_drain(L, w);
-            G.ntook[w] = 0; /* what it held is found again below */
-        }
-#ifndef SHMRT_MUTANT_RECLAIM_WORKER_DEAD
-    u64 parked = 0, searching = 0;
-    for (u64 w = 0; w < 3; w++) {
-        u64 st = lay_worker(L, w)->state;
-        parked += st == W_PARKED;
-        searching += st == W_SEARCHING || st == W_NOTIFIED;
-    }
-    lay_hdr(L)->idle = (3 - parked) * IDLE_UNPARK_ONE + searching;
-#endif
-    int seen[NTASK] = {0};
+    chk_dead_t d = {{0}};
+    for (int t = 0; t < 3; t++) d.w[t] = (dead >> t) & 1;
+    chk_reclaimed_t r;
+    chk_reclaim(&d, &r);
+    int n = 0; /* it returns exactly what the dead had begun: theirs, taken once */
     for (int t = 0; t < 3; t++)
-        for (int i = 0; i < G.ntook[t]; i++) seen[G.took[t][i]]++;
-    for (u64 i = 0; i < 3; i++) {
-        local_queue_t *q = lay_queue(L, i);
-        for (u32 p = head_real(q->head); p != (u32)q->tail; p++) seen[q->buf[p & 3]]++;
-        if (lay_worker(L, i)->lifo) seen[lay_worker(L, i)->lifo - 1]++;
-    }
-    ring_t *r = lay_inject(L);
-    for (u64 p = r->deq, i = 0; i < L->inject_cap; i++, p++) {
-        u64 w = r->cells[p & (L->inject_cap - 1)];
-        int32_t d = seq_diff(cell_seq(w), p + 1);
-        if (d == 0) seen[w & RING_VAL_MASK]++;
-        else if ((u64)d != L->inject_cap - 1) break;
-    }
-    for (int v = 0; v < NTASK; v++)
-        if (!seen[v] && (published[v] || !((dead >> 2) & 1))) ring_push_inl(r, L->inject_cap, (u64)v);
-    /* a task T2 died before publishing may still be lost: it never existed */
+        if ((dead >> t) & 1)
+            for (int i = 0; i < G.ntook[t]; i++, n++)
+                CHK_ASSERT(chk_returned(&r, (u64)G.took[t][i]), "task %d begun by dead T%d not returned",
+                           G.took[t][i], t);
+    CHK_ASSERT(r.n.running == (u64)n, "the reclaim returned %llu tasks, the dead began %d",
+               (unsigned long long)r.n.running, n);
 }
 
 static void check(unsigned dead) {

@@ -1,91 +1,116 @@
 /*
  * p_state.c -- the task state word (state.h) on one slot, initial word
- * NOTIFIED | JOIN_INTEREST | 2 refs (handle + scheduler).
+ * NOTIFIED | JOIN_INTEREST | 2 refs (handle + scheduler): a task spawned by
+ * worker 1 (its handle), popped by worker 0 (in its `taking` word).
  *
- *   T0 runner (scheduler ref):  to_running; OK -> to_complete (the wake goes
+ *   T0 runner, worker 0 (scheduler ref):  begin (T_begin: taking = 0, owner,
+ *                               to_running); OK -> to_complete (the wake goes
  *                               to the joiner iff prev had JOIN_WAKER); drop
  *                               the ref (CANCELLED: just drop it)
- *   T1 handle:                  cancel; cancelled -> unset JOIN_INTEREST, drop;
+ *   T1 handle, worker 1:        cancel; cancelled -> unset JOIN_INTEREST, drop;
  *                               else set_join_waker, wait for COMPLETE, drop
+ *                               the handle (join_poll: drop_handle)
  *
  * Invariants: no transition returns TR_INVALID; the count never goes below
  * zero and exactly one drop is the last (the slot is freed once); the task
  * ran iff it was not cancelled; a joiner that registered (TR_OK) is woken
  * (the completer saw JOIN_WAKER: no lost join wake); final count 0.
- * Crashes: the reclaim recomputes the count from the flags, as reclaim.c
- * does: a dead runner's RUNNING task is completed (crashed), a NOTIFIED one
- * was never begun and runs now; a dead handle's interest is dropped; refs =
- * (NOTIFIED or RUNNING) + (JOIN_INTEREST and a live handle).
+ * Crashes: the real reclaim (reclaim.h) recomputes the count from the
+ * flags; then the coordinator does what pool.py does: a task RUNNING on the
+ * dead worker is completed (crash_task: no retries), and a replacement
+ * worker runs what the reclaim re-queued (a task popped but never begun runs
+ * once); a dead joiner's handle is dropped by the reclaim.
+ * Mutant: SHMRT_MUTANT_HANDLE_KEEPS_INTEREST (state.h: bug 5, the handle
+ * dropped with its JOIN_INTEREST left set; with a crash).
  */
-#include "explore.h"
-#include "state.h"
+#include "coord.h"
 
 static u64 *W;
-static int ran, cancelled, last_refs, registered, woken, handle_dropped, runner_dropped;
+static int ran, cancelled, last_refs, registered, woken;
 
 static void setup(void) {
-    chk_cfg_t c = {.n_workers = 1, .n_slots = 1, .local_cap = 4, .n_clients = 1};
+    chk_cfg_t c = {.n_workers = 2, .n_slots = 1, .local_cap = 4, .n_clients = 1};
     chk_layout(&c);
+    tk_carve(1);
+    tk_fill(0, STATE_INITIAL, HOLDER_WORKER | 1);
+    lay_worker(&chk_L, 0)->taking = 1; /* worker 0 popped it (sched.c taken) */
     W = &lay_slot(&chk_L, 0)->state;
-    *W = STATE_INITIAL;
     chk_name(W, 8, "state");
-    ran = cancelled = last_refs = registered = woken = handle_dropped = runner_dropped = 0;
+    chk_name(&lay_slot(&chk_L, 0)->owner, 8, "owner");
+    chk_name(&lay_worker(&chk_L, 0)->taking, 8, "w0.taking");
+    ran = cancelled = last_refs = registered = woken = 0;
 }
 
-static void drop(const char *who) {
-    tr_t r = ref_dec(W);
-    CHK_ASSERT(r != TR_INVALID, "%s: ref_dec below zero", who);
+static void dropped(const char *who, tr_t r) {
+    CHK_ASSERT(r != TR_INVALID, "%s: a reference dropped below zero", who);
     if (r == TR_LAST_REF) last_refs++;
+}
+static void drop(const char *who) { dropped(who, ref_dec(W)); }
+
+/* The runner's part after to_running: complete, deliver (join_wake), drop. */
+static void run_it(void) {
+    ran = 1;
+    u64 prev = 0;
+    CHK_ASSERT(transition_to_complete(W, &prev) == TR_OK, "to_complete refused");
+    if ((prev & S_JOIN_INTEREST) && (prev & S_JOIN_WAKER)) woken = 1;
+    drop("runner");
 }
 
 static void thread(int tid) {
     if (tid == 0) {
+        /* T_begin: from here the slot's state and owner say where it is */
+        STORE_RLX(&lay_worker(&chk_L, 0)->taking, 0);
+        STORE_RLX(&lay_slot(&chk_L, 0)->owner, (CHK_PID_WORKER(0) << 32) | 1);
         tr_t r = transition_to_running(W);
         CHK_ASSERT(r == TR_OK || r == TR_CANCELLED, "to_running returned %d", r);
         if (r == TR_OK) {
-            ran = 1;
-            u64 prev = 0;
-            CHK_ASSERT(transition_to_complete(W, &prev) == TR_OK, "to_complete refused");
-            if (prev & S_JOIN_WAKER) woken = 1;
+            slot_t *sl = lay_slot(&chk_L, 0);
+            STORE_PLAIN(&sl->attempts, LOAD_PLAIN(&sl->attempts) + 1); /* owner only */
+            run_it();
+        } else {
+            drop("runner");
         }
-        drop("runner");
-        runner_dropped = 1;
     } else {
         tr_t r = transition_to_cancelled(W);
         CHK_ASSERT(r != TR_INVALID, "cancel returned TR_INVALID");
         if (r == TR_OK) {
             cancelled = 1;
             unset_join_interest(W);
-        } else if (set_join_waker(W) == TR_OK) {
+            drop("handle");
+            return;
+        }
+        if (set_join_waker(W) == TR_OK) {
             registered = 1;
             while (!(LOAD_ACQ(W) & S_COMPLETE)) cpu_relax(); /* parked; the wake is checked */
         }
-        drop("handle");
-        handle_dropped = 1;
+        dropped("handle", drop_handle(W)); /* join_poll: the result taken */
     }
 }
 
 static void reclaim(unsigned dead) {
-    u64 s = *W;
-    if ((dead & 1) && (s & S_RUNNING)) { /* crash_task */
+    chk_dead_t d = {{0}};
+    d.w[0] = dead & 1;
+    d.w[1] = (dead >> 1) & 1;
+    u64 had = st_refs(*W);
+    chk_reclaimed_t r;
+    chk_reclaim(&d, &r);
+    if (had && !st_refs(*W)) last_refs++; /* the reclaim freed it */
+    for (u64 i = 0; i < r.n.running; i++) { /* pool.py: no retries, crash_task */
         u64 prev = 0;
-        transition_to_complete(W, &prev);
-        if (prev & S_JOIN_WAKER) woken = 1;
-    } else if ((dead & 1) && (s & S_NOTIFIED) && !(s & S_CANCELLED)) { /* never begun: run it */
-        transition_to_running(W);
-        ran = 1;
-        u64 prev = 0;
-        transition_to_complete(W, &prev);
-        if (prev & S_JOIN_WAKER) woken = 1;
+        CHK_ASSERT(transition_to_complete(W, &prev) == TR_OK, "crash_task: not running");
+        if ((prev & S_JOIN_INTEREST) && (prev & S_JOIN_WAKER)) woken = 1;
+        drop("crash_task");
     }
-    if (dead & 2) *W &= ~S_JOIN_INTEREST; /* a dead handle's interest goes */
-    s = *W;
-    u64 refs = ((s & (S_NOTIFIED | S_RUNNING)) && !runner_dropped && !(dead & 1) ? 1 : 0) +
-               ((s & S_JOIN_INTEREST) && !handle_dropped && !(dead & 2) ? 1 : 0);
-    u64 had = st_refs(s);
-    *W = (s & S_FLAGS_MASK) | refs * REF_ONE;
-    if (had && !refs) last_refs++; /* the reclaim frees it */
-    if (dead & 2) registered = 0;  /* nobody waits any more */
+    long v;
+    while ((v = ring_pop_inl(lay_inject(&chk_L), chk_L.inject_cap)) >= 0) {
+        /* the replacement of worker 0 runs what the reclaim re-queued */
+        CHK_ASSERT(v == 0, "inject held slot %ld", v);
+        tr_t t = transition_to_running(W);
+        CHK_ASSERT(t == TR_OK || t == TR_CANCELLED, "replacement: to_running returned %d", t);
+        if (t == TR_OK) run_it();
+        else drop("replacement");
+    }
+    if (dead & 2) registered = 0; /* nobody waits any more */
 }
 
 static void check(unsigned dead) {

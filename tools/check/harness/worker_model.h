@@ -5,6 +5,10 @@
  * order the Python worker calls it.  The Python-only parts (running the
  * task, the periodic inject check, helping depth) are left out.
  *
+ * A task found is taken: recorded (ghost) and begun (task.c's T_begin,
+ * atomic: RUNNING, owned by this worker), so that the crash reclaim sees it
+ * where the runtime would have it.
+ *
  * SHMRT_MUTANT_JOIN_KEEPS_SEARCH: a join that returns does not give back the
  * searching slot it got by being notified while parked (the leak fixed in
  * 4354918, which lives in cpu.py's join and so is re-introduced here).
@@ -12,6 +16,7 @@
 #ifndef CHK_WORKER_MODEL_H
 #define CHK_WORKER_MODEL_H
 
+#include "coord.h"
 #include "ghost.h"
 #include "park.h"
 #include "runq.h"
@@ -48,6 +53,12 @@ static inline long wm_find(wm_t *m) {
     return idx;
 }
 
+/* The worker takes task idx: the ghost records it, T_begin begins it. */
+static inline void wm_take(wm_t *m, ghost_t *g, int tid, long idx) {
+    gh_took(g, tid, idx);
+    if (idx >= 0 && (u64)idx < chk_L.n_slots) tk_begin(m->wid, (u64)idx);
+}
+
 /* Worker.park */
 static inline int wm_park(wm_t *m, u64 *joined) {
     int r = park_sleep(&chk_L, m->wid, m->searching, joined, 0.05);
@@ -61,7 +72,7 @@ static inline void wm_loop(wm_t *m, ghost_t *g, int tid, int rounds) {
     for (int i = 0; i < rounds; i++) {
         long idx = wm_find(m);
         if (idx >= 0) {
-            gh_took(g, tid, idx);
+            wm_take(m, g, tid, idx);
             continue;
         }
         if (LOAD_RLX(&lay_hdr(&chk_L)->run_state) != RUN_RUNNING) return;
