@@ -98,3 +98,7 @@ def mark_and_sleep(path: str, s: float) -> float:
     open(path, "a").close()
     time.sleep(s)
     return s
+
+
+def pid_and_ppid() -> tuple[int, int]:
+    return os.getpid(), os.getppid()
