@@ -11,8 +11,8 @@ worker dies it
 3. re-queues the tasks it was running if they have retries left, otherwise
    completes them with ``WorkerCrashed(pid, signal)``,
 4. drops the join handles it held on its children,
-5. starts a replacement with the same worker id and a new epoch (the
-   standby, when one is kept: shmrt.launch).
+5. starts a replacement with the same worker id and a new epoch (forked
+   by the zygote while recycling is on: shmrt.launch).
 
 A retiring worker (exit code 0 after registering: ``max_tasks_per_child``
 or ``max_worker_memory``) takes the same path; the reclaim finds nothing

@@ -55,6 +55,30 @@ def test_python_dash_c() -> None:
     assert out.stdout.splitlines() == EXPECTED
 
 
+def test_by_value_functions_are_registered_once() -> None:
+    # the function table takes one entry per function, not per call; a new
+    # lambda per call with the same code and values shares one entry too
+    out = _run(["-c", textwrap.dedent("""
+        import shmrt
+        from shmrt import _core
+
+        def triple(x):
+            return 3 * x
+
+        if __name__ == "__main__":
+            with shmrt.Pool(1) as pool:
+                count = lambda: pool._seg.load64(_core.HEADER_FIELDS["fn_count"])
+                pool.submit(triple, 1).result(timeout=60)
+                before = count()
+                for i in range(50):
+                    assert pool.submit(triple, i).result(timeout=60) == 3 * i
+                    assert pool.submit(lambda x: x + 1, i).result(timeout=60) == i + 1
+                print(count() - before)
+    """)])
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == 1  # the lambda, once; triple was registered before
+
+
 def test_script_from_stdin(tmp_path: Path) -> None:
     # __main__.__file__ is "<stdin>": spawn would make every worker open
     # "<cwd>/<stdin>" and die in its bootstrap
