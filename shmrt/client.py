@@ -37,11 +37,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures as cf
 from functools import partial
-from itertools import chain
 from typing import Any
 
 from . import _core, codec
 from .errors import BrokenPool, RuntimeNotFound
+from .futures import TaskFuture, _InterruptSafeCondition, _results
 from .mapping import _map_chunk, _starmap_chunk, lazy_map
 from .segment import attach, proc_start_time, process_alive
 from .workers.cpu import NO_FN, ByValue, decode_result, fn_id_for
@@ -51,98 +51,7 @@ RESULT_SPIN_S = 200e-6
 # tests/test_client_race.py); None in normal runs.
 _race_hook: Callable[[str], None] | None = None
 _CRASH = _core.crash_armed()  # a test run armed a crash point (crash.h)
-_DONE = frozenset({"FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED"})
 HARVEST_WAIT_S = 0.5
-
-
-class _InterruptSafeCondition(threading.Condition):
-    """The Condition all futures of a client share, safe for ``with`` under
-    Ctrl-C.  ``Condition.__enter__`` is Python code calling the lock's
-    C ``__enter__``; a KeyboardInterrupt raised right after that call
-    returns leaves the lock held by the main thread, and every other thread
-    (the harvester delivering results) then waits for it forever.  Here
-    ``with`` calls the RLock's C methods directly (the property runs before
-    the lock is taken), so the interrupt lands before or inside the block,
-    never in between (CPython 3.10-3.13; 3.14 calls __enter__ with a CALL
-    and the window is back, much narrower)."""
-
-    @property  # type: ignore[override]
-    def __enter__(self) -> Callable[[], bool]:
-        return self._lock.__enter__  # type: ignore[attr-defined]
-
-    @property  # type: ignore[override]
-    def __exit__(self) -> Callable[..., None]:
-        return self._lock.__exit__  # type: ignore[attr-defined]
-
-
-class TaskFuture(cf.Future):
-    """A concurrent.futures.Future whose result() first polls shared memory.
-
-    All futures of one client share the client's Condition: creating a
-    Condition (and its RLock) per future cost more than the whole submit.
-    ``notify_all`` on completion may wake a waiter of another future, so
-    result() and exception() loop until their own future is done (the base
-    class waits once and would report a timeout)."""
-
-    def __init__(self, client: Client, key: int):  # no super().__init__: see above
-        self._condition = client._cond
-        self._state = "PENDING"
-        self._result = None
-        self._exception = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Any] = []
-        self._client = client
-        self._key = key
-
-    def _wait_done(self, timeout: float | None) -> None:
-        if self._state == "PENDING":
-            self._client._spin_for(self)
-        if self._state in _DONE:
-            return
-        end = None if timeout is None else time.monotonic() + timeout
-        with self._condition:
-            while self._state not in _DONE:
-                left = None if end is None else end - time.monotonic()
-                if left is not None and left <= 0:
-                    raise cf.TimeoutError()
-                self._condition.wait(left)
-
-    def result(self, timeout: float | None = None) -> Any:
-        self._wait_done(timeout)
-        return super().result(0)
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._wait_done(timeout)
-        return super().exception(0)
-
-    def kill(self) -> bool:
-        """Force-cancel: a task not started yet is cancelled (as cancel());
-        a running one is stopped by killing its worker (replaced at once),
-        and the future fails with ``TaskCancelled``.  False if it already
-        finished.  Other tasks running nested on that worker (work helping)
-        fail with WorkerCrashed or are retried, as when a worker dies."""
-        if self.cancel():
-            return True
-        if self._state != "PENDING" or self._client._closed:
-            return False
-        return self._client._seg.request_kill(self._key) != 2
-
-    def running(self) -> bool:
-        """True while a worker executes the task (it cannot be cancelled then)."""
-        if self._state != "PENDING" or self._client._closed:
-            return super().running()
-        try:
-            return bool(self._client._seg.task_state(self._key) & _core.S_RUNNING)
-        except Exception:  # the slot moved on: the task is done or failed
-            return False
-
-    def cancel(self) -> bool:
-        with self._condition:
-            if self._state != "PENDING":
-                return super().cancel()
-            if not self._client._cancel(self):
-                return False
-        return super().cancel()
 
 
 class Client(cf.Executor):
@@ -582,29 +491,6 @@ def _harvest_loop(ref: weakref.ref[Client]) -> None:
                 client._reconcile()
             client._check_stopped()
             del client
-
-
-def _results(fs: list[cf.Future], end: float | None, flatten: bool) -> Iterator[Any]:
-    """Results in order; batches are flattened by chain() in C, not per item
-    in Python (100,000 yields cost a few ms)."""
-    gen = _each(fs, end)
-    return chain.from_iterable(gen) if flatten else gen
-
-
-def _each(fs: list[cf.Future], end: float | None) -> Iterator[Any]:
-    """Each future's result, in order, holding no reference to a future or
-    result already yielded (as ProcessPoolExecutor: a consumer that drops a
-    result frees it)."""
-    fs.reverse()
-    try:
-        while fs:
-            if end is None:
-                yield fs.pop().result()
-            else:
-                yield fs.pop().result(end - time.monotonic())
-    finally:  # abandoned or timed out: cancel what has not started
-        for f in fs:
-            f.cancel()
 
 
 def coordinator_alive(seg: _core.Segment) -> bool:
