@@ -23,6 +23,9 @@
  *   references it must hold = (NOTIFIED or RUNNING: the scheduler's one)
  *                           + (JOIN_INTEREST: the handle's one)
  *
+ * (so a handle is dropped with its JOIN_INTEREST: state.h drop_handle,
+ * docs/checking.md bug 5)
+ *
  * The reclaim walks every queue and ring (marking where each slot is), then
  * every slot, and puts each one where its state says, with the count its
  * state says: orphaned queued tasks go back to the inject queue (a task that
@@ -48,8 +51,11 @@
  * (arena.c is not a pure header; the checker's blocks have no arena).
  *
  * Not covered here (yet): arena blocks whose only holder died (a BlobView or
- * an encoded payload not yet in a slot), and the relay budget held by a dead
- * client between acquire and submit.  The inspector shows both.
+ * an encoded payload not yet in a slot), and a budget unit a live client
+ * obtained in acquire's slow path, which sleeps outside sections: taken
+ * while the world is stopped, it is not in client.units yet and is counted
+ * free, so the budget can exceed its capacity by one per such client
+ * (docs/design.md).  The inspector shows both.
  *
  * Mutants for the checker (first drafts it catches, docs/checking.md):
  * SHMRT_MUTANT_RECLAIM_UNCLAIM un-claims a dead thief's batch;
