@@ -364,8 +364,18 @@ class Client(cf.Executor):
     def _check_stopped(self) -> None:
         """The harvester slept its full period: is the runtime still there?"""
         if self._pending and not self._runtime_running():
-            self._fail_pending(BrokenPool(f"runtime {self.name!r} stopped or its "
-                                          "coordinator died"))
+            self._fail_pending(self._stopped_error("stopped or its coordinator died"))
+
+    def _stopped_error(self, what: str) -> BaseException:
+        """BrokenPool for a runtime that is not running: naming the corrupt
+        region when the runtime marked itself broken (broken.c)."""
+        try:
+            reason = self._seg.broken_reason()
+        except Exception:  # the segment is gone: nothing more to say
+            reason = None
+        if reason:
+            return BrokenPool(f"runtime {self.name!r} is broken: {reason}")
+        return BrokenPool(f"runtime {self.name!r} {what}")
 
     def __del__(self) -> None:
         """Dropped without shutdown(): nothing can wait for its futures any
@@ -400,7 +410,7 @@ class Client(cf.Executor):
         while self._pending:
             cf.wait(list(self._pending.values()), timeout=0.5)
             if not self._runtime_running():
-                self._fail_pending(BrokenPool(f"runtime {self.name!r} stopped"))
+                self._fail_pending(self._stopped_error("stopped"))
 
     def _runtime_running(self) -> bool:
         """Run state RUNNING and (for a connected client) a live coordinator:

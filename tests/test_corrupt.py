@@ -248,3 +248,20 @@ def test_inspector_names_the_corrupt_region(capsys: pytest.CaptureFixture[str]) 
     finally:
         unlink(sname)
         s.close()
+
+
+def test_a_connected_clients_futures_name_the_region(tmp_path: Any) -> None:
+    """Clients are woken when the runtime breaks, and their pending futures
+    fail with BrokenPool naming the region (not a bare 'stopped')."""
+    name = f"brk-{os.getpid()}"
+    with shmrt.Pool(1, name=name) as pool:
+        c = shmrt.connect(name)
+        try:
+            slow = [c.submit(time.sleep, 5) for _ in range(3)]
+            pool._seg.mark_broken("client ring 1: cell 0 holds slot index 77 (test)")
+            done, pending = wait(slow, timeout=30)
+            assert not pending
+            msgs = {str(f.exception()) for f in done}
+            assert all("client ring 1: cell 0" in m for m in msgs), msgs
+        finally:
+            c.shutdown(wait=False)

@@ -16,12 +16,9 @@
  *        the header (broken_reason), then its length with release order.
  *     2. Wake every futex in the segment: workers' park_seq, send workers'
  *        seq, the relay's done_seq and waiter entries, the shutdown and
- *        reclaim words.  Nobody sleeps through it.  Clients' seq words are
- *        left alone: a client's harvester looks at the run state whenever it
- *        sleeps 0.5 s without a completion (client.py), and woken at once it
- *        would fail its futures with a plain "runtime stopped" before the
- *        coordinator fails them with the reason; no client thread sleeps
- *        longer than that.
+ *        reclaim words, and the clients' seq words.  Nobody sleeps through it:
+ *        a woken client's harvester fails its pending futures with
+ *        BrokenPool naming the reason (client.py reads broken_reason).
  *   the wrapper then raises SegmentError(reason) (seg_corrupt).
  *
  * What follows is Python's: workers stop once the run state is not RUNNING

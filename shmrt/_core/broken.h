@@ -11,8 +11,8 @@
  *     1. CAS the run state to RUN_BROKEN (SeqCst; from anything but STOPPED
  *        or BROKEN).  The first writer wins: it stores the reason text in
  *        the header (broken_reason), then its length with release order.
- *     2. broken_wake_everyone: every futex in the segment but the clients'
- *        seq words (broken.c says why those are left alone).
+ *     2. broken_wake_everyone: every futex in the segment, the clients' seq
+ *        words included (a woken client fails its futures with the reason).
  *   ring_validate(...)  the whole of a quiescent ring is in a state the
  *     protocol can produce (the reclaim checks before it repairs).
  */
@@ -54,6 +54,17 @@ static inline void broken_wake_everyone(const layout_t *L) {
     sendq_wake_all(L);
 }
 
+/* Clients too: a woken harvester sees the run state and fails its pending
+ * futures with the reason (client.py _stopped_error reads broken_reason). */
+static inline void broken_wake_clients(const layout_t *L) {
+    for (u64 i = 0; i < L->n_clients; i++) {
+        client_t *c = lay_client(L, i);
+        if (!LOAD_ACQ(&c->pid)) continue;
+        FETCH_ADD_SEQ(&c->seq, 1); /* pairs with client_wait's read of seq */
+        futex_wake_u32(&c->seq, BROKEN_WAKE_ALL);
+    }
+}
+
 /* Mark the runtime broken with `text` (first reason wins) and wake
  * everyone.  1 if this call moved the run state to RUN_BROKEN.  An observer
  * (a read-only mapping) reports, never marks: 0. */
@@ -79,6 +90,7 @@ static inline int broken_mark(const layout_t *L, const char *text) {
         STORE_REL(&h->broken_len, (u64)n ? (u64)n : 1); /* pairs with broken_reason's acquire */
     }
     broken_wake_everyone(L);
+    broken_wake_clients(L);
     return won;
 }
 
