@@ -49,6 +49,21 @@
 
 enum { BUDGET_OK = 0, BUDGET_FULL = 1, BUDGET_TIMEOUT = 2 };
 
+/* The extension's hooks (relay.c): budget_acquire sleeps, so each stretch
+ * between two sleeps is one protocol step there (section.h), and `units`
+ * (the client's record of units in hand) is bumped in the step that takes
+ * the unit.  A crash reclaim therefore never finds a unit that is neither
+ * free, in a packet, in a client's record nor handed to a live waiter.
+ * The checker keeps the defaults. */
+#ifndef BUDGET_STEP_PAUSE
+#define BUDGET_STEP_PAUSE()  /* leave the step: about to sleep */
+#define BUDGET_STEP_RESUME() /* a step again */
+#endif
+static inline int budget_got(u64 *units) {
+    if (units) FETCH_ADD_RLX(units, 1); /* published when the step ends (release) */
+    return BUDGET_OK;
+}
+
 static inline int budget_try(relay_t *r) {
     u64 v = LOAD_SEQ(&r->avail); /* pairs with release's SeqCst add */
     while (v > 0)
@@ -120,10 +135,10 @@ static inline waiter_t *budget_claim_waiter(const layout_t *L, u64 pid, u64 *wid
 /* Acquire one unit: BUDGET_OK, BUDGET_FULL (nowait) or BUDGET_TIMEOUT.
  * timeout < 0: wait as long as it takes.  pid: ours, to claim an entry. */
 static inline int budget_acquire(const layout_t *L, relay_t *r, u64 pid, double timeout,
-                                 int nowait) {
+                                 int nowait, u64 *units) {
     if (budget_try(r)) {
         FETCH_ADD_RLX(&r->fast, 1);
-        return BUDGET_OK;
+        return budget_got(units);
     }
     if (nowait) {
         FETCH_ADD_RLX(&r->full, 1);
@@ -134,13 +149,15 @@ static inline int budget_acquire(const layout_t *L, relay_t *r, u64 pid, double 
     waiter_t *w = budget_claim_waiter(L, pid, &widx);
     if (!w) { /* more blocked threads than entries: poll (counted as spurious) */
         for (;;) {
-            if (budget_try(r)) return BUDGET_OK;
+            if (budget_try(r)) return budget_got(units);
             if (deadline >= 0 && (double)now_ns() * 1e-9 >= deadline) {
                 FETCH_ADD_RLX(&r->timeouts, 1);
                 return BUDGET_TIMEOUT;
             }
             FETCH_ADD_RLX(&r->spurious, 1);
+            BUDGET_STEP_PAUSE();
             os_nap_ns(50000);
+            BUDGET_STEP_RESUME();
         }
     }
     int rc = BUDGET_OK;
@@ -151,7 +168,9 @@ static inline int budget_acquire(const layout_t *L, relay_t *r, u64 pid, double 
         if (ring_push_inl(lay_fifo(r), fifo_cap(L->n_waiters),
                           (widx << TOKEN_GEN_BITS) | (gen & TOKEN_GEN_MASK))) {
             STORE_SEQ(&w->state, me | WT_CANCELLED); /* FIFO full of stale tokens */
+            BUDGET_STEP_PAUSE();
             os_nap_ns(50000);
+            BUDGET_STEP_RESUME();
             if (budget_try(r)) goto done;
             continue;
         }
@@ -178,8 +197,10 @@ static inline int budget_acquire(const layout_t *L, relay_t *r, u64 pid, double 
                 }
                 goto done; /* else: woken just now, we hold the unit */
             }
+            BUDGET_STEP_PAUSE();
             int woke = futex_wait_u32(&w->state, (u32)(me | WT_WAITING),
                                       left < BUDGET_SAFETY_TIMEOUT_S ? left : BUDGET_SAFETY_TIMEOUT_S);
+            BUDGET_STEP_RESUME();
             u64 st = LOAD_SEQ(&w->state); /* pairs with the releaser's CAS */
             if ((st & WT_MASK) == WT_WOKEN) goto done;
             if (woke) {
@@ -198,7 +219,8 @@ static inline int budget_acquire(const layout_t *L, relay_t *r, u64 pid, double 
         }
     }
 done:
-    STORE_REL(&w->pid, 0);
+    if (rc == BUDGET_OK) budget_got(units); /* the unit is ours: counted before ... */
+    STORE_REL(&w->pid, 0);                  /* ... the entry (a WOKEN one held it) is freed */
     return rc;
 }
 

@@ -51,11 +51,9 @@
  * (arena.c is not a pure header; the checker's blocks have no arena).
  *
  * Not covered here (yet): arena blocks whose only holder died (a BlobView or
- * an encoded payload not yet in a slot), and a budget unit a live client
- * obtained in acquire's slow path, which sleeps outside sections: taken
- * while the world is stopped, it is not in client.units yet and is counted
- * free, so the budget can exceed its capacity by one per such client
- * (docs/design.md).  The inspector shows both.
+ * an encoded payload not yet in a slot).  The inspector shows them.  (A
+ * unit taken in acquire's slow path is counted in client.units in the step
+ * that takes it: budget.h's step hooks, relay.c.)
  *
  * Mutants for the checker (first drafts it catches, docs/checking.md):
  * SHMRT_MUTANT_RECLAIM_UNCLAIM un-claims a dead thief's batch;
@@ -351,9 +349,10 @@ static inline void reclaim_fix_local(const layout_t *L, reclaim_t *rc, reclaim_c
     if (t) reclaim_mark_slot(L, rc, out, t - 1, RC_M_TAKEN);
 }
 
-/* Is `val` published in ring r (from deq on)?  The relay's waiter FIFO is
- * not quiescent (acquire's slow path sleeps outside sections): a value
- * popped meanwhile reads as absent, which only makes a token pushed twice. */
+/* Is `val` published in ring r (from deq on)?  Its waiters sleep outside
+ * sections, but every FIFO push and pop is inside one, so the FIFO is
+ * quiescent here; a value missed anyway would only make a token pushed
+ * twice, which releasers skip as stale. */
 static inline int reclaim_ring_holds(ring_t *r, u64 cap, u64 val) {
     u64 pos = LOAD_ACQ(&r->deq); /* pairs with ring_hint_advance */
     for (u64 i = 0; i < 2 * cap; i++, pos++) { /* two laps: reclaim_mark_ring */

@@ -33,6 +33,13 @@
  * too.  Same handshake: push-then-check on both sides.
  */
 #include "core.h"
+/* budget.h's slow path sleeps: each stretch between sleeps is a protocol step
+ * (section.h) of the acquiring thread's Segment, set in acquire() below. */
+#include "core.h"
+#include "section.h"
+static __thread SegmentObject *budget_step_seg;
+#define BUDGET_STEP_PAUSE() section_leave(budget_step_seg)
+#define BUDGET_STEP_RESUME() section_enter(budget_step_seg)
 #include "budget.h"
 #include "sendq.h"
 #include "crash.h"
@@ -97,7 +104,11 @@ static void sem_release_one(SegmentObject *s, relay_t *r) { budget_release_one(&
 
 /* 0 acquired, 1 full (nowait), 2 timed out.  Runs without the GIL. */
 static int acquire(SegmentObject *s, relay_t *r, double timeout, int nowait) {
-    return budget_acquire(&s->L, r, (u64)getpid(), timeout, nowait);
+    budget_step_seg = s;
+    section_enter(s);
+    int rc = budget_acquire(&s->L, r, (u64)getpid(), timeout, nowait, s->units);
+    section_leave(s);
+    return rc;
 }
 
 /* relay_acquire(timeout=-1, nowait=False) -> 0 ok, 1 full, 2 timeout */
@@ -133,21 +144,14 @@ static PyObject *R_acquire(SegmentObject *s, PyObject *args) {
     }
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    /* The slow path sleeps, so it is not one step; a unit it obtains is
-     * counted just after.  A reclaim in between counts that unit free: the
-     * budget can then exceed its capacity by the acquirers caught there
-     * (never fall short of it, which would stall). */
+    /* The slow path sleeps: its stretches between sleeps are steps, and the
+     * unit it obtains is counted in the step that takes it (budget.h). */
     /* in slices: a runtime that breaks meanwhile ends the wait (broken.c) */
     double end = timeout >= 0 ? (double)now_ns() * 1e-9 + timeout : -1;
     for (;;) {
         double left = end >= 0 ? end - (double)now_ns() * 1e-9 : ACQUIRE_SLICE_S;
         rc = acquire(s, r, left < 0 ? 0 : left < ACQUIRE_SLICE_S ? left : ACQUIRE_SLICE_S, nowait);
         if (rc != BUDGET_TIMEOUT || seg_broken(s) || (end >= 0 && left <= ACQUIRE_SLICE_S)) break;
-    }
-    if (rc == 0) {
-        section_enter(s);
-        unit_taken(s);
-        section_leave(s);
     }
     Py_END_ALLOW_THREADS
     if (rc == BUDGET_TIMEOUT && seg_broken(s)) return seg_raise_broken(s);

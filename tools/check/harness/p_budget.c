@@ -60,7 +60,7 @@ static void units(int tid, int d) {
 static void thread(int tid) {
     const layout_t *L = &chk_L;
     if (tid < 2) {
-        int rc = budget_acquire(L, R, CHK_PID_CLIENT(tid), -1, 0);
+        int rc = budget_acquire(L, R, CHK_PID_CLIENT(tid), -1, 0, NULL);
         CHK_ASSERT(rc == BUDGET_OK, "T%d: acquire returned %d", tid, rc);
         units(tid, 1);
         got[tid] = 1;
