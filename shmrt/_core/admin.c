@@ -299,10 +299,8 @@ static PyObject *A_crash_task(SegmentObject *s, PyObject *args) {
 
 /* retry_task(key): RUNNING -> NOTIFIED, back on the inject queue */
 static PyObject *A_retry_task(SegmentObject *s, PyObject *arg) {
-    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
     u64 idx;
-    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    slot_t *sl = slot_for_key(s, key, &idx);
+    slot_t *sl = slot_of_key_arg(s, arg, 1, &idx);
     if (!sl) return NULL;
     if (transition_to_notified_retry(&sl->state) != TR_OK)
         return seg_corrupt(s, "slot %llu: state %#llx is not running, cannot retry",

@@ -81,6 +81,7 @@ extern PyMethodDef admin_methods[];
 int drop_ref(SegmentObject *s, u64 idx);
 int drop_handle_ref(SegmentObject *s, u64 idx);
 slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx);
+slot_t *slot_of_key_arg(SegmentObject *s, PyObject *arg, int need_write, u64 *idx);
 int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b,
                   long long result_blob);
 int sched_notify(SegmentObject *s);

@@ -24,10 +24,8 @@
 /* request_kill(key) -> 0 cancelled before it ran, 1 kill requested (it is
  * running), 2 already complete */
 static PyObject *K_request_kill(SegmentObject *s, PyObject *arg) {
-    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
     u64 idx;
-    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    slot_t *sl = slot_for_key(s, key, &idx);
+    slot_t *sl = slot_of_key_arg(s, arg, 1, &idx);
     if (!sl) return NULL;
     tr_t r = transition_to_cancelled(&sl->state);
     if (r == TR_OK) { /* not started: an ordinary cancel */
@@ -76,10 +74,8 @@ static PyObject *K_to_kill(SegmentObject *s, PyObject *args) {
 /* task_flags(key) -> the slot's SLOT_F_* flags (the coordinator, for a dead
  * worker's task: was it killed on purpose?) */
 static PyObject *K_task_flags(SegmentObject *s, PyObject *arg) {
-    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
     u64 idx;
-    if (PyErr_Occurred() || seg_check_open(s, 0)) return NULL;
-    slot_t *sl = slot_for_key(s, key, &idx);
+    slot_t *sl = slot_of_key_arg(s, arg, 0, &idx);
     if (!sl) return NULL;
     return Py_BuildValue("(KK)", (unsigned long long)LOAD_ACQ(&sl->flags),
                          (unsigned long long)LOAD_RLX(&sl->limit_ns));

@@ -119,6 +119,14 @@ slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx) {
     return sl;
 }
 
+/* The slot a task key passed from Python names, or NULL with the error set:
+ * the one parse, open check and key check of every method taking a key. */
+slot_t *slot_of_key_arg(SegmentObject *s, PyObject *arg, int need_write, u64 *idx) {
+    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred() || seg_check_open(s, need_write)) return NULL;
+    return slot_for_key(s, key, idx);
+}
+
 /* Fill a freshly allocated slot.  Returns the key. */
 static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
                      long long args_blob, u64 retries, u64 parent, const u64 *packet) {
@@ -435,10 +443,8 @@ static PyObject *T_harvest(SegmentObject *s, PyObject *args) {
 
 /* join_poll(key) -> None while running, else (status, data); drops the handle */
 static PyObject *T_join_poll(SegmentObject *s, PyObject *arg) {
-    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
     u64 idx;
-    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    slot_t *sl = slot_for_key(s, key, &idx);
+    slot_t *sl = slot_of_key_arg(s, arg, 1, &idx);
     if (!sl) return NULL;
     if (!(LOAD_ACQ(&sl->state) & S_COMPLETE)) Py_RETURN_NONE; /* pairs with complete */
     PyObject *res = take_result(s, idx, sl);
@@ -448,20 +454,16 @@ static PyObject *T_join_poll(SegmentObject *s, PyObject *arg) {
 
 /* join_register(key) -> bool: ask for a wake on completion; False if done */
 static PyObject *T_join_register(SegmentObject *s, PyObject *arg) {
-    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
     u64 idx;
-    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    slot_t *sl = slot_for_key(s, key, &idx);
+    slot_t *sl = slot_of_key_arg(s, arg, 1, &idx);
     if (!sl) return NULL;
     return PyBool_FromLong(set_join_waker(&sl->state) == TR_OK);
 }
 
 /* cancel(key) -> 0 cancelled (handle dropped), 1 running, 2 complete */
 static PyObject *T_cancel(SegmentObject *s, PyObject *arg) {
-    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
     u64 idx;
-    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    slot_t *sl = slot_for_key(s, key, &idx);
+    slot_t *sl = slot_of_key_arg(s, arg, 1, &idx);
     if (!sl) return NULL;
     tr_t r = transition_to_cancelled(&sl->state);
     if (r == TR_OK) {
@@ -478,20 +480,16 @@ static PyObject *T_cancel(SegmentObject *s, PyObject *arg) {
 
 /* task_state(key) -> the task's state word (read-only; a stale key raises) */
 static PyObject *T_state(SegmentObject *s, PyObject *arg) {
-    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
     u64 idx;
-    if (PyErr_Occurred() || seg_check_open(s, 0)) return NULL;
-    slot_t *sl = slot_for_key(s, key, &idx);
+    slot_t *sl = slot_of_key_arg(s, arg, 0, &idx);
     if (!sl) return NULL;
     return PyLong_FromUnsignedLongLong(LOAD_ACQ(&sl->state)); /* pairs with the transitions */
 }
 
 /* release(key): drop a handle without reading the result */
 static PyObject *T_release(SegmentObject *s, PyObject *arg) {
-    unsigned long long key = PyLong_AsUnsignedLongLong(arg);
     u64 idx;
-    if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    slot_t *sl = slot_for_key(s, key, &idx);
+    slot_t *sl = slot_of_key_arg(s, arg, 1, &idx);
     if (!sl) return NULL;
     unset_join_interest(&sl->state);
     drop_ref(s, idx);
