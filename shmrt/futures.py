@@ -42,28 +42,24 @@ class _InterruptSafeCondition(threading.Condition):
         return self._lock.__exit__  # type: ignore[attr-defined]
 
 
-class TaskFuture(cf.Future):
-    """A concurrent.futures.Future whose result() first polls shared memory.
+class SharedConditionFuture(cf.Future):
+    """A concurrent.futures.Future that shares its executor's Condition.
 
-    All futures of one client share the client's Condition: creating a
-    Condition (and its RLock) per future cost more than the whole submit.
-    ``notify_all`` on completion may wake a waiter of another future, so
-    result() and exception() loop until their own future is done (the base
-    class waits once and would report a timeout)."""
+    Creating a Condition (and its RLock) per future cost more than a whole
+    submit.  ``notify_all`` on completion may then wake a waiter of another
+    future, so result() and exception() loop until their own future is done
+    (the base class waits once and would report a timeout).  Used by the
+    local pools (TaskFuture) and the Ray backend (shmrt.cluster)."""
 
-    def __init__(self, client: Any, key: int):  # a Client  # no super().__init__: see above
-        self._condition = client._cond
+    def __init__(self, cond: Any):  # no super().__init__: see above
+        self._condition = cond
         self._state = "PENDING"
         self._result = None
         self._exception = None
         self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = []
-        self._client = client
-        self._key = key
 
     def _wait_done(self, timeout: float | None) -> None:
-        if self._state == "PENDING":
-            self._client._spin_for(self)
         if self._state in _DONE:
             return
         end = None if timeout is None else time.monotonic() + timeout
@@ -81,6 +77,21 @@ class TaskFuture(cf.Future):
     def exception(self, timeout: float | None = None) -> BaseException | None:
         self._wait_done(timeout)
         return super().exception(0)
+
+
+class TaskFuture(SharedConditionFuture):
+    """A shmrt task's future: result() first polls the client's completion
+    ring in shared memory (client_spin) before it waits."""
+
+    def __init__(self, client: Any, key: int):  # a Client
+        super().__init__(client._cond)
+        self._client = client
+        self._key = key
+
+    def _wait_done(self, timeout: float | None) -> None:
+        if self._state == "PENDING":
+            self._client._spin_for(self)
+        super()._wait_done(timeout)
 
     def kill(self) -> bool:
         """Force-cancel: a task not started yet is cancelled (as cancel());

@@ -51,8 +51,9 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..futures import SharedConditionFuture
 from . import payload
-from .dispatch import DONE, Dispatcher, Task, broken_pool
+from .dispatch import Dispatcher, Task, broken_pool
 from .stealing import StealPolicy
 
 START_TIMEOUT_S = 120.0
@@ -69,38 +70,10 @@ def import_ray() -> Any:
     return ray
 
 
-class ClusterFuture(cf.Future):
-    """A concurrent.futures.Future sharing its pool's Condition (one
-    Condition per future costs more than the submit), as shmrt's local
-    TaskFuture does: result() and exception() loop until their own future
-    is done.  ``running()`` is True once the task was dealt to a node."""
-
-    def __init__(self, cond: threading.Condition):  # no super().__init__: see above
-        self._condition = cond
-        self._state = "PENDING"
-        self._result = None
-        self._exception = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Any] = []
-
-    def _wait_done(self, timeout: float | None) -> None:
-        if self._state in DONE:
-            return
-        end = None if timeout is None else time.monotonic() + timeout
-        with self._condition:
-            while self._state not in DONE:
-                left = None if end is None else end - time.monotonic()
-                if left is not None and left <= 0:
-                    raise cf.TimeoutError()
-                self._condition.wait(left)
-
-    def result(self, timeout: float | None = None) -> Any:
-        self._wait_done(timeout)
-        return super().result(0)
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._wait_done(timeout)
-        return super().exception(0)
+class ClusterFuture(SharedConditionFuture):
+    """A task's future on the cluster: it shares its pool's Condition, as a
+    local TaskFuture does (shmrt.futures).  ``running()`` is True once the
+    task was dealt to a node."""
 
 
 class RayPool(cf.Executor):
