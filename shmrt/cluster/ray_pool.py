@@ -51,7 +51,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..futures import SharedConditionFuture
+from ..futures import SharedConditionFuture, _each
 from . import payload
 from .dispatch import Dispatcher, Task, broken_pool
 from .stealing import StealPolicy
@@ -294,21 +294,6 @@ def _check_pool_options(options: dict[str, Any]) -> None:
     bad = sorted(k for k in options if k not in params or k in ours)
     if bad:
         raise TypeError(f"RayPool got unexpected keyword argument(s) {', '.join(bad)}")
-
-
-def _each(fs: list[cf.Future], end: float | None) -> Iterator[Any]:
-    """Each future's result in order; abandoned or timed out: cancel the
-    rest (those still queued at the driver)."""
-    fs.reverse()
-    try:
-        while fs:
-            if end is None:
-                yield fs.pop().result()
-            else:
-                yield fs.pop().result(end - time.monotonic())
-    finally:
-        for f in fs:
-            f.cancel()
 
 
 _atexit_done = False
