@@ -266,3 +266,13 @@ def descendants(root: int | None = None) -> set[int]:
         frontier = {p for p, pp in parent.items() if pp in frontier} - out
         out |= frontier
     return out
+
+
+_STASH: list[Any] = []
+
+
+def stash(x: Any) -> str:
+    """Keep ``x`` alive in this worker (a view of an arena block stays held
+    after the task); returns where its memory lives."""
+    _STASH.append(x)
+    return backing(x)

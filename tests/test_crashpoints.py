@@ -56,11 +56,12 @@ CLIENT_POINTS = [
 
 def test_every_point_is_tested() -> None:
     """A new crash point must be added to a scenario here (the sender points
-    are exercised in test_relay_crash.py)."""
+    are exercised in test_relay_crash.py, the arena's in test_holds.py)."""
+    from test_holds import ARENA_POINTS
     from test_relay_crash import POINTS as RELAY_POINTS
 
     covered = {p for p, _ in WORKER_POINTS} | {p for p, _ in CLIENT_POINTS}
-    covered |= {p[0] for p in RELAY_POINTS}
+    covered |= {p[0] for p in RELAY_POINTS} | {p for p, _ in ARENA_POINTS}
     assert set(_core.crash_points()) == covered
 
 

@@ -120,6 +120,7 @@ def _image(cfg: dict[str, int] = CFG, **over: int) -> bytearray:
         slots_off=lay.slots_off,
         arena_off=lay.arena_off,
         relay_off=lay.relay_off,
+        holds_off=lay.holds_off,
         owner_uid=UID,
         created_ns=time.time_ns(),
         coord_pid=0,

@@ -13,6 +13,7 @@
  * client_claim point the Segment's busy counter at the process's own record.
  */
 #include "core.h"
+#include "holds.h"
 #include "section.h"
 #include "queue.h"
 #include "state.h"
@@ -122,6 +123,7 @@ static PyObject *A_client_claim(SegmentObject *s, PyObject *args) {
             s->busy = &c->busy; /* from here our steps are sections (section.h) */
             s->units = &c->units;
             section_enter(s);
+            arena_set_holds(s, lay_holds(&s->L, hold_rec_client(&s->L, i)));
             if (!LOAD_ACQ(&c->ring_ready)) { /* first claim of this entry ever */
                 ring_init(client_ring(c), s->L.inject_cap);
                 STORE_REL(&c->ring_ready, 1); /* pairs with the reclaim's acquire */
@@ -173,11 +175,26 @@ static PyObject *A_client_release(SegmentObject *s, PyObject *arg) {
         n++;
     }
     section_leave(s);
-    if (s->busy == &c->busy) s->busy = NULL;
+    s->release_cid = cid + 1;
+    /* Views of arena blocks still alive in this process keep the record
+     * (its hold table names them) until the last one goes (arena.c). */
+    if (!s->holds || !LOAD_RLX(&s->holds->count) || s->busy != &c->busy)
+        client_release_finish(s);
+    return PyLong_FromLong(n);
+}
+
+/* The second half of a client's release: the entry can be claimed again. */
+void client_release_finish(SegmentObject *s) {
+    client_t *c = s->release_cid ? client_at(s, s->release_cid - 1) : NULL;
+    s->release_cid = 0;
+    if (!c) return;
+    if (s->busy == &c->busy) {
+        s->busy = NULL;
+        s->holds = NULL;
+    }
     if (s->units == &c->units) s->units = NULL;
     STORE_RLX(&c->busy, 0);
-    STORE_REL(&c->pid, 0);
-    return PyLong_FromLong(n);
+    STORE_REL(&c->pid, 0); /* pairs with the next claim's CAS */
 }
 
 /* client_spin(cid, budget_s) -> bool: poll the completion ring with the GIL
@@ -272,6 +289,7 @@ static PyObject *A_worker_register(SegmentObject *s, PyObject *args) {
     STORE_RLX(&w->busy, 0);
     s->busy = &w->busy; /* from here our steps are sections (section.h) */
     section_enter(s);
+    arena_set_holds(s, lay_holds(&s->L, hold_rec_worker(&s->L, wid)));
     STORE_SEQ(&w->state, (u64)W_RUNNING);
     section_leave(s);
     Py_RETURN_NONE;

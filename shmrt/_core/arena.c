@@ -13,11 +13,15 @@
  * fragmentation when a workload's sizes drift; statistics() shows live and
  * carved bytes.
  *
- * A block's refs count its owners: the slot that carries it (args or result)
- * and every BlobView over it.  The last release pushes it on its class's
- * free stack.  So a numpy array unpickled on top of a BlobView keeps its
- * memory alive for exactly as long as the array lives: zero-copy without
- * use-after-free.
+ * A block's refs count its holders: the slot that carries it (args or
+ * result), the function entry whose callable it is, and every process
+ * holding views of it, once per process (holds.h: each process writes the
+ * blocks it holds into its record's hold table, so the crash reclaim can
+ * drop a dead process's references).  The last release pushes it on its
+ * class's free stack.  So a numpy array unpickled on top of a BlobView keeps
+ * its memory alive for exactly as long as the array lives, in any process:
+ * zero-copy without use-after-free, and without a leak when that process
+ * is killed.
  *
  * Offsets are arena-relative block offsets (multiples of 64) on the wire, and
  * every one read back is checked: inside the arena, aligned, header magic and
@@ -25,27 +29,17 @@
  */
 #include "core.h"
 #include "freestack.h"
+#include "holds.h"
+#include "section.h"
 
-u64 arena_class_size(u64 c) {
-    return (c & 1) ? (u64)(ARENA_MIN_BLOCK * 3 / 2) << (c / 2) : (u64)ARENA_MIN_BLOCK << (c / 2);
-}
+u64 arena_class_size(u64 c) { return arena_class_bytes(c); }
+
+static block_t *block_at(SegmentObject *s, u64 off) { return lay_block(&s->L, off); }
 
 static int class_for(u64 need) {
     for (int c = 0; c < ARENA_CLASSES; c++)
-        if (need <= arena_class_size((u64)c)) return c;
+        if (need <= arena_class_bytes((u64)c)) return c;
     return -1;
-}
-
-static block_t *block_at(SegmentObject *s, u64 off) {
-    if (off % CACHE_LINE || s->L.arena_size < BLOCK_HEADER_SIZE ||
-        off > s->L.arena_size - BLOCK_HEADER_SIZE)
-        return NULL;
-    block_t *b = (block_t *)(s->L.base + s->L.arena_off + off);
-    u64 mc = LOAD_RLX(&b->magic_class);
-    u64 c = mc & 0xffffffffULL;
-    if ((mc >> 32) != BLOCK_MAGIC || c >= ARENA_CLASSES) return NULL;
-    if (arena_class_size(c) > s->L.arena_size - off) return NULL;
-    return b;
 }
 
 /* fs_pop's link check: the `next` word of block number top (offset / 64 + 1),
@@ -72,6 +66,7 @@ static long long pop_free(SegmentObject *s, int c) {
         return -2;
     }
     if (!top) return -1;
+    CRASH_POINT(CP_BLOCK_POP);
     u64 off = (top - 1) * CACHE_LINE;
     block_t *b = block_at(s, off);
     u64 refs = LOAD_ACQ(&b->refs); /* pairs with the last release's CAS */
@@ -104,7 +99,11 @@ long long arena_alloc_block(SegmentObject *s, u64 len) {
                 return -2;
             }
             if (size > s->L.arena_size - bump) break;
+            /* write-ahead for the reclaim's walk (holds.h): if we die
+             * between the CAS and the header, this says how big the hole is */
+            if (s->holds) STORE_RLX(&s->holds->carving, (HOLD_TOP(bump) << 8) | (u64)c);
             if (CAS_ACQREL(&h->arena_bump, &bump, bump + size)) {
+                CRASH_POINT(CP_CARVE);
                 /* ours now, and never carved before: its header is still
                  * zero (the segment starts zeroed); a magic there means the
                  * pointer was moved back over live blocks */
@@ -119,6 +118,7 @@ long long arena_alloc_block(SegmentObject *s, u64 len) {
                 break;
             }
         }
+        if (s->holds) STORE_RLX(&s->holds->carving, 0);
     }
     for (int cc = c + 1; off < 0 && cc < ARENA_CLASSES; cc++) { /* all carved: a bigger one */
         off = pop_free(s, cc);
@@ -142,23 +142,40 @@ char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out) {
     return (char *)b + BLOCK_HEADER_SIZE;
 }
 
-/* Drop one reference; the last one frees the block.  Returns 0, or -1 for a
- * bad offset / refcount (nothing is changed then; the caller knows whether
- * the offset came from shared memory, i.e. whether that is corruption). */
+/* Drop a slot's or a function entry's reference; the last one frees the
+ * block.  Returns 0, or -1 for a bad offset / refcount (nothing is changed
+ * then; the caller knows whether the offset came from shared memory, i.e.
+ * whether that is corruption). */
 int arena_release_block(SegmentObject *s, u64 off) {
     block_t *b = block_at(s, off);
-    if (!b) return -1;
-    u64 r = LOAD_RLX(&b->refs);
-    for (;;) {
-        if (r == 0) return -1; /* never underflow */
-        if (CAS_ACQREL(&b->refs, &r, r - 1)) break; /* last dropper sees all writes */
-    }
-    if (r != 1) return 0;
-    u64 c = LOAD_RLX(&b->magic_class) & 0xffffffffULL;
-    header_t *h = HDR(s);
-    FETCH_SUB_ACQREL(&h->arena_live_bytes, arena_class_size(c));
-    fs_push(&h->arena_free[c], &b->next, off / CACHE_LINE + 1); /* pairs with pop_free */
-    return 0;
+    return b ? block_unref(&s->L, off, b) : -1;
+}
+
+/* The offset a caller hands to a slot (submit, finish) must be a block this
+ * process holds (from blob_alloc): 0, or -1 with SegmentError set. */
+int arena_check_held(SegmentObject *s, long long off, const char *what) {
+    if (off < 0 || hold_check(&s->L, s->holds, (u64)off) == HOLD_OK) return 0;
+    PyErr_Format(SegmentError, "%s block at arena offset %lld is not one this process holds",
+                 what, off);
+    return -1;
+}
+
+/* ...and in the step that stores it in the slot, one of our references on
+ * it becomes the slot's (holds.h hold_give). */
+int arena_give(SegmentObject *s, long long off, const char *what) {
+    if (off < 0 || hold_give(&s->L, s->holds, (u64)off) == HOLD_OK) return 0;
+    PyErr_Format(SegmentError, "%s block at arena offset %lld is not one this process holds",
+                 what, off);
+    return -1;
+}
+
+/* This process's record (claimed or registered): from here its references
+ * are in the record's table.  A table left by a dead owner no recount
+ * cleared has its references dropped first (holds.h hold_drop_stale). */
+void arena_set_holds(SegmentObject *s, holds_t *t) {
+    if (t && (LOAD_RLX(&t->count) || LOAD_RLX(&t->used)) && hold_drop_stale(&s->L, t) < 0)
+        seg_mark_broken(s, "hold table: a stale entry names no live block");
+    s->holds = t;
 }
 
 /* ---- BlobView ------------------------------------------------------------ */
@@ -171,34 +188,11 @@ typedef struct {
     int readonly;
 } BlobViewObject;
 
-/* A view of a block a slot carries (args or result): the offset and the
- * block come from shared memory, so a bad one is corruption (broken.c). */
-PyObject *blobview_slot(SegmentObject *s, u64 idx, u64 off, const char *what) {
-    u64 len;
-    block_t *b = block_at(s, off);
-    if (!b || !arena_block_data(s, off, &len) || (s->L.writable && !LOAD_RLX(&b->refs)))
-        return seg_corrupt(s, "slot %llu: %s block at arena offset %llu is not a live block",
-                           (unsigned long long)idx, what, (unsigned long long)off);
-    return blobview_new(s, off);
-}
-
-PyObject *blobview_new(SegmentObject *s, u64 off) {
-    u64 len;
-    char *data = arena_block_data(s, off, &len);
-    block_t *b = block_at(s, off);
-    if (!data || !b) return PyErr_Format(SegmentError, "bad arena block offset %llu", off);
-    u64 r = LOAD_RLX(&b->refs);
-    /* take our own reference; refuse a dead block.  A read-only mapping
-     * cannot (it is an observer: the block may be recycled under it). */
-    for (; s->L.writable;) {
-        if (r == 0) return PyErr_Format(SegmentError, "arena block %llu already freed", off);
-        if (CAS_ACQREL(&b->refs, &r, r + 1)) break;
-    }
+/* The view object over block off, on a local reference the caller took
+ * (or none: a read-only mapping is an observer). */
+static PyObject *blobview_wrap(SegmentObject *s, u64 off, char *data, u64 len) {
     BlobViewObject *v = PyObject_New(BlobViewObject, &BlobView_Type);
-    if (!v) {
-        if (s->L.writable) arena_release_block(s, off);
-        return NULL;
-    }
+    if (!v) return NULL;
     Py_INCREF(s);
     v->seg = s;
     v->off = off;
@@ -209,14 +203,72 @@ PyObject *blobview_new(SegmentObject *s, u64 off) {
     return (PyObject *)v;
 }
 
+/* Drop one local reference (a view, an offset in hand); the caller is in a
+ * section.  -1: we held none on off. */
+static int arena_put(SegmentObject *s, u64 off) { return hold_put(&s->L, s->holds, off); }
+
+/* A view of a block a slot carries (args or result): the offset and the
+ * block come from shared memory, so a bad one is corruption (broken.c).
+ * Called inside the step that reads the slot.  When this process's hold
+ * table is full, the payload is copied into bytes instead (decode takes
+ * either). */
+PyObject *blobview_slot(SegmentObject *s, u64 idx, u64 off, const char *what) {
+    u64 len;
+    char *data = arena_block_data(s, off, &len);
+    block_t *b = block_at(s, off);
+    if (!data || !b || (s->L.writable && !LOAD_RLX(&b->refs)))
+        return seg_corrupt(s, "slot %llu: %s block at arena offset %llu is not a live block",
+                           (unsigned long long)idx, what, (unsigned long long)off);
+    if (!s->L.writable) return blobview_wrap(s, off, data, len);
+    int r = hold_get(&s->L, s->holds, off);
+    if (r == HOLD_FULL) return PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    if (r != HOLD_OK)
+        return seg_corrupt(s, "slot %llu: %s block at arena offset %llu is not a live block",
+                           (unsigned long long)idx, what, (unsigned long long)off);
+    PyObject *v = blobview_wrap(s, off, data, len);
+    if (!v) arena_put(s, off);
+    return v;
+}
+
+/* A view of block off named by the caller (blob_view): refused if the block
+ * is not live, or if the hold table is full. */
+PyObject *blobview_new(SegmentObject *s, u64 off) {
+    u64 len;
+    char *data = arena_block_data(s, off, &len);
+    if (!data) return PyErr_Format(SegmentError, "bad arena block offset %llu", off);
+    if (s->L.writable) {
+        int r = hold_get(&s->L, s->holds, off);
+        if (r == HOLD_FULL)
+            return PyErr_Format(SegmentError, "this process holds views of %d arena blocks, "
+                                "the most it may (drop some)", HOLD_CAP);
+        if (r != HOLD_OK) return PyErr_Format(SegmentError, "arena block %llu already freed", off);
+    }
+    PyObject *v = blobview_wrap(s, off, data, len);
+    if (!v && s->L.writable) arena_put(s, off);
+    return v;
+}
+
+/* Give a client record back once its last hold is gone (admin.c deferred
+ * the release while views were alive). */
+static void maybe_finish_release(SegmentObject *s) {
+    if (s->release_cid && (!s->holds || !LOAD_RLX(&s->holds->count))) client_release_finish(s);
+}
+
 static void BlobView_dealloc(BlobViewObject *v) {
-    if (v->seg) {
-        v->seg->exports--;
+    SegmentObject *s = v->seg;
+    if (s) {
+        s->exports--;
         /* the view holds a reference: a block that refuses it was scribbled */
-        if (!v->seg->closed && v->seg->L.writable && arena_release_block(v->seg, v->off))
-            seg_mark_broken(v->seg, "arena: block at offset %llu lost the reference of a view",
-                            (unsigned long long)v->off);
-        Py_DECREF(v->seg);
+        if (!s->closed && s->L.writable) {
+            section_enter(s);
+            int bad = arena_put(s, v->off);
+            section_leave(s);
+            if (bad)
+                seg_mark_broken(s, "arena: block at offset %llu lost the reference of a view",
+                                (unsigned long long)v->off);
+            maybe_finish_release(s);
+        }
+        Py_DECREF(s);
     }
     PyObject_Free(v);
 }
@@ -253,17 +305,25 @@ PyTypeObject BlobView_Type = {
 
 /* ---- Python methods ------------------------------------------------------ */
 /* blob_alloc(len) -> (offset, BlobView) writable view for the producer, or
- * None when the arena is exhausted.  The slot-side reference is the one
- * returned by alloc; the view holds a second. */
+ * None when the arena is exhausted.  The process holds two references: the
+ * view's, and the offset's, which submit / finish / relay_submit hand to the
+ * slot (or blob_release drops). */
 static PyObject *AR_blob_alloc(SegmentObject *s, PyObject *arg) {
     unsigned long long len = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
+    if (!holds_room(s->holds))
+        return PyErr_Format(SegmentError, "this process holds %d arena blocks, the most it may "
+                            "(drop some views or arrays)", HOLD_CAP);
     long long off = arena_alloc_block(s, len);
     if (off == -2) return seg_raise_broken(s);
     if (off < 0) Py_RETURN_NONE;
-    PyObject *v = blobview_new(s, (u64)off);
+    u64 n;
+    char *data = arena_block_data(s, (u64)off, &n);
+    hold_adopt(&s->L, s->holds, (u64)off, block_at(s, (u64)off), 2);
+    PyObject *v = blobview_wrap(s, (u64)off, data, n);
     if (!v) {
-        arena_release_block(s, (u64)off);
+        arena_put(s, (u64)off);
+        arena_put(s, (u64)off);
         return NULL;
     }
     return Py_BuildValue("(LN)", off, v);
@@ -272,7 +332,7 @@ static PyObject *AR_blob_alloc(SegmentObject *s, PyObject *arg) {
 static PyObject *AR_blob_release(SegmentObject *s, PyObject *arg) {
     unsigned long long off = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
-    if (arena_release_block(s, off)) return PyErr_Format(SegmentError, "bad blob offset %llu", off);
+    if (arena_put(s, off)) return PyErr_Format(SegmentError, "bad blob offset %llu", off);
     Py_RETURN_NONE;
 }
 
@@ -282,17 +342,70 @@ static PyObject *AR_blob_view(SegmentObject *s, PyObject *arg) {
     return blobview_new(s, off);
 }
 
+SECTIONED(AR_blob_alloc)
+SECTIONED(AR_blob_release)
+SECTIONED(AR_blob_view)
+
 static PyObject *AR_arena_stats(SegmentObject *s, PyObject *unused) {
     if (seg_check_open(s, 0)) return NULL;
     header_t *h = HDR(s);
-    return Py_BuildValue("{sKsKsK}", "size", s->L.arena_size, "carved", LOAD_RLX(&h->arena_bump),
-                         "live", LOAD_RLX(&h->arena_live_bytes));
+    return Py_BuildValue("{sKsKsKsK}", "size", s->L.arena_size, "carved",
+                         LOAD_RLX(&h->arena_bump), "live", LOAD_RLX(&h->arena_live_bytes),
+                         "untracked", LOAD_RLX(&h->arena_untracked));
+}
+
+/* arena_census() -> dict: every carved block, held (refs > 0) or free, and
+ * how many free blocks the free stacks reach.  Exact only when the runtime
+ * is quiescent (tests, a stopped runtime): on a busy one it is a sample.
+ * A block that is free and on no stack, or a hole in the carved area, is a
+ * leak (the crash reclaim's recount repairs both: holds.h). */
+typedef struct {
+    recount_t rc;
+    u64 held, held_bytes, free, free_bytes;
+} census_t;
+
+static int census_visit(const layout_t *L, u64 off, block_t *b, void *ctx) {
+    census_t *c = (census_t *)ctx;
+    u64 size = arena_class_bytes(LOAD_RLX(&b->magic_class) & 0xffffffffULL);
+    if (LOAD_RLX(&b->refs)) {
+        c->held++;
+        c->held_bytes += size;
+    } else {
+        c->free++;
+        c->free_bytes += size;
+    }
+    return 0;
+}
+
+static PyObject *AR_arena_census(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 0)) return NULL;
+    census_t c = {0};
+    char why[BROKEN_REASON_MAX] = "";
+    int bad = arena_walk(&s->L, NULL, &c.rc, census_visit, &c, why, sizeof why);
+    u64 reachable = 0, limit = c.held + c.free;
+    for (int k = 0; !bad && k < ARENA_CLASSES; k++) {
+        u64 top = LOAD_ACQ(&HDR(s)->arena_free[k]) & FS_TOP_MASK; /* pairs with fs_push */
+        for (u64 n = 0; top && n <= limit; n++, reachable++) {
+            block_t *b = block_at(s, (top - 1) * CACHE_LINE);
+            if (!b) {
+                snprintf(why, sizeof why, "arena: free stack %d reaches offset %llu, no block", k,
+                         (unsigned long long)((top - 1) * CACHE_LINE));
+                break;
+            }
+            top = LOAD_ACQ(&b->next) & FS_TOP_MASK;
+        }
+    }
+    return Py_BuildValue("{sKsKsKsKsKss}", "held", c.held, "held_bytes", c.held_bytes, "free",
+                         c.free, "free_bytes", c.free_bytes, "on_free_stacks", reachable,
+                         "error", why);
 }
 
 PyMethodDef arena_methods[] = {
-    {"blob_alloc", (PyCFunction)AR_blob_alloc, METH_O,
+    {"arena_census", (PyCFunction)AR_arena_census, METH_NOARGS,
+     "arena_census() -> dict: held and free blocks, free blocks reachable (exact when quiescent)"},
+    {"blob_alloc", (PyCFunction)AR_blob_alloc_s, METH_O,
      "blob_alloc(len) -> (offset, writable BlobView) | None"},
-    {"blob_release", (PyCFunction)AR_blob_release, METH_O, "blob_release(offset)"},
-    {"blob_view", (PyCFunction)AR_blob_view, METH_O, "blob_view(offset) -> BlobView"},
+    {"blob_release", (PyCFunction)AR_blob_release_s, METH_O, "blob_release(offset)"},
+    {"blob_view", (PyCFunction)AR_blob_view_s, METH_O, "blob_view(offset) -> BlobView"},
     {"arena_stats", (PyCFunction)AR_arena_stats, METH_NOARGS, "arena_stats() -> dict"},
     {NULL}};

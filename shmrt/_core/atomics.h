@@ -109,6 +109,7 @@ void shc_point(int op, const void *addr, int mo, const char *file, int line);
 #define FETCH_ADD_RLX(p, v) SH_FADD((p), (v), __ATOMIC_RELAXED)
 #define FETCH_SUB_ACQREL(p, v) SH_FSUB((p), (v), __ATOMIC_ACQ_REL)
 #define FETCH_SUB_SEQ(p, v) SH_FSUB((p), (v), __ATOMIC_SEQ_CST)
+#define FETCH_SUB_RLX(p, v) SH_FSUB((p), (v), __ATOMIC_RELAXED)
 #define FETCH_OR_ACQREL(p, v) SH_FOR((p), (v), __ATOMIC_ACQ_REL)
 #define FETCH_AND_ACQREL(p, v) SH_FAND((p), (v), __ATOMIC_ACQ_REL)
 #define FETCH_XOR_ACQREL(p, v) SH_FXOR((p), (v), __ATOMIC_ACQ_REL)

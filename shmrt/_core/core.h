@@ -26,6 +26,9 @@ typedef struct {
     u64 *busy;          /* this process's section counter in its own record, once it
                          * has one (section.h); NULL before and after */
     u64 *units;         /* a client's relay budget units in hand (client_t.units) */
+    holds_t *holds;     /* the arena blocks this process holds: its record's table
+                         * (holds.h), set with busy; NULL: untracked references */
+    u64 release_cid;    /* client id + 1 whose release waits for the last hold to go */
 } SegmentObject;
 
 extern PyTypeObject Segment_Type;
@@ -125,5 +128,11 @@ int arena_release_block(SegmentObject *s, u64 off);
 u64 arena_class_size(u64 cls); /* bytes of a block of size class cls (header included) */
 long long arena_alloc_block(SegmentObject *s, u64 len);
 char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out);
+int arena_give(SegmentObject *s, long long off, const char *what);
+int arena_check_held(SegmentObject *s, long long off, const char *what);
+void arena_set_holds(SegmentObject *s, holds_t *t);
+
+/* ---- admin.c ----------------------------------------------------------- */
+void client_release_finish(SegmentObject *s);
 
 #endif

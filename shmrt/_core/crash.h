@@ -43,6 +43,10 @@
     X(CP_PARKED, "park.after_state")           /* PARKED, idle not updated */   \
     X(CP_SEARCH, "search.after_idle")          /* counted searching, state not */ \
     X(CP_TAKEN, "relay_take.after_pop")        /* packet off the ring, unmarked */ \
+    X(CP_CARVE, "arena.after_carve")           /* bump moved, no block header */ \
+    X(CP_BLOCK_POP, "arena.after_pop")         /* free block popped, not counted */ \
+    X(CP_HOLD_GET, "hold.after_ref")           /* block counted, not in the table */ \
+    X(CP_HOLD_PUT, "hold.after_clear")         /* out of the table, not dropped */ \
     X(CP_PY_FOUND, "worker.after_find")        /* Python: popped, not begun */  \
     X(CP_PY_RUNNING, "worker.in_task")         /* Python: task body running */  \
     X(CP_PY_FINISHED, "worker.after_finish")   /* Python: between tasks */      \

@@ -14,6 +14,8 @@
  *   | clients[C]          |  per client: identity, futex, completion ring
  *   +---------------------+ funcs_off
  *   | function table[F]   |  pickled callables, sent once, then by id
+ *   +---------------------+ holds_off
+ *   | hold tables[R]      |  per process record: the arena blocks it holds
  *   +---------------------+ slots_off
  *   | slots[K]            |  fixed-size task slots (192 B header + payload)
  *   +---------------------+ arena_off
@@ -41,7 +43,7 @@
 #include "atomics.h"
 
 #define SHMRT_MAGIC 0x3176544d524d4853ULL /* "SHMRMTv1" little endian */
-#define SHMRT_LAYOUT_VERSION 6
+#define SHMRT_LAYOUT_VERSION 7
 #define CACHE_LINE 64
 
 /* Local run queue capacity: a compile-time maximum.  The effective capacity
@@ -91,7 +93,8 @@ typedef struct {
     u64 n_waiters;   /* waiter entries for clients blocked on the budget */
     u64 inflight;    /* relay in-flight budget (units = packets) */
     u64 relay_off;
-    u64 _cfg_reserved[4];
+    u64 holds_off;   /* hold tables, one per process record (holds.h) */
+    u64 _cfg_reserved[3];
     /* line 4: run state (RUN_*), written by the coordinator */
     _Alignas(CACHE_LINE) u64 run_state;
     u64 epoch;         /* bumped by the coordinator on every worker respawn */
@@ -114,6 +117,9 @@ typedef struct {
     /* line 8: arena bump pointer (bytes used from the arena start) */
     _Alignas(CACHE_LINE) u64 arena_bump;
     u64 arena_live_bytes;
+    u64 arena_untracked; /* block references held by processes without a record
+                          * (holds.h): while non-zero the reclaim does not
+                          * recount the arena */
     /* lines 9-14: arena per-class free stacks, same packing as free_head */
     _Alignas(CACHE_LINE) u64 arena_free[ARENA_CLASSES];
     /* global counters (relaxed; for the inspector) */
@@ -333,11 +339,29 @@ typedef struct {
 /* ---- arena block header ----------------------------------------------- */
 typedef struct {
     u64 magic_class; /* (BLOCK_MAGIC << 32) | class */
-    u64 refs;
+    u64 refs;        /* holders: slots, function entries, process records (holds.h) */
     u64 len;
     u64 next; /* free-stack link: (block offset / 64) + 1 */
-    u64 _reserved[4];
+    u64 recount; /* the crash reclaim's scratch count (holds.h), world stopped */
+    u64 _reserved[3];
 } block_t;
+
+/* ---- hold table (holds.h) ----------------------------------------------
+ * One per process record (workers, then clients, then send workers): the
+ * arena blocks the process holds a reference on (views, payloads encoded but
+ * not yet in a slot).  Written only by its owner, inside protocol sections;
+ * read by the crash reclaim with the world stopped. */
+#define HOLD_CAP 1016
+typedef struct {
+    u64 carving; /* write-ahead of a carve: (offset / 64 + 1) << 8 | class, 0 = none */
+    u64 used;    /* entries [0, used) may be non-zero (high-water mark) */
+    u64 count;   /* entries non-zero (blocks held) */
+    u64 refused; /* holds refused because the table was full (counter) */
+    u64 _pad[4];
+    u64 e[HOLD_CAP]; /* (local count << HOLD_COUNT_SHIFT) | (offset / 64 + 1); 0 = empty */
+} holds_t;
+#define HOLD_COUNT_SHIFT 40
+#define HOLD_OFF_MASK ((1ULL << HOLD_COUNT_SHIFT) - 1)
 
 /* ---- private, validated copy of the configuration ---------------------- */
 typedef struct {
@@ -347,7 +371,7 @@ typedef struct {
     u64 n_workers, n_slots, slot_size, local_cap, inject_cap, n_clients;
     u64 n_funcs, arena_size, max_payload;
     u64 workers_off, queues_off, inject_off, clients_off, funcs_off, slots_off,
-        arena_off;
+        arena_off, holds_off;
     u64 client_stride;
     u64 n_send, send_cap, n_waiters, inflight, relay_off, send_stride, relay_hdr;
 } layout_t;

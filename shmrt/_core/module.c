@@ -45,6 +45,7 @@ static int header_fields(PyObject *m) {
     FIELD(d, header_t, submitted); FIELD(d, header_t, completed); FIELD(d, header_t, crashed);
     FIELD(d, header_t, retried); FIELD(d, header_t, n_send); FIELD(d, header_t, send_cap);
     FIELD(d, header_t, n_waiters); FIELD(d, header_t, inflight); FIELD(d, header_t, relay_off);
+    FIELD(d, header_t, holds_off); FIELD(d, header_t, arena_untracked);
     FIELD(d, header_t, broken_len); FIELD(d, header_t, broken_reason);
     return add_table(m, "HEADER_FIELDS", d);
 }
@@ -85,6 +86,17 @@ static int queue_fields(PyObject *m) {
     FIELD(d, client_t, harvested); FIELD(d, client_t, ring_ready); FIELD(d, client_t, seq); FIELD(d, client_t, sleeping);
     FIELD(d, client_t, spinning); FIELD(d, client_t, busy); FIELD(d, client_t, units); FIELD(d, client_t, ring);
     return add_table(m, "QUEUE_FIELDS", d);
+}
+
+static int holds_fields(PyObject *m) {
+    PyObject *d = PyDict_New(), *b = PyDict_New();
+    if (!d || !b) { Py_XDECREF(d); Py_XDECREF(b); return -1; }
+    FIELD(d, holds_t, carving); FIELD(d, holds_t, used); FIELD(d, holds_t, count);
+    FIELD(d, holds_t, refused); FIELD(d, holds_t, e);
+    FIELD(b, block_t, magic_class); FIELD(b, block_t, refs); FIELD(b, block_t, len);
+    FIELD(b, block_t, next); FIELD(b, block_t, recount);
+    if (add_table(m, "BLOCK_FIELDS", b)) { Py_DECREF(d); return -1; }
+    return add_table(m, "HOLDS_FIELDS", d);
 }
 
 static int relay_fields(PyObject *m) {
@@ -220,7 +232,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         PyModule_AddObject(m, "Segment", (PyObject *)&Segment_Type) ||
         PyModule_AddObject(m, "BlobView", (PyObject *)&BlobView_Type) ||
         header_fields(m) || worker_fields(m) || slot_fields(m) || queue_fields(m) ||
-        relay_fields(m))
+        relay_fields(m) || holds_fields(m))
         goto fail;
 #define CONST(n) if (PyModule_AddIntConstant(m, #n, (long long)(n))) goto fail
     CONST(SHMRT_LAYOUT_VERSION); CONST(LOCAL_CAP_MAX); CONST(HEADER_SIZE);
@@ -241,10 +253,12 @@ PyMODINIT_FUNC PyInit__core(void) {
         PyModule_AddIntConstant(m, "RELAY_SIZE", (long)sizeof(relay_t)) ||
         PyModule_AddIntConstant(m, "WAITER_SIZE", (long)sizeof(waiter_t)) ||
         PyModule_AddIntConstant(m, "SEND_SIZE", (long)sizeof(send_t)) ||
-        PyModule_AddIntConstant(m, "RING_SIZE", (long)sizeof(ring_t)))
+        PyModule_AddIntConstant(m, "RING_SIZE", (long)sizeof(ring_t)) ||
+        PyModule_AddIntConstant(m, "HOLDS_SIZE", (long)sizeof(holds_t)))
         goto fail;
     if (PyModule_AddObject(m, "MAGIC", PyLong_FromUnsignedLongLong(SHMRT_MAGIC))) goto fail;
     CONST(ARENA_CLASSES); CONST(ARENA_MIN_BLOCK); CONST(BLOCK_MAGIC);
+    CONST(HOLD_CAP); CONST(HOLD_COUNT_SHIFT);
     { /* the arena's size classes, for readers of a segment (the inspector) */
         PyObject *sizes = PyTuple_New(ARENA_CLASSES);
         for (int c = 0; sizes && c < ARENA_CLASSES; c++) {

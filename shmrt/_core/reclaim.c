@@ -61,14 +61,16 @@ static PyObject *running_list(const reclaim_task_t *t, u64 n) {
 /* reclaim(dead_workers, dead_clients, dead_senders, timeout=2.0) -> dict
  *   running: [(key, max_retries, attempts, holder)] tasks the dead were running
  *   broken: "" repaired, else why not ("already broken", or what failed)
- *   requeued, in_doubt, delivered, refs_fixed, freed, cancelled, duplicates: counts */
+ *   requeued, in_doubt, delivered, refs_fixed, freed, cancelled, duplicates: counts
+ *   blocks_fixed, blocks_freed, holds_dropped, block_holes, arena_skipped: the
+ *   arena recount's (holds.h) */
 static PyObject *RC_reclaim(SegmentObject *s, PyObject *args) {
     PyObject *dw, *dc, *ds;
     double timeout = 2.0;
     if (!PyArg_ParseTuple(args, "OOO|d", &dw, &dc, &ds, &timeout) || seg_check_open(s, 1))
         return NULL;
     const layout_t *L = &s->L;
-    u64 total = L->n_slots + L->n_workers + L->n_clients + L->n_send + 4;
+    u64 total = L->n_slots + 2 * (L->n_workers + L->n_clients + L->n_send) + 4;
     unsigned char *mem = calloc(total, 1);
     /* at most one RUNNING task per carved slot */
     reclaim_task_t *running = calloc(L->n_slots + 1, sizeof *running);
@@ -81,7 +83,8 @@ static PyObject *RC_reclaim(SegmentObject *s, PyObject *args) {
                   *dead_s = dead_c + L->n_clients;
     reclaim_t rc = {.dead_w = dead_w, .dead_c = dead_c, .dead_s = dead_s, .mark = mem,
                     .running = running, .running_cap = L->n_slots + 1,
-                    .release_blobs = release_blobs, .ctx = s};
+                    .release_blobs = release_blobs, .ctx = s,
+                    .dead_rec = dead_s + L->n_send};
     if (ids_arg(dw, dead_w, L->n_workers, "worker") ||
         ids_arg(dc, dead_c, L->n_clients, "client") ||
         ids_arg(ds, dead_s, L->n_send, "send worker")) {
@@ -119,10 +122,13 @@ static PyObject *RC_reclaim(SegmentObject *s, PyObject *args) {
     free(mem);
     free(running);
     if (!list) return NULL;
-    return Py_BuildValue("{sNsssKsKsKsKsKsKsK}", "running", list, "broken", why,
+    return Py_BuildValue("{sNsssKsKsKsKsKsKsKsKsKsKsKsK}", "running", list, "broken", why,
                          "requeued", n.requeued, "in_doubt", n.in_doubt,
                          "delivered", n.delivered, "refs_fixed", n.refs_fixed, "freed",
-                         n.freed, "cancelled", n.cancelled, "duplicates", n.duplicates);
+                         n.freed, "cancelled", n.cancelled, "duplicates", n.duplicates,
+                         "blocks_fixed", n.arena.fixed, "blocks_freed", n.arena.freed,
+                         "holds_dropped", n.arena.dropped, "block_holes", n.arena.holes,
+                         "arena_skipped", n.arena.skipped);
 }
 
 PyMethodDef reclaim_methods[] = {

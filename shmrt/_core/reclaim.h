@@ -50,10 +50,12 @@
  * blocks of a slot put back on the free stack are released through a hook
  * (arena.c is not a pure header; the checker's blocks have no arena).
  *
- * Not covered here (yet): arena blocks whose only holder died (a BlobView or
- * an encoded payload not yet in a slot).  The inspector shows them.  (A
- * unit taken in acquire's slow path is counted in client.units in the step
- * that takes it: budget.h's step hooks, relay.c.)
+ * Last, the arena: every block's reference count is recomputed from its
+ * visible holders (slots, function entries, live processes' hold tables)
+ * and the free stacks rebuilt (holds.h), so blocks whose only holder died
+ * (a view, a payload encoded and not yet in a slot) are freed.  (A relay
+ * budget unit taken in acquire's slow path is counted in client.units in
+ * the step that takes it: budget.h's step hooks, relay.c.)
  *
  * Mutants for the checker (first drafts it catches, docs/checking.md):
  * SHMRT_MUTANT_RECLAIM_UNCLAIM un-claims a dead thief's batch;
@@ -71,6 +73,7 @@
 #include "broken.h"
 #include "budget.h"
 #include "futex.h"
+#include "holds.h"
 #include "park.h"
 #include "queue.h"
 #include "sendq.h"
@@ -96,6 +99,7 @@ typedef struct {
     u64 cancelled;  /* queued tasks whose dead holder's handle was dropped */
     u64 in_doubt;   /* packets a dead send worker was handing to its sink */
     u64 duplicates; /* slots found in two queues or rings (left for the inspector) */
+    recount_t arena;  /* the arena recount (holds.h), when asked for */
 } reclaim_counts_t;
 
 typedef struct {
@@ -109,6 +113,9 @@ typedef struct {
      * (task.c slot_release_blobs); NULL: the segment has no arena */
     void (*release_blobs)(void *ctx, slot_t *sl);
     void *ctx;
+    /* recount the arena's blocks (holds.h): one scratch byte per process
+     * record; NULL: not asked for (the checker's scenarios have no arena) */
+    unsigned char *dead_rec;
 } reclaim_t;
 
 enum { RECLAIM_REPAIRED = 0, RECLAIM_REFUSED = 1, RECLAIM_WAS_BROKEN = 2 };
@@ -590,6 +597,15 @@ static inline void reclaim_repair(const layout_t *L, reclaim_t *rc, reclaim_coun
 #endif
     for (u64 i = 0; i < L->n_send; i++)
         if (rc->dead_s[i]) STORE_RLX(&lay_send(L, i)->busy, 0);
+
+    /* 6. the arena, after the slots (step 3 released the freed ones' blocks) */
+    if (rc->dead_rec) {
+        for (u64 i = 0; i < L->n_workers; i++) rc->dead_rec[hold_rec_worker(L, i)] = rc->dead_w[i];
+        for (u64 i = 0; i < L->n_clients; i++) rc->dead_rec[hold_rec_client(L, i)] = rc->dead_c[i];
+        for (u64 i = 0; i < L->n_send; i++) rc->dead_rec[hold_rec_send(L, i)] = rc->dead_s[i];
+        char why[BROKEN_REASON_MAX];
+        if (arena_recount(L, rc->dead_rec, &out->arena, why, sizeof why)) broken_mark(L, why);
+    }
 }
 
 /* The world is stopped: repair, unless the runtime is broken already or the

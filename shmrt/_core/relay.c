@@ -41,6 +41,7 @@ static __thread SegmentObject *budget_step_seg;
 #define BUDGET_STEP_PAUSE() section_leave(budget_step_seg)
 #define BUDGET_STEP_RESUME() section_enter(budget_step_seg)
 #include "budget.h"
+#include "holds.h"
 #include "sendq.h"
 #include "crash.h"
 #include "section.h"
@@ -427,6 +428,9 @@ static PyObject *R_register(SegmentObject *s, PyObject *args) {
     STORE_RLX(&t->start, start);
     STORE_REL(&t->pid, pid);
     s->busy = &t->busy;
+    section_enter(s);
+    arena_set_holds(s, lay_holds(&s->L, hold_rec_send(&s->L, sw)));
+    section_leave(s);
     Py_RETURN_NONE;
 }
 

@@ -69,9 +69,21 @@ static inline int section_reclaim_bad(SegmentObject *s, u64 r, u64 *since) {
     return 0;
 }
 
+/* Sections this thread is inside (segment.c).  A step can run Python code
+ * that frees a BlobView, whose release is a section of its own: nested in
+ * the one we are in, it must not wait for a reclaim that waits for us.  So
+ * a nested enter only counts.  (Nested across two runtimes, the inner one
+ * is not waited for: a garbage collection inside a step of one runtime that
+ * frees a view of another.  Rare, and documented in holds.h.) */
+extern _Thread_local int section_depth;
+
 static inline void section_enter(SegmentObject *s) {
     u64 *busy = s->busy;
     if (!busy) return;
+    if (section_depth++) {
+        FETCH_ADD_SEQ(busy, 1); /* pairs with the reclaim's SeqCst load of busy */
+        return;
+    }
     header_t *h = HDR(s);
     u64 since = 0;
     for (;;) {
@@ -88,7 +100,9 @@ static inline void section_enter(SegmentObject *s) {
 }
 
 static inline void section_leave(SegmentObject *s) {
-    if (s->busy) FETCH_SUB_ACQREL(s->busy, 1); /* pairs with the reclaim's acquire of busy */
+    if (!s->busy) return;
+    section_depth--;
+    FETCH_SUB_ACQREL(s->busy, 1); /* pairs with the reclaim's acquire of busy */
 }
 
 /* A method that is one protocol step: NAME_s wraps NAME in a section.  All

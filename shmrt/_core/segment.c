@@ -67,6 +67,8 @@ int seg_check_open(SegmentObject *s, int need_write) {
     return 0;
 }
 
+_Thread_local int section_depth; /* section.h */
+
 /* ---- layout computation (the single source of truth) -------------------- */
 typedef struct {
     u64 n_workers, n_slots, slot_size, local_cap, n_clients, n_funcs, arena_size;
@@ -119,6 +121,8 @@ static void cfg_layout(const cfg_t *c, layout_t *L, u64 *total) {
     off = align_up(off + c->n_clients * L->client_stride, CACHE_LINE);
     L->funcs_off = off;
     off = align_up(off + c->n_funcs * sizeof(func_t), CACHE_LINE);
+    L->holds_off = off;
+    off = align_up(off + (c->n_workers + c->n_clients + c->n_send) * sizeof(holds_t), CACHE_LINE);
     L->n_send = c->n_send;
     L->send_cap = c->n_send ? c->send_cap : 0;
     L->n_waiters = c->n_send ? c->n_waiters : 0;
@@ -174,7 +178,8 @@ PyObject *core_compute_layout(PyObject *self, PyObject *arg) {
     if (cfg_from_dict(arg, &c)) return NULL;
     cfg_layout(&c, &L, &total);
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsKsKsK}", "total_size", total, "inject_cap", L.inject_cap,
+        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "total_size", total, "inject_cap", L.inject_cap,
+        "holds_off", L.holds_off,
         "relay_off", L.relay_off, "relay_hdr", L.relay_hdr, "send_stride", L.send_stride,
         "workers_off",
         L.workers_off, "queues_off", L.queues_off, "inject_off", L.inject_off, "clients_off",
@@ -198,7 +203,8 @@ static const char *validate_header(const header_t *h, u64 file_size, layout_t *L
         L->workers_off != h->workers_off || L->queues_off != h->queues_off ||
         L->inject_off != h->inject_off || L->clients_off != h->clients_off ||
         L->funcs_off != h->funcs_off || L->slots_off != h->slots_off ||
-        L->arena_off != h->arena_off || L->relay_off != h->relay_off)
+        L->arena_off != h->arena_off || L->relay_off != h->relay_off ||
+        L->holds_off != h->holds_off)
         return "header offsets are inconsistent with its counts";
     if (h->max_payload > h->arena_size && h->max_payload > h->slot_size)
         return "max_payload larger than the arena";
@@ -283,6 +289,7 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw) {
         h->n_waiters = L.n_waiters;
         h->inflight = L.inflight;
         h->relay_off = L.relay_off;
+        h->holds_off = L.holds_off;
         h->owner_uid = geteuid();
         h->max_payload = mp;
         if (dict_u64(create, "coord_pid", &v, (u64)getpid())) goto fail;
@@ -446,7 +453,7 @@ static PyObject *Segment_get_layout(SegmentObject *s, void *c) {
     if (seg_check_open(s, 0)) return NULL;
     layout_t *L = &s->L;
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsisKsKsKsKsKsKsK}", "total_size", L->size, "n_workers",
+        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsisKsKsKsKsKsKsKsK}", "total_size", L->size, "n_workers",
         L->n_workers, "n_slots", L->n_slots, "slot_size", L->slot_size, "local_cap", L->local_cap,
         "inject_cap", L->inject_cap, "n_clients", L->n_clients, "n_funcs", L->n_funcs,
         "arena_size", L->arena_size, "max_payload", L->max_payload, "workers_off", L->workers_off,
@@ -454,7 +461,8 @@ static PyObject *Segment_get_layout(SegmentObject *s, void *c) {
         "funcs_off", L->funcs_off, "slots_off", L->slots_off, "arena_off", L->arena_off,
         "client_stride", L->client_stride, "writable", L->writable, "n_send", L->n_send,
         "send_cap", L->send_cap, "n_waiters", L->n_waiters, "inflight", L->inflight,
-        "relay_off", L->relay_off, "relay_hdr", L->relay_hdr, "send_stride", L->send_stride);
+        "relay_off", L->relay_off, "relay_hdr", L->relay_hdr, "send_stride", L->send_stride,
+        "holds_off", L->holds_off);
 }
 
 static PyObject *Segment_get_exports(SegmentObject *s, void *c) {

@@ -172,13 +172,15 @@ static int check_payload(SegmentObject *s, Py_buffer *b) {
  * the key / index, 1 when no slot is free, or -1 with an exception set. */
 int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long blob,
              u64 retries, u64 parent, const u64 *packet, u64 *key, u64 *idx) {
-    if (seg_check_open(s, 1) || check_payload(s, b)) return -1;
+    if (seg_check_open(s, 1) || check_payload(s, b) || arena_check_held(s, blob, "args"))
+        return -1;
     long i = slot_alloc(s);
     if (i == -2) return -1; /* corrupt: broken, SegmentError set */
     if (i < 0) return 1;
     CRASH_POINT(CP_ALLOC);
     *idx = (u64)i;
     *key = slot_fill(s, (u64)i, holder, fn_id, b, blob, retries, parent, packet);
+    arena_give(s, blob, "args"); /* cannot fail: checked above, same step */
     FETCH_ADD_RLX(&HDR(s)->submitted, 1);
     CRASH_POINT(CP_FILLED);
     return 0;
@@ -303,6 +305,7 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         PyErr_Format(PyExc_ValueError, "inline result of %zd bytes exceeds the slot", b->len);
         return -1;
     }
+    if (arena_check_held(s, result_blob, "result")) return -1;
     /* args consumed: drop the slot's ref, exactly once (see slot_release_blobs) */
     if ((FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB) &&
         arena_release_block(s, LOAD_RLX(&sl->args_blob))) {
@@ -313,6 +316,7 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
     if (result_blob >= 0) {
         STORE_RLX(&sl->result_blob, (u64)result_blob);
         FETCH_OR_ACQREL(&sl->flags, SLOT_F_RESULT_BLOB);
+        arena_give(s, result_blob, "result"); /* cannot fail: checked above, same step */
     }
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
     STORE_PLAIN(&sl->result, (status << 32) | (u64)b->len);

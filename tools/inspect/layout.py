@@ -161,6 +161,7 @@ class Layout:
     relay_off: int = 0
     relay_hdr: int = 0  # relay_t + its token FIFO, aligned to 64
     send_stride: int = 0  # send_t + its ring + its waitlist, aligned to 64
+    holds_off: int = 0  # hold tables, one per process record
 
     @property
     def region_len(self) -> int:
@@ -286,6 +287,9 @@ def compute_layout(
     funcs_off = off
     off = _align(off + cfg["n_funcs"] * FUNC_SIZE, CACHE_LINE)
     n_send = cfg["n_send"]
+    holds_off = off
+    off = _align(off + (cfg["n_workers"] + cfg["n_clients"] + n_send) * _core.HOLDS_SIZE,
+                 CACHE_LINE)
     relay_off = off
     send_cap = n_waiters = inflight = relay_hdr = send_stride = 0
     if n_send:
@@ -326,6 +330,7 @@ def compute_layout(
         relay_off,
         relay_hdr,
         send_stride,
+        holds_off,
     )
     if cross_check:
         try:
@@ -414,6 +419,7 @@ def decode_header(buf: bytes | bytearray | memoryview, file_size: int) -> Header
                 "slots_off",
                 "arena_off",
                 "relay_off",
+                "holds_off",
             )
         )
     ):
