@@ -357,6 +357,8 @@ static PyObject *AR_arena_stats(SegmentObject *s, PyObject *unused) {
 /* arena_census() -> dict: every carved block, held (refs > 0) or free, and
  * how many free blocks the free stacks reach.  Exact only when the runtime
  * is quiescent (tests, a stopped runtime): on a busy one it is a sample.
+ * function_bytes: what the function table holds; held_by_processes: hold
+ * table entries (blocks held by processes, once per process).
  * A block that is free and on no stack, or a hole in the carved area, is a
  * leak (the crash reclaim's recount repairs both: holds.h). */
 typedef struct {
@@ -395,9 +397,16 @@ static PyObject *AR_arena_census(SegmentObject *s, PyObject *unused) {
             top = LOAD_ACQ(&b->next) & FS_TOP_MASK;
         }
     }
-    return Py_BuildValue("{sKsKsKsKsKss}", "held", c.held, "held_bytes", c.held_bytes, "free",
+    u64 fn_bytes = 0, nf = LOAD_ACQ(&HDR(s)->fn_count), tables = 0;
+    for (u64 i = 0; i < nf && i < s->L.n_funcs; i++) { /* blocks the function table holds */
+        func_t *f = func_at(s, i);
+        block_t *b = LOAD_ACQ(&f->state) == FN_READY ? block_at(s, LOAD_RLX(&f->blob)) : NULL;
+        if (b) fn_bytes += arena_class_bytes(LOAD_RLX(&b->magic_class) & 0xffffffffULL);
+    }
+    for (u64 r = 0; r < holds_records(&s->L); r++) tables += LOAD_RLX(&lay_holds(&s->L, r)->count);
+    return Py_BuildValue("{sKsKsKsKsKsKsKss}", "held", c.held, "held_bytes", c.held_bytes, "free",
                          c.free, "free_bytes", c.free_bytes, "on_free_stacks", reachable,
-                         "error", why);
+                         "function_bytes", fn_bytes, "held_by_processes", tables, "error", why);
 }
 
 PyMethodDef arena_methods[] = {

@@ -21,7 +21,8 @@ Per scenario it reports
               retries (a retried task may legitimately run again)
   reruns      re-runs of tasks with retries (informational)
   leaked      slots still held once the pool is idle, plus a free counter
-              that disagrees with the state words
+              that disagrees with the state words, plus an arena that holds
+              more than the function table's blocks or lost a free block
   served      whether the pool still ran new tasks afterwards
 
 Scenarios: ``submit`` (tiny tasks), ``map`` (Executor.map with chunks),
@@ -54,6 +55,7 @@ from . import tasks
 
 RESOLVE_S = 30.0  # a future not resolved this long after the storm is hung
 SETTLE_S = 15.0
+PAD = bytes(20_000)  # an argument too big for a slot: it lives in an arena block
 
 
 @dataclass
@@ -169,6 +171,10 @@ def settle_and_serve(out: Outcome, p: shmrt.Pool) -> None:
     out.leaked += held + abs(seg.layout["n_slots"] - held - free)
     if held:
         out.notes.append(f"{held} slots held once idle, free counter {free}")
+    c = seg.arena_census()  # idle, no payload in flight: only the function table holds blocks
+    if c["error"] or c["free"] != c["on_free_stacks"] or c["held_bytes"] != c["function_bytes"]:
+        out.leaked += 1
+        out.notes.append(f"arena: {c}")
     lints = inspector_errors(p)
     out.leaked += len(lints)
     out.notes += lints[:5]
@@ -212,7 +218,10 @@ def run_submit(out: Outcome, duration: float, workers: int, seed: int) -> None:
             tid = 0
             prev: list[Future] = []
             while time.monotonic() < end and tid + 500 <= led.n:
-                batch = [p.submit(tasks.work, led.path, t) for t in range(tid, tid + 500)]
+                # every 25th task carries a payload in the arena: a worker
+                # killed while running it dies holding a view of its block
+                batch = [p.submit(tasks.work, led.path, t, 200, PAD if t % 25 == 0 else b"")
+                         for t in range(tid, tid + 500)]
                 fs.update(zip(range(tid, tid + 500), batch, strict=True))
                 tid += 500
                 for f in prev:  # keep about two batches in flight

@@ -31,8 +31,9 @@ def _ledger(path: str) -> memoryview:
     return mv
 
 
-def work(path: str, tid: int, spin: int = 200) -> int:
-    """A short CPU task (~tens of microseconds) that records itself."""
+def work(path: str, tid: int, spin: int = 200, pad: bytes = b"") -> int:
+    """A short CPU task (~tens of microseconds) that records itself (``pad``:
+    ballast, so that some tasks carry their arguments in the arena)."""
     led = _ledger(path)
     led[2 * tid] += 1  # started
     acc = tid
