@@ -40,7 +40,7 @@ from functools import partial
 from typing import Any
 
 from . import _core, codec
-from .errors import BrokenPool, RuntimeNotFound
+from .errors import BrokenPool, PayloadTooLarge, RuntimeNotFound
 from .futures import TaskFuture, _InterruptSafeCondition, _results
 from .mapping import _map_chunk, _starmap_chunk, lazy_map
 from .segment import attach, proc_start_time, process_alive
@@ -124,13 +124,15 @@ class Client(cf.Executor):
         else:
             retries, limit = self._fn_opts[fid]
         enc = codec.encode(seg, args, call=True, kwargs=kwargs, inline_cap=self._inline_cap,
-                           max_payload=self._max_payload)
+                           max_payload=self._max_payload, share=True)
         key = seg.submit(self._cid, fid, enc.inline, enc.blob, retries, limit)
         if key < 0:
             key = self._submit_slow(fid, enc, retries, limit)
         if _CRASH:
             _core.crash_point("client.after_submit")
         fut = TaskFuture(self, key)
+        if enc.pins:  # shared arrays: their blocks live until the task is done
+            fut._pins = enc.pins
         if _race_hook is not None:
             _race_hook("submit")
         self._pending[key] = fut  # store first ...
@@ -277,6 +279,7 @@ class Client(cf.Executor):
     def _resolve(self, fut: TaskFuture, status: int, data: Any) -> None:
         """Idempotent: two threads may both find the same result (see the
         module docstring); the second finds the future done."""
+        fut._pins = ()  # the task is done with the shared arrays it was given
         try:
             value = decode_result(status, data)
         except BaseException as e:  # noqa: B036 - the task's exception goes to its future
@@ -451,6 +454,46 @@ class Client(cf.Executor):
     def _detach(self) -> None:
         if self._seg.exports == 0:
             self._seg.close()
+
+    # ---- shared arrays -----------------------------------------------------
+    def empty(self, shape: int | tuple[int, ...], dtype: Any = float) -> Any:
+        """A new numpy array (uninitialised) in the runtime's shared memory.
+
+        Pass it to tasks and they get a view of the same memory, never a
+        copy: what they write, the caller sees.  The memory is an arena block
+        with a reference count, held by every process that has a view of it
+        (tasks that keep it, results built on it); it is freed when the last
+        view in any process is gone, or when a process holding one dies.
+        Raises PayloadTooLarge when the arena has no block that big."""
+        import numpy as np
+
+        dt = np.dtype(dtype)
+        shp = (shape,) if isinstance(shape, int) else tuple(shape)
+        count = 1
+        for d in shp:
+            if d < 0:
+                raise ValueError(f"negative dimension {d} in shape {shp}")
+            count *= d
+        nbytes = count * dt.itemsize
+        if nbytes > self._seg.layout["arena_size"]:
+            raise PayloadTooLarge(f"an array of {nbytes} bytes does not fit in the arena "
+                                  f"({self._seg.layout['arena_size']} bytes; Pool(arena_size=...))")
+        got = self._seg.blob_alloc(max(nbytes, 1))
+        if got is None:
+            raise PayloadTooLarge(f"arena exhausted: no block of {nbytes} bytes free "
+                                  "(raise Pool(arena_size=...))")
+        off, view = got
+        self._seg.blob_release(off)  # the view (under the array) is the only holder
+        return np.frombuffer(view, dtype=dt, count=count).reshape(shp)
+
+    def share(self, array: Any) -> Any:
+        """A copy of ``array`` in the runtime's shared memory (see empty())."""
+        import numpy as np
+
+        a = np.asarray(array)
+        out = self.empty(a.shape, a.dtype)
+        out[...] = a
+        return out
 
     # ---- introspection ------------------------------------------------------
     def statistics(self) -> dict[str, Any]:

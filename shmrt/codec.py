@@ -21,6 +21,13 @@ prefix at all:
                 the pickle stream; buffers 64-byte aligned
     0xc1 0x11   (call messages) pickle 5 of (args, kwargs)
     0xc1 0x12   (call messages) out-of-band form of (args, kwargs)
+    0xc1 0x06   pickle 5 with out-of-band buffers, some of them shared: u32
+    0xc1 0x16   count, then count * (u64 source, u64 offset, u64 length):
+                source 0, offset relative to the message (as above), or
+                source = arena block offset + 1 and offset inside that block
+                (an array that already lives in the arena: shared arrays,
+                sent by reference, never copied; the sender keeps the block
+                alive until the task is done: Encoded.pins)
     anything    msgpack (msgspec) of the value: 0xc1 is never used by
     else        msgpack, and a msgpack value never starts with 0x80 here
                 because only tuples of scalars (calls: 0x90-0x9f, 0xdc,
@@ -53,29 +60,34 @@ from typing import Any
 
 import msgspec
 
+from . import _core
 from .errors import PayloadTooLarge
 
 OOB_MIN = 64 * 1024
 PICKLE_START = 0x80
 SPECIAL = 0xC1
-K_OOB, K_KW = 0x02, 0x10
+K_OOB, K_SHARED, K_KW = 0x02, 0x04, 0x10
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 _enc = msgspec.msgpack.Encoder()
 _dec_any = msgspec.msgpack.Decoder()
 _dec_tuple = msgspec.msgpack.Decoder(tuple)
 _U32 = struct.Struct("<I")
 _PAIR = struct.Struct("<QQ")
+_TRIPLE = struct.Struct("<QQQ")
 
 
 class Encoded:
     """An encoded message: inline bytes, or an arena block (offset >= 0)."""
 
-    __slots__ = ("inline", "blob", "size")
+    __slots__ = ("inline", "blob", "size", "pins")
 
-    def __init__(self, inline: bytes, blob: int, size: int):
+    def __init__(self, inline: bytes, blob: int, size: int, pins: tuple = ()):
         self.inline = inline
         self.blob = blob  # -1: none
         self.size = size
+        # the arena blocks of arrays sent by reference (BlobViews): the
+        # sender keeps them until the task is done (TaskFuture._pins)
+        self.pins = pins
 
 
 def _as_memoryview(buf: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
@@ -133,15 +145,29 @@ def main_by_value() -> bool:
     return not _main_ok
 
 
-def _pickle(value: Any, raw_oob: bool) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    bufs: list[pickle.PickleBuffer] = []
+class _Keeper:
+    """pickle's buffer_callback: buffers of OOB_MIN bytes and more go out of
+    band, and (with ``seg``) any buffer that already lives in seg's arena, so
+    that a shared array is sent by reference whatever its size."""
 
-    def keep(pb: pickle.PickleBuffer) -> bool:
-        if pb.raw().nbytes >= OOB_MIN:
-            bufs.append(pb)
+    __slots__ = ("bufs", "seg")
+
+    def __init__(self, seg: Any):
+        self.bufs: list[pickle.PickleBuffer] = []
+        self.seg = seg
+
+    def __call__(self, pb: pickle.PickleBuffer) -> bool:
+        if pb.raw().nbytes >= OOB_MIN or (
+                self.seg is not None and _arena_home(self.seg, pb) is not None):
+            self.bufs.append(pb)
             return False  # out of band
         return True
 
+
+def _pickle(value: Any, raw_oob: bool,
+            seg: Any = None) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    keep = _Keeper(seg)
+    bufs = keep.bufs
     try:
         if not raw_oob:
             body = pickle.dumps(value, protocol=5, buffer_callback=keep)
@@ -150,16 +176,17 @@ def _pickle(value: Any, raw_oob: bool) -> tuple[bytes, list[pickle.PickleBuffer]
             _OOBPickler(f, protocol=5, buffer_callback=keep).dump(value)
             body = f.getvalue()
     except Exception:  # a lambda, a closure, a class of a lost __main__, ...
-        return _cloudpickle(value, raw_oob)
+        return _cloudpickle(value, raw_oob, seg)
     if b"__main__" in body and main_by_value():
-        return _cloudpickle(value, raw_oob)
+        return _cloudpickle(value, raw_oob, seg)
     return body, bufs
 
 
 _CloudOOB: Any = None
 
 
-def _cloudpickle(value: Any, raw_oob: bool) -> tuple[bytes, list[pickle.PickleBuffer]]:
+def _cloudpickle(value: Any, raw_oob: bool,
+                 seg: Any = None) -> tuple[bytes, list[pickle.PickleBuffer]]:
     """Pickle with cloudpickle (by value where needed), keeping the
     out-of-band buffers.  Its error, if it fails too, is the caller's."""
     global _CloudOOB
@@ -177,19 +204,12 @@ def _cloudpickle(value: Any, raw_oob: bool) -> tuple[bytes, list[pickle.PickleBu
                 return super().reducer_override(obj)
 
         _CloudOOB = CloudOOB
-    bufs: list[pickle.PickleBuffer] = []
-
-    def keep(pb: pickle.PickleBuffer) -> bool:
-        if pb.raw().nbytes >= OOB_MIN:
-            bufs.append(pb)
-            return False
-        return True
-
+    keep = _Keeper(seg)
     f = io.BytesIO()
     p = _CloudOOB(f, protocol=5, buffer_callback=keep)
     p.raw_oob = raw_oob
     p.dump(value)
-    return f.getvalue(), bufs
+    return f.getvalue(), keep.bufs
 
 
 def dumps_fn(fn: Any) -> tuple[bytes, bool]:
@@ -205,9 +225,32 @@ def dumps_fn(fn: Any) -> tuple[bytes, bool]:
     return cloudpickle.dumps(fn, protocol=5), True
 
 
+def _arena_home(seg: Any, pb: pickle.PickleBuffer) -> tuple[Any, int] | None:
+    """(BlobView, start) when an out-of-band buffer already lives in an arena
+    block of ``seg`` (an array from Client.empty/share, or a view of a
+    result), else None.  Walks the exporter chain: ndarray.base ...,
+    memoryview.obj, down to the BlobView."""
+    raw = pb.raw()
+    obj: Any = raw.obj
+    for _ in range(32):
+        if type(obj) is _core.BlobView:
+            if obj.segment is not seg:
+                return None
+            start = obj.locate(raw)
+            return (obj, start) if start >= 0 else None
+        nxt = obj.obj if isinstance(obj, memoryview) else getattr(obj, "base", None)
+        if nxt is None:
+            return None
+        obj = nxt
+    return None
+
+
 def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap: int,
-           max_payload: int) -> Encoded:
-    """Encode ``value`` (the args tuple when ``call``) for one slot."""
+           max_payload: int, share: bool = False) -> Encoded:
+    """Encode ``value`` (the args tuple when ``call``) for one slot.
+
+    share: arrays that already live in this runtime's arena are sent by
+    reference (the caller keeps ``Encoded.pins`` until the task is done)."""
     if call:
         _check_raw_size(value, kwargs, max_payload)
         if not kwargs:
@@ -239,7 +282,11 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
         raw_oob = t in _BIG_RAW
         if raw_oob:
             _check_raw_size((value,), None, max_payload)
-    body, bufs = _pickle(obj, raw_oob)
+    body, bufs = _pickle(obj, raw_oob, seg if share else None)
+    if bufs and share:
+        homes = [_arena_home(seg, pb) for pb in bufs]
+        if any(homes):
+            return _encode_shared(seg, kw, body, bufs, homes, inline_cap, max_payload)
     if not bufs:
         msg = bytes((SPECIAL, K_KW | 1)) + body if kw else body
         if len(msg) <= inline_cap:
@@ -258,6 +305,36 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
     for off, ln in layout:
         head += _PAIR.pack(off, ln)
     return _to_blob(seg, [bytes(head), body], list(zip(layout, raws, strict=True)), max_payload)
+
+
+def _encode_shared(seg: Any, kw: bool, body: bytes, bufs: list[pickle.PickleBuffer],
+                   homes: list[tuple[Any, int] | None], inline_cap: int,
+                   max_payload: int) -> Encoded:
+    """The K_SHARED form: buffers in the arena go by (block, start, length);
+    the others are copied after the pickle stream as usual.  With nothing to
+    copy the message is small and usually travels inline."""
+    head = bytearray((SPECIAL, (K_KW if kw else 0) | K_OOB | K_SHARED))
+    n = len(bufs)
+    head += _U32.pack(n)
+    pos = len(head) + n * _TRIPLE.size + len(body)
+    copies = []
+    pins = []
+    for pb, home in zip(bufs, homes, strict=True):
+        raw = pb.raw()
+        if home is not None:
+            bv, start = home
+            head += _TRIPLE.pack(bv.offset + 1, start, raw.nbytes)
+            pins.append(bv)
+            continue
+        pos = (pos + 63) & ~63
+        head += _TRIPLE.pack(0, pos, raw.nbytes)
+        copies.append(((pos, raw.nbytes), raw))
+        pos += raw.nbytes
+    if not copies and len(head) + len(body) <= inline_cap:
+        return Encoded(bytes(head) + body, -1, len(head) + len(body), tuple(pins))
+    enc = _to_blob(seg, [bytes(head), body], copies, max_payload)
+    enc.pins = tuple(pins)
+    return enc
 
 
 def _check_raw_size(args: tuple, kwargs: dict | None, max_payload: int) -> None:
@@ -299,8 +376,33 @@ def _to_blob(seg: Any, parts: list[bytes], bufs: list, max_payload: int) -> Enco
     return Encoded(b"", off, size)
 
 
-def decode(data: Any, *, call: bool) -> Any:
-    """Decode a message (bytes or a BlobView).  For calls: (args, kwargs)."""
+def _shared_buffers(mv: memoryview, n: int, seg: Any) -> tuple[list, int]:
+    """The buffer table of a K_SHARED message: (buffers, end of header)."""
+    if n < 6:
+        raise ValueError("truncated message header")
+    (count,) = _U32.unpack_from(mv, 2)
+    if count > (n - 6) // _TRIPLE.size:
+        raise ValueError("message buffer table longer than the message")
+    buffers: list[Any] = []
+    for i in range(count):
+        src, off, ln = _TRIPLE.unpack_from(mv, 6 + i * _TRIPLE.size)
+        if src == 0:
+            if off > n or ln > n - off:
+                raise ValueError("message buffer out of bounds")
+            buffers.append(mv[off:off + ln])
+            continue
+        if seg is None:
+            raise ValueError("message names a shared arena block, and no segment to read it")
+        view = memoryview(seg.blob_view(src - 1))  # checks the block, takes our reference
+        if off > view.nbytes or ln > view.nbytes - off:
+            raise ValueError("shared buffer out of its block's bounds")
+        buffers.append(view[off:off + ln])
+    return buffers, 6 + count * _TRIPLE.size
+
+
+def decode(data: Any, *, call: bool, seg: Any = None) -> Any:
+    """Decode a message (bytes or a BlobView).  For calls: (args, kwargs).
+    seg: the segment shared arrays are read from (K_SHARED messages)."""
     mv = memoryview(data)
     n = mv.nbytes
     if n == 0:
@@ -314,7 +416,10 @@ def decode(data: Any, *, call: bool) -> Any:
     if n < 2:
         raise ValueError("truncated message")
     kind = mv[1]
-    if kind & K_OOB:
+    if kind & K_SHARED:
+        buffers, hdr_end = _shared_buffers(mv, n, seg)
+        obj = pickle.loads(mv[hdr_end:], buffers=buffers)
+    elif kind & K_OOB:
         if n < 6:
             raise ValueError("truncated message header")
         (count,) = _U32.unpack_from(mv, 2)

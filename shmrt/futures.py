@@ -87,6 +87,7 @@ class TaskFuture(SharedConditionFuture):
         super().__init__(client._cond)
         self._client = client
         self._key = key
+        self._pins: tuple = ()  # arena blocks its arguments name (codec.Encoded.pins)
 
     def _wait_done(self, timeout: float | None) -> None:
         if self._state == "PENDING":

@@ -276,3 +276,13 @@ def stash(x: Any) -> str:
     after the task); returns where its memory lives."""
     _STASH.append(x)
     return backing(x)
+
+
+def fill(a: Any, value: Any) -> str:
+    """Write ``value`` into every element of ``a`` in place; where it lives."""
+    a[...] = value
+    return backing(a)
+
+
+def total(a: Any) -> float:
+    return float(a.sum())

@@ -183,7 +183,7 @@ class Worker:
             return
         self.stack.append(idx)
         try:
-            args, kwargs = codec.decode(data, call=True)
+            args, kwargs = codec.decode(data, call=True, seg=self.seg)
             del data
             if fn_id == NO_FN:
                 fn, args = args[0], args[1:]

@@ -32,6 +32,8 @@
 #include "holds.h"
 #include "section.h"
 
+#include <stdint.h>
+
 u64 arena_class_size(u64 c) { return arena_class_bytes(c); }
 
 static block_t *block_at(SegmentObject *s, u64 off) { return lay_block(&s->L, off); }
@@ -289,8 +291,33 @@ static PySequenceMethods BlobView_as_seq = {.sq_length = (lenfunc)BlobView_len};
 static PyObject *BlobView_get_offset(BlobViewObject *v, void *c) {
     return PyLong_FromUnsignedLongLong(v->off);
 }
+static PyObject *BlobView_get_segment(BlobViewObject *v, void *c) {
+    Py_INCREF(v->seg);
+    return (PyObject *)v->seg;
+}
 static PyGetSetDef BlobView_getset[] = {
-    {"offset", (getter)BlobView_get_offset, NULL, "arena offset of the block", NULL}, {NULL}};
+    {"offset", (getter)BlobView_get_offset, NULL, "arena offset of the block", NULL},
+    {"segment", (getter)BlobView_get_segment, NULL, "the Segment the block belongs to", NULL},
+    {NULL}};
+
+/* locate(buffer) -> start: where a buffer's memory (a contiguous export, e.g.
+ * a PickleBuffer's raw()) starts inside this view, or -1 when it is not
+ * wholly inside it.  How the codec sends an array that already lives in the
+ * arena by reference instead of copying it (shared arrays). */
+static PyObject *BlobView_locate(BlobViewObject *v, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
+    uintptr_t p = (uintptr_t)b.buf, d = (uintptr_t)v->data; /* unrelated objects: compare as integers */
+    long long start = -1;
+    if (p >= d && (u64)(p - d) <= v->len && (u64)b.len <= v->len - (u64)(p - d))
+        start = (long long)(p - d);
+    PyBuffer_Release(&b);
+    return PyLong_FromLongLong(start);
+}
+static PyMethodDef BlobView_methods[] = {
+    {"locate", (PyCFunction)BlobView_locate, METH_O,
+     "locate(buffer) -> start of its memory in this view, or -1"},
+    {NULL}};
 
 PyTypeObject BlobView_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shmrt._core.BlobView",
@@ -300,6 +327,7 @@ PyTypeObject BlobView_Type = {
     .tp_as_buffer = &BlobView_as_buffer,
     .tp_as_sequence = &BlobView_as_seq,
     .tp_getset = BlobView_getset,
+    .tp_methods = BlobView_methods,
     .tp_doc = "A zero-copy view of one arena block; keeps the block alive.",
 };
 
