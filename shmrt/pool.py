@@ -186,7 +186,7 @@ class Pool(Supervisor, Client):
         self._stopping = False
         self._stopped = False
         self._stop_lock = threading.Lock()
-        seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_RUNNING)
+        seg.run_start()
         try:
             super().__init__(seg, name=rt_name, retries=retries, owner=True,
                              task_timeout=task_timeout)
@@ -262,7 +262,7 @@ class Pool(Supervisor, Client):
             self._stop_processes()
         finally:  # whatever happened (a second Ctrl-C, a dying interpreter): no segment left
             try:
-                seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPED)
+                seg.run_finish()
             except Exception:
                 pass
             unlink(self._sname)
@@ -273,8 +273,7 @@ class Pool(Supervisor, Client):
     def _stop_processes(self) -> None:
         seg = self._seg
         try:
-            seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPING)
-            seg.wake_all()
+            seg.run_stop()
         except Exception:
             pass
         if hasattr(self, "_wake_w"):

@@ -217,8 +217,7 @@ class Supervisor:
         self._broken_tb = remote_tb
         self._shutdown = True
         self._stopping = True  # the supervisor stops watching (and spinning on) the dead
-        self._seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPING)
-        self._seg.wake_all()
+        self._seg.run_stop()
         for p in (*self._procs, self._standby):  # survivors would run tasks nobody waits for
             if p is not None and p.is_alive():
                 p.kill()

@@ -48,7 +48,7 @@
 
 /* broken.h does the work on the layout (the crash reclaim, reclaim.h, marks
  * a corrupt segment through it too); here: the SegmentObject wrappers. */
-void seg_wake_everyone(SegmentObject *s) { broken_wake_everyone(&s->L); }
+void seg_wake_everyone(SegmentObject *s) { run_wake_all(&s->L); }
 
 int seg_vmark_broken(SegmentObject *s, const char *fmt, va_list ap) {
     char text[BROKEN_REASON_MAX];
@@ -158,7 +158,29 @@ static PyObject *B_mark_broken(SegmentObject *s, PyObject *arg) {
     return PyBool_FromLong(seg_mark_broken(s, "%s", text));
 }
 
+/* run_start() / run_stop() / run_finish() -> 0 moved, 1 already there,
+ * 2 refused (past it: broken).  The run state's named transitions
+ * (runstate.h): one SeqCst CAS, then everyone woken. */
+static PyObject *B_run_start(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 1)) return NULL;
+    return PyLong_FromLong(run_start(&s->L));
+}
+static PyObject *B_run_stop(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 1)) return NULL;
+    return PyLong_FromLong(run_stop(&s->L));
+}
+static PyObject *B_run_finish(SegmentObject *s, PyObject *unused) {
+    if (seg_check_open(s, 1)) return NULL;
+    return PyLong_FromLong(run_finish(&s->L));
+}
+
 PyMethodDef broken_methods[] = {
+    {"run_start", (PyCFunction)B_run_start, METH_NOARGS,
+     "run_start() -> 0 | 1 | 2: INIT -> RUNNING, everyone woken (runstate.h)"},
+    {"run_stop", (PyCFunction)B_run_stop, METH_NOARGS,
+     "run_stop() -> 0 | 1 | 2: INIT/RUNNING -> STOPPING, everyone woken (runstate.h)"},
+    {"run_finish", (PyCFunction)B_run_finish, METH_NOARGS,
+     "run_finish() -> 0 | 1 | 2: -> STOPPED unless broken, everyone woken (runstate.h)"},
     {"broken_reason", (PyCFunction)B_broken_reason, METH_NOARGS,
      "broken_reason() -> None, or why the runtime is broken (corrupt shared memory)"},
     {"mark_broken", (PyCFunction)B_mark_broken, METH_O,

@@ -11,8 +11,9 @@
  *     1. CAS the run state to RUN_BROKEN (SeqCst; from anything but STOPPED
  *        or BROKEN).  The first writer wins: it stores the reason text in
  *        the header (broken_reason), then its length with release order.
- *     2. broken_wake_everyone: every futex in the segment, the clients' seq
- *        words included (a woken client fails its futures with the reason).
+ *     2. run_wake_all (runstate.h): every futex in the segment, the
+ *        clients' seq words included (a woken client fails its futures
+ *        with the reason).  The run state's other transitions: runstate.h.
  *   ring_validate(...)  the whole of a quiescent ring is in a state the
  *     protocol can produce (the reclaim checks before it repairs).
  */
@@ -22,48 +23,11 @@
 #include "access.h"
 #include "futex.h"
 #include "queue.h"
+#include "runstate.h"
 #include "sendq.h"
 
 #include <stdio.h>
 #include <string.h>
-
-#define BROKEN_WAKE_ALL (1 << 30)
-
-/* Wake every sleeper on the segment's futex words but the clients'.  The
- * words that carry a sequence are bumped first (a sleeper that has read the
- * old value and not yet slept then returns at once); the relay's waiter
- * entries are only woken (their word is their state: they re-check after
- * their 100 ms safety timeout, and relay.c's acquire looks at the run state
- * between slices). */
-static inline void broken_wake_everyone(const layout_t *L) {
-    header_t *h = lay_hdr(L);
-    FETCH_ADD_SEQ(&h->shutdown_seq, 1); /* pairs with any waiter's read before sleeping */
-    futex_wake_u32(&h->shutdown_seq, BROKEN_WAKE_ALL);
-    futex_wake_u32(&h->reclaim, BROKEN_WAKE_ALL);
-    for (u64 i = 0; i < L->n_workers; i++) {
-        worker_t *w = lay_worker(L, i);
-        FETCH_ADD_SEQ(&w->park_seq, 1); /* pairs with park_wait's read of park_seq */
-        futex_wake_u32(&w->park_seq, BROKEN_WAKE_ALL);
-    }
-    relay_t *r = lay_relay(L);
-    if (!r) return;
-    FETCH_ADD_SEQ(&r->done_seq, 1); /* pairs with flush_wait's read of done_seq */
-    futex_wake_u32(&r->done_seq, BROKEN_WAKE_ALL);
-    for (u64 i = 0; i < L->n_waiters; i++)
-        futex_wake_u32(&lay_waiter(L, i)->state, BROKEN_WAKE_ALL);
-    sendq_wake_all(L);
-}
-
-/* Clients too: a woken harvester sees the run state and fails its pending
- * futures with the reason (client.py _stopped_error reads broken_reason). */
-static inline void broken_wake_clients(const layout_t *L) {
-    for (u64 i = 0; i < L->n_clients; i++) {
-        client_t *c = lay_client(L, i);
-        if (!LOAD_ACQ(&c->pid)) continue;
-        FETCH_ADD_SEQ(&c->seq, 1); /* pairs with client_wait's read of seq */
-        futex_wake_u32(&c->seq, BROKEN_WAKE_ALL);
-    }
-}
 
 /* Mark the runtime broken with `text` (first reason wins) and wake
  * everyone.  1 if this call moved the run state to RUN_BROKEN.  An observer
@@ -89,8 +53,7 @@ static inline int broken_mark(const layout_t *L, const char *text) {
         h->broken_reason[n] = 0;
         STORE_REL(&h->broken_len, (u64)n ? (u64)n : 1); /* pairs with broken_reason's acquire */
     }
-    broken_wake_everyone(L);
-    broken_wake_clients(L);
+    run_wake_all(L);
     return won;
 }
 

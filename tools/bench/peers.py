@@ -126,8 +126,9 @@ class Peer:
     def put(self, obj: Any) -> Any:
         """Store ``obj`` once in the peer's object store; ``None``: no store.
 
-        Only Ray has one (``ray.put``); ``payload`` then also times tasks
-        that get the stored reference instead of the array.
+        Ray has one (``ray.put``), shmrt has shared arrays (``share``);
+        ``payload`` then also times tasks that get the stored reference
+        instead of the array.
         """
         return None
 
@@ -153,6 +154,7 @@ class ShmrtPeer(Peer):
     label = "shmrt"
     description = "shmrt.Pool(workers)"
     can_spawn = True
+    store_label = "shmrt, shared array built once (pool.share, untimed)"
 
     def start(self) -> None:
         import shmrt
@@ -164,6 +166,10 @@ class ShmrtPeer(Peer):
 
     def _close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def put(self, obj: Any) -> Any:
+        """A shared array (the arena): tasks get a view of it, no copy."""
+        return self.pool.share(obj)
 
     def map(
         self, fn: Callable[[Any], Any], items: Iterable[Any], chunksize: int | None
