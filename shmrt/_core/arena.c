@@ -2,8 +2,9 @@
  * arena.c -- the blob arena: refcounted blocks for payloads that do not fit
  * in a slot, and BlobView, a buffer exporter over one block.
  *
- * Allocation is by size classes in half-steps (4K, 6K, 8K, 12K, 16K, ...: a
- * block wastes at most a third; a 64-byte header is included).  Each class
+ * Allocation is by size classes in half-steps (4K, 6K, 8K, 12K, 16K, ... of
+ * payload, plus a 64-byte header: a block wastes at most a third, and a
+ * power-of-two payload fits its own class).  Each class
  * has a free stack (Treiber, ABA tag in the head, link in the block header);
  * a class with an empty stack carves a new block from the bump pointer, and
  * when the arena is all carved, takes a free block of a larger class.  The
@@ -86,7 +87,7 @@ static long long pop_free(SegmentObject *s, int c) {
  * when it is corrupt (the runtime is broken then, broken.c). */
 long long arena_alloc_block(SegmentObject *s, u64 len) {
     if (len > s->L.arena_size) return -1;
-    int c = class_for(len + BLOCK_HEADER_SIZE);
+    int c = class_for(len + BLOCK_HEADER_SIZE); /* class sizes count the header */
     if (c < 0) return -1;
     header_t *h = HDR(s);
     long long off = pop_free(s, c);

@@ -64,10 +64,13 @@
 #define HOLD_COUNT_MAX ((1ULL << (64 - HOLD_COUNT_SHIFT)) - 1)
 
 /* ---- blocks ------------------------------------------------------------ */
-/* Bytes of a block of size class c (header included): half steps, 4K, 6K,
- * 8K, 12K, ... */
+/* Bytes of a block of size class c: its payload capacity in half steps
+ * (4K, 6K, 8K, 12K, ...) plus the 64-byte header, so that a power-of-two
+ * payload (a 16 MiB array) takes a block of its own size, not the next
+ * class up. */
 static inline u64 arena_class_bytes(u64 c) {
-    return (c & 1) ? (u64)(ARENA_MIN_BLOCK * 3 / 2) << (c / 2) : (u64)ARENA_MIN_BLOCK << (c / 2);
+    return ((c & 1) ? (u64)(ARENA_MIN_BLOCK * 3 / 2) << (c / 2) : (u64)ARENA_MIN_BLOCK << (c / 2)) +
+           BLOCK_HEADER_SIZE;
 }
 
 /* The block at arena offset off, or NULL: aligned, inside the arena, header

@@ -52,7 +52,7 @@
 #define LOCAL_CAP_MAX 256
 #define HEADER_SIZE 4096
 #define SLOT_HEADER_SIZE 192
-#define ARENA_MIN_BLOCK 4096 /* class 0 block size */
+#define ARENA_MIN_BLOCK 4096 /* class 0 payload capacity (its block: + the header) */
 #define ARENA_CLASSES 48     /* half-steps: 4K, 6K, 8K, 12K, ... up to 48 GiB */
 #define BLOCK_HEADER_SIZE 64
 #define BLOCK_MAGIC 0x424c4f42u /* "BLOB" */
