@@ -103,6 +103,9 @@ class Segment:
     def relay_sending(self, idx: int, /) -> None: ...
     def relay_flow_min(self, flow: int, /) -> int | None: ...
     def relay_stats(self) -> dict[str, Any]: ...
+    # a runtime broken by corrupt shared memory (broken.c)
+    def broken_reason(self) -> str | None: ...
+    def mark_broken(self, reason: str, /) -> bool: ...
 
 def compute_layout(cfg: dict[str, int], /) -> dict[str, int]: ...
 def datastack_room() -> int: ...
@@ -175,3 +178,26 @@ RUN_RUNNING: int
 RUN_STOPPING: int
 RUN_STOPPED: int
 FN_READY: int
+RUN_BROKEN: int
+BROKEN_REASON_MAX: int
+FN_EMPTY: int
+FN_WRITING: int
+S_FLAGS_MASK: int
+STATE_INITIAL: int
+OWNER_SENDER: int
+IDLE_SEARCH_MASK: int
+IDLE_UNPARK_ONE: int
+SHMRT_MAGIC: int
+RECLAIM_TAG: int
+RECLAIM_TAG_MASK: int
+CLIENT_FIELDS: dict[str, int]
+LOCAL_QUEUE_FIELDS: dict[str, int]
+RING_FIELDS: dict[str, int]
+FUNC_FIELDS: dict[str, int]
+BLOCK_FIELDS: dict[str, int]
+HEADER_STRUCT_SIZE: int
+SLOT_STRUCT_SIZE: int
+CLIENT_SIZE: int
+FUNC_SIZE: int
+BLOCK_SIZE: int
+CELL_SIZE: int
