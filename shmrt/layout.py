@@ -44,17 +44,18 @@ class LayoutError(ShmrtError):
     message is one line."""
 
 
+def read_u64(buf: Buffer, off: int) -> int:
+    """The little-endian u64 at ``off`` of an image; LayoutError outside it."""
+    if off < 0 or off + 8 > len(buf):
+        raise LayoutError(f"read of 8 bytes at offset {off} is outside the image "
+                          f"({len(buf)} bytes)")
+    return int(_Q.unpack_from(buf, off)[0])
+
+
 def bytes_loader(buf: Buffer) -> Load:
     """A load function over an image of a segment (little-endian u64 words),
     bounds-checked: a read outside ``buf`` raises :class:`LayoutError`."""
-    n = len(buf)
-
-    def load(off: int) -> int:
-        if off < 0 or off + 8 > n:
-            raise LayoutError(f"read of 8 bytes at offset {off} is outside the image ({n} bytes)")
-        return int(_Q.unpack_from(buf, off)[0])
-
-    return load
+    return lambda off: read_u64(buf, off)
 
 
 # ---- names of states and flags (from the C enums) ------------------------------------------
@@ -91,6 +92,11 @@ def worker_state_name(v: int) -> str:
 
 
 # ---- packed words ---------------------------------------------------------------------------
+# the low bits of a holder word (HOLDER_WORKER | wid) and of a running task's
+# owner word ((pid << 32) | (wid + 1)) that hold the worker id
+WID_MASK = _core.HOLDER_WORKER - 1
+
+
 def idle_counts(idle: int) -> tuple[int, int]:
     """(unparked, searching) of the header's idle word (Tokio's: park.h)."""
     return (idle // _core.IDLE_UNPARK_ONE) & _core.IDLE_SEARCH_MASK, idle & _core.IDLE_SEARCH_MASK
@@ -116,8 +122,8 @@ def result_status(result: int) -> tuple[int, int]:
 
 def holder_worker(holder: int) -> int | None:
     """The worker id a slot's holder word names (HOLDER_WORKER | wid), else None."""
-    if holder & _core.HOLDER_WORKER and not holder & ~(_core.HOLDER_WORKER | (_core.HOLDER_WORKER - 1)):
-        return holder & (_core.HOLDER_WORKER - 1)
+    if holder & _core.HOLDER_WORKER and not holder & ~(_core.HOLDER_WORKER | WID_MASK):
+        return holder & WID_MASK
     return None
 
 
@@ -128,7 +134,7 @@ def owner_of(owner: int) -> tuple[int, int, bool]:
     low = owner & U32
     if low & _core.OWNER_SENDER:
         return owner >> 32, low & (_core.OWNER_SENDER - 1), True
-    return owner >> 32, (low & (_core.HOLDER_WORKER - 1)) - 1, False
+    return owner >> 32, (low & WID_MASK) - 1, False
 
 
 def task_key(gen: int, idx: int) -> int:
@@ -518,7 +524,10 @@ class Layout:
     def of(cls, seg: _core.Segment) -> Layout:
         """The validated layout of a mapped segment."""
         d = seg.layout
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        names = [f.name for f in fields(cls)]
+        if any(k not in d for k in names):  # segment.c's layout dict lacks send_stride
+            d = {**_core.compute_layout({k: d[k] for k in CONFIG_KEYS}), **d}
+        return cls(**{k: d[k] for k in names})
 
     @classmethod
     def compute(cls, cfg: Mapping[str, int], max_payload: int = 0) -> Layout:

@@ -34,7 +34,8 @@ from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 from . import _core, codec, launch
-from .segment import process_alive
+from .layout import View, header_word
+from .segment import mark_stopping, process_alive
 
 RECLAIM_WAIT_S = 0.25  # then look for other dead processes holding the world up
 SUPERVISE_S = 1.0  # longest sleep of the supervisor (client reaping, dropped pools)
@@ -59,7 +60,7 @@ class Supervisor:
         if self._standby is not None:
             procs[self._standby.sentinel] = -1
         senders = {p.sentinel: sw for sw, p in enumerate(self._senders) if p is not None}
-        watch = self._seg.load64(_core.HEADER_FIELDS["watch"])
+        watch = header_word(self._seg, "watch")
         return procs, senders, self._wake_r, KILL_POLL_S if watch else SUPERVISE_S
 
     def _kill_overdue(self) -> None:
@@ -99,7 +100,7 @@ class Supervisor:
                 if not self._stopping and not self._corrupt():
                     self._start_sender(sw)
         self._reap_clients()
-        if self._seg.load64(_core.HEADER_FIELDS["watch"]):
+        if header_word(self._seg, "watch"):
             self._kill_overdue()
         return True
 
@@ -154,8 +155,7 @@ class Supervisor:
                 seg.crash_task(key, _core.ST_CRASHED, enc.inline)
         if self._corrupt():  # the reclaim found the segment corrupt (reclaim.c)
             return
-        registered = seg.load64(seg.layout["workers_off"] + wid * _core.WORKER_SIZE
-                                + _core.WORKER_FIELDS["pid"]) == p.pid
+        registered = View(seg).worker_word(wid, "pid") == p.pid
         if registered and code == 0:  # retired (max_tasks_per_child / max_worker_memory)
             self._recycled += 1
             self._start_failures[wid] = 0
@@ -217,24 +217,20 @@ class Supervisor:
         self._broken_tb = remote_tb
         self._shutdown = True
         self._stopping = True  # the supervisor stops watching (and spinning on) the dead
-        self._seg.store64(_core.HEADER_FIELDS["run_state"], _core.RUN_STOPPING)
-        self._seg.wake_all()
+        mark_stopping(self._seg)
         for p in (*self._procs, self._standby):  # survivors would run tasks nobody waits for
             if p is not None and p.is_alive():
                 p.kill()
         self._fail_pending(self._broken_error())
 
     def _dead_clients(self) -> list[int]:
-        seg = self._seg
-        lay = seg.layout
-        qf = _core.QUEUE_FIELDS
+        view = View(self._seg)
         dead = []
-        for cid in range(lay["n_clients"]):
+        for cid in range(view.layout.n_clients):
             if cid == self._cid:
                 continue
-            base = lay["clients_off"] + cid * lay["client_stride"]
-            pid = seg.load64(base + qf["pid"])
-            if pid and not process_alive(pid, seg.load64(base + qf["start"])):
+            c = view.client(cid)
+            if c.pid and not process_alive(c.pid, c.start):
                 dead.append(cid)
         return dead
 
