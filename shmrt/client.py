@@ -244,8 +244,11 @@ class Client(cf.Executor):
                 raise
             self._close()
         else:
-            threading.Thread(target=lambda: (self._wait_pending(), self._close()),
-                             daemon=True).start()
+            def finish() -> None:
+                self._wait_pending()
+                self._close()
+
+            threading.Thread(target=finish, daemon=True).start()
 
     def _cancel_queued(self, keep: int = 0) -> None:
         """Cancel pending futures (newest first) but the ``keep`` oldest."""

@@ -243,7 +243,7 @@ class Pool(Supervisor, Client):
 
         spec = self._relay_spec
         assert spec is not None
-        p = self._ctx.Process(target=relay_worker.main, name=f"shmrt-send-{sw}",
+        p = self._ctx.Process(target=relay_worker.main, name=f"shmrt-send-{sw}",  # type: ignore[attr-defined]
                               args=(self._sname, sw, spec.sink, spec.ordered, self._main_thread),
                               daemon=True)
         p.start()

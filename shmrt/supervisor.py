@@ -31,7 +31,7 @@ import os
 import signal
 import weakref
 from multiprocessing.connection import wait as mp_wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core, codec, launch
 from .layout import View, header_word
@@ -51,6 +51,24 @@ class Supervisor:
     _senders: list[Any]
     _standby: Any
     _launcher: launch.Launcher
+    if TYPE_CHECKING:  # the rest of Pool (pool.py) and Client (client.py)
+        name: str
+        _cid: int
+        _wake_r: int
+        _killing: set[int]
+        _inline_cap: int
+        _max_payload: int
+        _recycled: int
+        _start_failures: list[int]
+        _standby_failures: int
+        _broken_reason: str | None
+        _broken_tb: str | None
+
+        def _start_worker(self, wid: int) -> None: ...
+        def _refill_standby(self) -> None: ...
+        def _start_sender(self, sw: int) -> None: ...
+        def _fail_pending(self, exc: BaseException) -> None: ...
+        def _broken_error(self) -> BaseException: ...
 
     def _watched(self) -> tuple[dict[int, int], dict[int, int], int, float]:
         """What the supervisor waits on (worker, standby (wid -1) and

@@ -32,6 +32,7 @@ case: the runtime replaces it and fails (or retries) only its task.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import os
 import sys
@@ -153,7 +154,7 @@ class NodeRuntime:
                 continue
             with self.lock:
                 self.live[tid] = fut
-            fut.add_done_callback(lambda f, tid=tid: self._done(tid, f))
+            fut.add_done_callback(functools.partial(self._done, tid))
         self.counters["submitted"] += len(tasks)
         if fails:
             self._emit(fails)
@@ -220,7 +221,7 @@ class NodeRuntime:
         return their ids (they will not run here)."""
         with self.lock:
             newest_first = list(reversed(self.live.items()))
-        got = []
+        got: list[int] = []
         for tid, fut in newest_first:
             if len(got) >= n:
                 break
