@@ -54,13 +54,13 @@ class WorkerStatistics(_Record):
     queue: int  # tasks in its local run queue
     tasks_run: int  # tasks it ran
     steals: int  # successful steals from another worker's queue
-    steal_attempts: int
+    steal_attempts: int  # steal attempts, successful or not
     stolen_tasks: int  # tasks it took by stealing
     parks: int  # times it went to sleep
     wakeups: int  # times it was woken
     inject_pulls: int  # tasks taken from the shared inject queue
     overflows: int  # times its local queue overflowed into the inject queue
-    spins: int
+    spins: int  # spin phases before parking (polling for work a little while)
     lifo_hits: int  # tasks run from the LIFO slot (a task spawned by the previous one)
     helped: int  # tasks it ran while waiting for a join (work helping)
 
@@ -95,8 +95,8 @@ class Statistics(_Record):
     inject_len: int  # tasks in the shared inject queue now
     searching: int  # workers looking for work now (idle word)
     unparked: int  # workers not asleep now (idle word)
-    arena: ArenaStatistics
-    workers: list[WorkerStatistics]
+    arena: ArenaStatistics  # the blob arena's bytes
+    workers: list[WorkerStatistics]  # one per worker, by id
     client: ClientStatistics | None = None  # set by Client.statistics()
     recycled: int | None = None  # set by Pool.statistics(): workers retired and replaced
 
@@ -105,19 +105,19 @@ class Statistics(_Record):
 class SendRingStatistics(_Record):
     """One relay send worker and its ring (send_t)."""
 
-    pid: int
+    pid: int  # the send worker's process
     depth: int  # finished packets in its ring now
     waitlist: int  # packets waiting for room in the ring
     backlog: int  # packets in its reorder buffer
-    pushed: int
-    popped: int
+    pushed: int  # packets pushed on its ring by the CPU workers
+    popped: int  # packets it took off its ring
     registrations: int  # packets that found the ring full and waited
     wakes: int  # waiting packets moved into the ring
     pending_with_capacity: int  # waitlist non-empty while the ring had room: must stay 0
-    sent: int
-    filtered: int
-    errors: int
-    crashed: int
+    sent: int  # packets it handed to the sink
+    filtered: int  # packets the transform dropped (returned None)
+    errors: int  # packets the transform or the sink failed on
+    crashed: int  # packets a CPU worker died on
     in_doubt: int  # its worker died while handing these to the sink: sent or not
 
 
@@ -139,17 +139,17 @@ class RelayStatistics(_Record):
     capacity: int  # the in-flight budget (max_inflight)
     avail: int  # budget units free now
     registrations: int  # send() calls that waited for budget
-    wakes: int
-    spurious: int
+    wakes: int  # waiting send() calls handed a unit
+    spurious: int  # wake-ups that found no unit (or polls when every waiter entry was taken)
     pending_with_capacity: int  # a waiter timed out while units were free: must stay 0
-    passed_on: int
+    passed_on: int  # a woken waiter that no longer wanted its unit passed it on
     fast: int  # send() calls that found budget at once
     full: int  # send_nowait refusals
-    timeouts: int
-    recheck: int
-    rings: list[SendRingStatistics]
+    timeouts: int  # send() calls that gave up waiting (their timeout)
+    recheck: int  # the re-check after registering as a waiter found a unit
+    rings: list[SendRingStatistics]  # one per send worker
     sent: int  # packets handed to the sink
-    dropped: DroppedStatistics
+    dropped: DroppedStatistics  # packets not sent, by reason
     runtime: Statistics  # the relay's runtime
 
 

@@ -174,3 +174,41 @@ def test_bytes_loader_is_bounded() -> None:
     with pytest.raises(L.LayoutError):
         load(-1)
     assert L.stale_header(bytes(8)) is None
+
+
+def test_statistics_fields_are_documented() -> None:
+    from dataclasses import is_dataclass
+
+    from shmrt import stats
+
+    doc = (CORE.parent.parent / "docs" / "statistics.md").read_text()
+    for name in stats.__all__:
+        cls = getattr(stats, name)
+        if not (isinstance(cls, type) and is_dataclass(cls)):
+            continue
+        assert f"## `{name}`" in doc, f"docs/statistics.md lacks a section for {name}"
+        section = doc.split(f"## `{name}`", 1)[1].split("\n## ", 1)[0]
+        for f in fields(cls):
+            assert f"| `{f.name}` |" in section, f"docs/statistics.md: {name}.{f.name} undocumented"
+
+
+@pytest.mark.timeout(60)
+def test_statistics_are_typed_and_read_like_dicts() -> None:
+    import json
+
+    import shmrt
+    from shmrt.stats import Statistics, WorkerStatistics
+
+    with shmrt.Pool(1, slots=64, arena_size=1 << 20) as pool:
+        assert pool.submit(abs, -3).result(timeout=30) == 3
+        st = pool.statistics()
+    assert isinstance(st, Statistics) and isinstance(st.workers[0], WorkerStatistics)
+    assert st.completed == st["completed"] >= 1 and st.slots == 64
+    assert st.recycled == st.get("recycled") == 0 and st.client is not None
+    assert st["workers"][0]["state"] in L.WORKER_STATES.values()
+    assert st["arena"]["size"] == 1 << 20
+    with pytest.raises(KeyError):
+        st["no_such_counter"]
+    d = json.loads(json.dumps(st.as_dict()))
+    assert d["client"]["id"] == st.client.id and d["workers"][0]["pid"] == st.workers[0].pid
+    assert set(dict(st)) == {f.name for f in fields(Statistics)}
