@@ -604,7 +604,8 @@ def _slot_row(
         attempts=s.attempts & MAX_U32,
         max_retries=s.attempts >> 32,
         parent=parent,
-        status=STATUS.get(s.result >> 32, f"unknown({s.result >> 32})")
+        status=STATUS.get(SL.result_status(s.result)[0],
+                          f"unknown({SL.result_status(s.result)[0]})")
         if s.state & _core.S_COMPLETE
         else None,
         where=where,
