@@ -1,8 +1,8 @@
 """The segment layout has one source (shmrt/_core/layout.h, state.h): the C
-core exports every constant and field, shmrt/layout.py reads every exported
+core exports every constant and field, shmrt/layout/ reads every exported
 field, and _core.pyi declares every export.  These tests parse the headers,
 so a field or constant added in C without its export (module.c) or its
-reader (shmrt/layout.py) fails here, naming what to add where."""
+reader (shmrt/layout/) fails here, naming what to add where."""
 
 from __future__ import annotations
 
@@ -85,11 +85,11 @@ def test_every_struct_field_is_exported() -> None:
 
 def test_every_exported_field_has_a_reader() -> None:
     read = {t for r in L.RECORDS for t in TABLES.values() if r.TABLE is getattr(_core, t)}
-    assert read == set(TABLES.values()), "a field table without a record in shmrt/layout.py"
+    assert read == set(TABLES.values()), "a field table without a record in shmrt/layout/records.py"
     for r in L.RECORDS:
         names = {f.name for f in fields(r)}  # type: ignore[arg-type]
         missing = sorted(set(r.TABLE) - names - r.ARRAYS)
-        assert not missing, f"shmrt/layout.py: add {missing} to the record {r.__name__}"
+        assert not missing, f"shmrt/layout/records.py: add {missing} to the record {r.__name__}"
         assert r.ARRAYS <= set(r.TABLE)
 
 
