@@ -5,7 +5,8 @@ a segment's validated layout, never from Python arithmetic on struct sizes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 from .. import _core
 from .records import (
@@ -79,10 +80,10 @@ _LAYOUT_KEYS = ("workers_off", "queues_off", "inject_off", "clients_off", "funcs
                 "slots_off", "arena_off", "relay_off")
 
 
-@dataclass(frozen=True)
 class Layout:
     """Sizes and offsets of one segment (layout_t in layout.h), from the C
-    core's ``compute_layout`` or a mapped segment's ``layout``."""
+    core's ``compute_layout`` or a mapped segment's ``layout``; immutable.
+    (A plain class, not a dataclass: cheaper to define at a worker's start.)"""
 
     total_size: int
     n_workers: int
@@ -102,22 +103,38 @@ class Layout:
     slots_off: int
     arena_off: int
     client_stride: int
-    n_send: int = 0  # relay region (all 0 but relay_off without a relay)
-    send_cap: int = 0
-    n_waiters: int = 0
-    inflight: int = 0
-    relay_off: int = 0
-    relay_hdr: int = 0  # relay_t + its token FIFO, aligned to 64
-    send_stride: int = 0  # send_t + its ring + its waitlist, aligned to 64
+    n_send: int  # relay region (all 0 but relay_off without a relay)
+    send_cap: int
+    n_waiters: int
+    inflight: int
+    relay_off: int
+    relay_hdr: int  # relay_t + its token FIFO, aligned to 64
+    send_stride: int  # send_t + its ring + its waitlist, aligned to 64
+    NAMES: ClassVar[tuple[str, ...]]
+
+    def __init__(self, **values: int) -> None:
+        if values.keys() != set(self.NAMES):
+            raise TypeError(f"Layout takes exactly {', '.join(self.NAMES)}")
+        self.__dict__.update(values)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Layout is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Layout and other.__dict__ == self.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Layout({', '.join(f'{k}={v}' for k, v in self.__dict__.items())})"
 
     @classmethod
     def of(cls, seg: _core.Segment) -> Layout:
         """The validated layout of a mapped segment."""
         d = seg.layout
-        names = [f.name for f in fields(cls)]
-        if any(k not in d for k in names):  # segment.c's layout dict lacks send_stride
+        if any(k not in d for k in cls.NAMES):  # segment.c's layout dict lacks send_stride
             d = {**_core.compute_layout({k: d[k] for k in CONFIG_KEYS}), **d}
-        return cls(**{k: d[k] for k in names})
+        return cls(**{k: d[k] for k in cls.NAMES})
 
     @classmethod
     def compute(cls, cfg: Mapping[str, int], max_payload: int = 0) -> Layout:
@@ -225,6 +242,9 @@ class Layout:
         self._need_relay()
         self._check(i, self.n_send, "send ring")
         return self.sends_off + i * self.send_stride
+
+
+Layout.NAMES = tuple(k for k, t in Layout.__annotations__.items() if "ClassVar" not in str(t))
 
 
 # ---- a mapped segment, typed ---------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from typing import ClassVar, TypeVar
 
 from .. import _core
@@ -135,17 +134,42 @@ R = TypeVar("R", bound="Record")
 class Record:
     """A struct of the segment, read field by field through a load function.
 
-    Subclasses are dataclasses whose fields are exactly the scalar fields of
-    the C struct (its ``TABLE`` minus ``ARRAYS``); offsets come from ``TABLE``."""
+    A subclass names its C struct's field table, size and array fields (not
+    read as words) as class keywords, and declares exactly the struct's
+    scalar fields, in any order, as annotations; offsets come from the table.
+    Instances are immutable.  (Not dataclasses: building a dozen of them
+    costs a worker ~10 ms of start-up.)"""
 
     TABLE: ClassVar[Mapping[str, int]]
     SIZE: ClassVar[int]
     ARRAYS: ClassVar[frozenset[str]] = frozenset()
+    NAMES: ClassVar[tuple[str, ...]]
     _OFFS: ClassVar[tuple[int, ...]]
+
+    def __init_subclass__(cls, table: Mapping[str, int], size: int,
+                          arrays: tuple[str, ...] = (), **kw: object) -> None:
+        super().__init_subclass__(**kw)
+        cls.TABLE, cls.SIZE, cls.ARRAYS = table, size, frozenset(arrays)
+        cls.NAMES = tuple(n for n, t in cls.__annotations__.items() if "ClassVar" not in str(t))
+        cls._OFFS = tuple(table[n] for n in cls.NAMES)
+
+    def __init__(self, *values: int) -> None:
+        self.__dict__.update(zip(self.NAMES, values, strict=True))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.__dict__ == self.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={v}' for n, v in self.__dict__.items())})"
 
     @classmethod
     def read(cls: type[R], load: Load, base: int = 0) -> R:
-        return cls(*[load(base + o) for o in cls._OFFS])  # type: ignore[call-arg]
+        return cls(*[load(base + o) for o in cls._OFFS])
 
     @classmethod
     def word(cls, load: Load, base: int, name: str) -> int:
@@ -153,28 +177,11 @@ class Record:
         return load(base + cls.TABLE[name])
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return dict(self.__dict__)
 
 
-RT = TypeVar("RT", bound=type[Record])
-
-
-def _record(table: Mapping[str, int], size: int,
-            arrays: tuple[str, ...] = ()) -> Callable[[RT], RT]:
-    """Bind a record dataclass to its C struct: field table, size, array
-    fields (not read as words)."""
-
-    def wrap(cls: RT) -> RT:
-        cls.TABLE, cls.SIZE, cls.ARRAYS = table, size, frozenset(arrays)
-        cls._OFFS = tuple(table[f.name] for f in fields(cls))  # type: ignore[arg-type]
-        return cls
-
-    return wrap
-
-
-@_record(_core.HEADER_FIELDS, _core.HEADER_SIZE, ("arena_free", "broken_reason"))
-@dataclass(frozen=True)
-class Header(Record):
+class Header(Record, table=_core.HEADER_FIELDS, size=_core.HEADER_SIZE,
+             arrays=("arena_free", "broken_reason")):
     """header_t: configuration (written once) and the mutable words."""
 
     magic: int
@@ -229,9 +236,7 @@ class Header(Record):
         return {k: getattr(self, k) for k in CONFIG_KEYS}
 
 
-@_record(_core.WORKER_FIELDS, _core.WORKER_SIZE)
-@dataclass(frozen=True)
-class Worker(Record):
+class Worker(Record, table=_core.WORKER_FIELDS, size=_core.WORKER_SIZE):
     """worker_t: one worker's identity, park word and counters."""
 
     pid: int
@@ -262,9 +267,8 @@ WORKER_COUNTERS = ("tasks_run", "steals", "steal_attempts", "stolen_tasks", "par
                    "inject_pulls", "overflows", "spins", "lifo_hits", "helped")
 
 
-@_record(_core.CLIENT_FIELDS, _core.CLIENT_SIZE, ("ring",))
-@dataclass(frozen=True)
-class Client(Record):
+class Client(Record, table=_core.CLIENT_FIELDS, size=_core.CLIENT_SIZE,
+             arrays=("ring",)):
     """client_t: a client entry (its completion ring follows at ``ring``)."""
 
     pid: int
@@ -279,27 +283,23 @@ class Client(Record):
     spinning: int
 
 
-@_record(_core.LOCAL_QUEUE_FIELDS, _core.QUEUE_SIZE, ("buf",))
-@dataclass(frozen=True)
-class LocalQueue(Record):
+class LocalQueue(Record, table=_core.LOCAL_QUEUE_FIELDS, size=_core.QUEUE_SIZE,
+                 arrays=("buf",)):
     """local_queue_t: head = (steal << 32) | real, tail (u32); u32 entries at ``buf``."""
 
     head: int
     tail: int
 
 
-@_record(_core.RING_FIELDS, _core.RING_SIZE, ("cells",))
-@dataclass(frozen=True)
-class Ring(Record):
+class Ring(Record, table=_core.RING_FIELDS, size=_core.RING_SIZE,
+           arrays=("cells",)):
     """ring_t: enq and deq hints; CELL_SIZE-byte cells (seq << 32 | value) follow."""
 
     enq: int
     deq: int
 
 
-@_record(_core.FUNC_FIELDS, _core.FUNC_SIZE)
-@dataclass(frozen=True)
-class Func(Record):
+class Func(Record, table=_core.FUNC_FIELDS, size=_core.FUNC_SIZE):
     """func_t: a function table entry."""
 
     state: int
@@ -308,9 +308,7 @@ class Func(Record):
     hash: int
 
 
-@_record(_core.SLOT_FIELDS, _core.SLOT_HEADER_SIZE)
-@dataclass(frozen=True)
-class Slot(Record):
+class Slot(Record, table=_core.SLOT_FIELDS, size=_core.SLOT_HEADER_SIZE):
     """slot_t: one task slot's header (the payload follows)."""
 
     state: int
@@ -343,9 +341,7 @@ class Slot(Record):
         return slot_flags(self.state)
 
 
-@_record(_core.BLOCK_FIELDS, _core.BLOCK_SIZE)
-@dataclass(frozen=True)
-class Block(Record):
+class Block(Record, table=_core.BLOCK_FIELDS, size=_core.BLOCK_SIZE):
     """block_t: an arena block's header: (BLOCK_MAGIC << 32) | class, refs, len."""
 
     magic_class: int
@@ -354,9 +350,8 @@ class Block(Record):
     next: int
 
 
-@_record(_core.RELAY_FIELDS, _core.RELAY_SIZE, ("fifo",))
-@dataclass(frozen=True)
-class Relay(Record):
+class Relay(Record, table=_core.RELAY_FIELDS, size=_core.RELAY_SIZE,
+            arrays=("fifo",)):
     """relay_t: the relay's budget, waiter counters (token FIFO at ``fifo``)."""
 
     avail: int
@@ -374,9 +369,7 @@ class Relay(Record):
     recheck: int
 
 
-@_record(_core.WAITER_FIELDS, _core.WAITER_SIZE)
-@dataclass(frozen=True)
-class Waiter(Record):
+class Waiter(Record, table=_core.WAITER_FIELDS, size=_core.WAITER_SIZE):
     """waiter_t: a client send() blocked on the relay budget."""
 
     state: int
@@ -391,9 +384,8 @@ class Waiter(Record):
         return self.state >> 8
 
 
-@_record(_core.SEND_FIELDS, _core.SEND_SIZE, ("rings",))
-@dataclass(frozen=True)
-class Send(Record):
+class Send(Record, table=_core.SEND_FIELDS, size=_core.SEND_SIZE,
+           arrays=("rings",)):
     """send_t: one send worker's counters (its ring and waitlist at ``rings``)."""
 
     seq: int
