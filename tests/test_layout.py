@@ -1,6 +1,6 @@
-"""The segment layout has one source (shmrt/_core/layout.h, state.h): the C
-core exports every constant and field, shmrt/layout/ reads every exported
-field, and _core.pyi declares every export.  These tests parse the headers,
+"""The segment layout has one source (shmrt/_core/layout.h, state.h, and
+park.h's idle-word packing): the C core exports every constant and field,
+shmrt/layout/ reads every exported field, and _core.pyi declares every export.  These tests parse the headers,
 so a field or constant added in C without its export (module.c) or its
 reader (shmrt/layout/) fails here, naming what to add where."""
 
@@ -21,10 +21,11 @@ PYI = CORE.parent / "_core.pyi"
 
 # #defines and enum members of the headers that are not segment content.
 NOT_EXPORTED = {
-    "SHMRT_LAYOUT_H", "SHMRT_STATE_H",  # include guards
+    "SHMRT_LAYOUT_H", "SHMRT_STATE_H", "SHMRT_PARK_H",  # include guards
     "PAD",  # a padding macro
     # state.h: return codes of the transition functions, not values in memory
     "TR_OK", "TR_CANCELLED", "TR_COMPLETE", "TR_RUNNING", "TR_LAST_REF", "TR_INVALID",
+    "PARK_UNPARKED", "PARK_NOTIFIED", "PARK_TIMEOUT",  # park.h: park()'s return codes
 }
 # struct name in layout.h -> its field table in _core
 TABLES = {
@@ -62,7 +63,7 @@ def _structs(header: str) -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.parametrize("header", ["layout.h", "state.h"])
+@pytest.mark.parametrize("header", ["layout.h", "state.h", "park.h"])  # park.h: the idle word
 def test_every_constant_is_exported(header: str) -> None:
     names = _constants(header)
     assert names, f"no #define or enum parsed from {header}"
