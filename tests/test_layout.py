@@ -1,8 +1,9 @@
 """The segment layout has one source (shmrt/_core/layout.h, state.h, and
 park.h's idle-word packing): the C core exports every constant and field,
-shmrt/layout/ reads every exported field, and _core.pyi declares every export.  These tests parse the headers,
-so a field or constant added in C without its export (module.c) or its
-reader (shmrt/layout/) fails here, naming what to add where."""
+shmrt/layout/ reads every exported field, and _core.pyi declares every
+export.  These tests parse the headers, so a field or constant added in C
+without its export (module.c) or its reader (shmrt/layout/) fails here,
+naming what to add where."""
 
 from __future__ import annotations
 
