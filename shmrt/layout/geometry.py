@@ -132,8 +132,9 @@ class Layout:
     def of(cls, seg: _core.Segment) -> Layout:
         """The validated layout of a mapped segment."""
         d = seg.layout
-        if any(k not in d for k in cls.NAMES):  # segment.c's layout dict lacks send_stride
-            d = {**_core.compute_layout({k: d[k] for k in CONFIG_KEYS}), **d}
+        if "send_stride" not in d:  # segment.c's layout dict lacks it
+            d["send_stride"] = (_core.compute_layout({k: d[k] for k in CONFIG_KEYS})["send_stride"]
+                                if d["n_send"] else 0)
         return cls(**{k: d[k] for k in cls.NAMES})
 
     @classmethod
