@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .errors import BrokenPool, RemoteTraceback, TaskCancelled, WorkerCrashed
     from .pool import Pool
     from .relay import Relay, UdpSink
-    from .workers.cpu import Handle
+    from .workers.cpu import Handle, InlineHandle
 
 _LAZY = {"Pool": ".pool", "Client": ".client", "connect": ".client", "Handle": ".workers.cpu",
          "Relay": ".relay", "UdpSink": ".relay", "BrokenPool": ".errors",
@@ -59,7 +59,7 @@ def __getattr__(name: str) -> Any:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Handle:
+def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Handle | InlineHandle:
     """Start ``fn(*args, **kwargs)`` as a child of the running task.
 
     Returns a handle whose ``join()`` returns the child's result (or raises

@@ -1,5 +1,6 @@
 """Type stubs for shmrt._core (the C core).  See shmrt/_core/*.c."""
 
+from collections.abc import Sequence
 from typing import Any
 
 class ShmrtError(Exception): ...
@@ -100,7 +101,7 @@ class Segment:
     def relay_submit(self, cid: int, fn_id: int, data: Any, flow: int, seq: int,
                      args_blob: int = -1, /) -> int: ...
     def relay_take(self, sw: int, max: int = 256, /) -> list[tuple[int, int, int, int, Any]]: ...
-    def relay_done(self, sw: int, idxs: list[int], sent: int = 0, filtered: int = 0,
+    def relay_done(self, sw: int, idxs: Sequence[int], sent: int = 0, filtered: int = 0,
                    errors: int = 0, crashed: int = 0, /) -> None: ...
     def relay_wait(self, sw: int, timeout: float, spin: float = 0, /) -> bool: ...
     def relay_flush_wait(self, timeout: float, /) -> bool: ...
@@ -110,6 +111,9 @@ class Segment:
     def relay_sending(self, idx: int, /) -> None: ...
     def relay_flow_min(self, flow: int, /) -> int | None: ...
     def relay_stats(self) -> dict[str, Any]: ...
+    # a runtime broken by corrupt shared memory (broken.c)
+    def broken_reason(self) -> str | None: ...
+    def mark_broken(self, reason: str, /) -> bool: ...
 
 def compute_layout(cfg: dict[str, int], /) -> dict[str, int]: ...
 def datastack_room() -> int: ...
@@ -138,10 +142,10 @@ ARENA_MIN_BLOCK: int
 BLOCK_MAGIC: int
 ARENA_CLASS_SIZES: tuple[int, ...]
 HOLDS_FIELDS: dict[str, int]
-BLOCK_FIELDS: dict[str, int]
 HOLDS_SIZE: int
 HOLD_CAP: int
 HOLD_COUNT_SHIFT: int
+HOLD_OFF_MASK: int
 SLOT_F_SENDING: int
 SLOT_F_KILL_TIMEOUT: int
 SLOT_F_KILL_CANCEL: int
@@ -187,3 +191,26 @@ RUN_RUNNING: int
 RUN_STOPPING: int
 RUN_STOPPED: int
 FN_READY: int
+RUN_BROKEN: int
+BROKEN_REASON_MAX: int
+FN_EMPTY: int
+FN_WRITING: int
+S_FLAGS_MASK: int
+STATE_INITIAL: int
+OWNER_SENDER: int
+IDLE_SEARCH_MASK: int
+IDLE_UNPARK_ONE: int
+SHMRT_MAGIC: int
+RECLAIM_TAG: int
+RECLAIM_TAG_MASK: int
+CLIENT_FIELDS: dict[str, int]
+LOCAL_QUEUE_FIELDS: dict[str, int]
+RING_FIELDS: dict[str, int]
+FUNC_FIELDS: dict[str, int]
+BLOCK_FIELDS: dict[str, int]
+HEADER_STRUCT_SIZE: int
+SLOT_STRUCT_SIZE: int
+CLIENT_SIZE: int
+FUNC_SIZE: int
+BLOCK_SIZE: int
+CELL_SIZE: int

@@ -36,15 +36,20 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures as cf
+from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core, codec
 from .errors import BrokenPool, PayloadTooLarge, RuntimeNotFound
 from .futures import TaskFuture, _InterruptSafeCondition, _results
+from .layout import Header, header_word
 from .mapping import _map_chunk, _starmap_chunk, lazy_map
 from .segment import attach, proc_start_time, process_alive
 from .workers.cpu import NO_FN, ByValue, decode_result, fn_id_for
+
+if TYPE_CHECKING:
+    from .stats import Statistics
 
 RESULT_SPIN_S = 200e-6
 # Tests widen the windows of the submit/deliver race with this (see
@@ -100,7 +105,7 @@ class Client(cf.Executor):
         self._main_batch: defaultdict[int, list[tuple[int, int, Any]]] = defaultdict(
             partial(seg.harvest, cid, 4096))
         self._main_ident = threading.main_thread().ident
-        self._run_off = _core.HEADER_FIELDS["run_state"]
+        self._run_off = Header.TABLE["run_state"]
         # The thread holds the client weakly between rounds: a client (or Pool)
         # the program dropped can be collected (and then closes itself).
         self._harvester = threading.Thread(target=_harvest_loop, args=(weakref.ref(self),),
@@ -241,8 +246,11 @@ class Client(cf.Executor):
                 raise
             self._close()
         else:
-            threading.Thread(target=lambda: (self._wait_pending(), self._close()),
-                             daemon=True).start()
+            def finish() -> None:
+                self._wait_pending()
+                self._close()
+
+            threading.Thread(target=finish, daemon=True).start()
 
     def _cancel_queued(self, keep: int = 0) -> None:
         """Cancel pending futures (newest first) but the ``keep`` oldest."""
@@ -484,7 +492,7 @@ class Client(cf.Executor):
                                   "(raise Pool(arena_size=...))")
         off, view = got
         self._seg.blob_release(off)  # the view (under the array) is the only holder
-        return np.frombuffer(view, dtype=dt, count=count).reshape(shp)
+        return np.frombuffer(memoryview(view), dtype=dt, count=count).reshape(shp)
 
     def share(self, array: Any) -> Any:
         """A copy of ``array`` in the runtime's shared memory (see empty())."""
@@ -496,13 +504,12 @@ class Client(cf.Executor):
         return out
 
     # ---- introspection ------------------------------------------------------
-    def statistics(self) -> dict[str, Any]:
-        """Counters of the runtime as this client sees them."""
-        from .stats import runtime_statistics
+    def statistics(self) -> Statistics:
+        """Counters of the runtime as this client sees them (docs/statistics.md)."""
+        from .stats import ClientStatistics, runtime_statistics
 
-        d = runtime_statistics(self._seg)
-        d["client"] = {"id": self._cid, "pending": len(self._pending)}
-        return d
+        return replace(runtime_statistics(self._seg),
+                       client=ClientStatistics(id=self._cid, pending=len(self._pending)))
 
     def __enter__(self) -> Client:
         return self
@@ -547,15 +554,14 @@ def _harvest_loop(ref: weakref.ref[Client]) -> None:
 
 
 def coordinator_alive(seg: _core.Segment) -> bool:
-    h = _core.HEADER_FIELDS
-    return process_alive(seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
+    return process_alive(header_word(seg, "coord_pid"), header_word(seg, "coord_start"))
 
 
 def connect(name: str, *, retries: int = 0) -> Client:
     """A client of the named runtime (started with ``shmrt start NAME`` or
     ``shmrt.Pool(name=NAME)``) from any process of the same user."""
     seg = attach(name, writable=True)
-    if seg.load64(_core.HEADER_FIELDS["run_state"]) != _core.RUN_RUNNING:
+    if header_word(seg, "run_state") != _core.RUN_RUNNING:
         seg.close()
         raise RuntimeNotFound(f"runtime {name!r} exists but is not running")
     if not coordinator_alive(seg):

@@ -92,7 +92,7 @@ class Encoded:
 
 def _as_memoryview(buf: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
     mv = memoryview(buf)
-    return mv if fmt == "B" and len(shape) == 1 else mv.cast("B").cast(fmt, shape)
+    return mv if fmt == "B" and len(shape) == 1 else mv.cast("B").cast(fmt, shape)  # type: ignore[call-overload]
 
 
 class _OOBPickler(pickle.Pickler):
@@ -129,7 +129,7 @@ def main_importable() -> bool:
     if not os.path.isabs(path):
         from multiprocessing import process
 
-        path = os.path.join(process.ORIGINAL_DIR or os.getcwd(), path)
+        path = os.path.join(process.ORIGINAL_DIR or os.getcwd(), path)  # type: ignore[attr-defined]
     return os.path.isfile(path)
 
 

@@ -15,6 +15,8 @@ way: they are built on first use (module ``__getattr__``)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._core import SegmentError, ShmrtError
 
 __all__ = [
@@ -115,6 +117,29 @@ def _remote_traceback() -> type:
     from concurrent.futures.process import _RemoteTraceback
 
     return _RemoteTraceback
+
+
+if TYPE_CHECKING:  # what the builders above make, for type checkers
+    from concurrent.futures import CancelledError
+    from concurrent.futures.process import BrokenProcessPool
+
+    class RemoteTraceback(Exception):  # _RemoteTraceback (typeshed says it takes a traceback)
+        tb: str
+
+        def __init__(self, tb: str) -> None: ...
+
+    class WorkerCrashed(ShmrtError, BrokenProcessPool):
+        pid: int
+        signal: int | None
+        exitcode: int | None
+        attempts: int
+
+        def __init__(self, pid: int, signal: int | None, exitcode: int | None,
+                     attempts: int = 1) -> None: ...
+
+    class TaskCancelled(ShmrtError, CancelledError): ...
+
+    class BrokenPool(ShmrtError, BrokenProcessPool): ...
 
 
 _BUILDERS = {"WorkerCrashed": _worker_crashed, "TaskCancelled": _task_cancelled,

@@ -82,10 +82,12 @@ def main_ref() -> tuple[str, str] | None:
     if name is not None:
         return ("name", name)
     path = main.__file__
+    if path is None:
+        return None
     if not os.path.isabs(path):
         from multiprocessing import process
 
-        path = os.path.join(process.ORIGINAL_DIR or os.getcwd(), path)
+        path = os.path.join(process.ORIGINAL_DIR or os.getcwd(), path)  # type: ignore[attr-defined]
     return ("path", os.path.normpath(path))
 
 
@@ -162,7 +164,7 @@ class Launcher:
         p = self.cls(target=_boot_main, name=f"shmrt-worker-{wid}",
                      args=(self.spec, wid, epoch, err), daemon=True)
         p.start()
-        p._shmrt_err = err  # type: ignore[attr-defined]
+        p._shmrt_err = err  # type: ignore[attr-defined, union-attr]
         return p
 
     def start_standby(self) -> Any:
@@ -179,9 +181,9 @@ class Launcher:
             p.start()
         finally:
             r.close()
-        p._shmrt_err = err  # type: ignore[attr-defined]
-        p._shmrt_assign = w  # type: ignore[attr-defined]
-        p._shmrt_exits = {}  # type: ignore[attr-defined]  # pid -> exit code, as reported
+        p._shmrt_err = err  # type: ignore[attr-defined, union-attr]
+        p._shmrt_assign = w  # type: ignore[attr-defined, union-attr]
+        p._shmrt_exits = {}  # type: ignore[attr-defined, union-attr]  # pid -> exit code
         return p
 
     @staticmethod

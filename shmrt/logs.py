@@ -113,8 +113,9 @@ class _ShipHandler(logging.Handler):
             if record.exc_info and not record.exc_text:
                 d["exc_text"] = logging.Formatter().formatException(record.exc_info)
             for k in ("exc_text", "stack_info"):  # keep the ends: where it was raised
-                if d.get(k):
-                    d[k] = d[k][-MAX_DATAGRAM // 4:]
+                v = d.get(k)
+                if isinstance(v, str) and v:
+                    d[k] = v[-MAX_DATAGRAM // 4:]
             self.sock.send(self.enc.encode(d))
         except Exception:
             self.handleError(record)

@@ -44,9 +44,10 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import _core, launch
+from . import _core, launch, layout
 from .client import Client
 from .segment import Config, create, random_name, unlink
 from .supervisor import Supervisor, supervise
@@ -54,6 +55,7 @@ from .workers import cpu
 
 if TYPE_CHECKING:
     from .relay import RelaySpec
+    from .stats import Statistics
 
 JOIN_GRACE_S = 5.0
 INTERRUPT_JOIN_S = 1.0  # interrupted stop: how long an idle worker gets to exit
@@ -216,7 +218,7 @@ class Pool(Supervisor, Client):
         """Start worker ``wid`` (a new epoch): forked by the zygote when
         there is one (recycling), else a new process."""
         self._epoch += 1
-        self._seg.store64(_core.HEADER_FIELDS["epoch"], self._epoch)
+        self._seg.store64(layout.Header.TABLE["epoch"], self._epoch)
         old, zyg = self._procs[wid], self._standby
         if isinstance(old, launch.ForkedWorker):
             old.close()
@@ -241,7 +243,7 @@ class Pool(Supervisor, Client):
 
         spec = self._relay_spec
         assert spec is not None
-        p = self._ctx.Process(target=relay_worker.main, name=f"shmrt-send-{sw}",
+        p = self._ctx.Process(target=relay_worker.main, name=f"shmrt-send-{sw}",  # type: ignore[attr-defined]
                               args=(self._sname, sw, spec.sink, spec.ordered, self._main_thread),
                               daemon=True)
         p.start()
@@ -319,9 +321,8 @@ class Pool(Supervisor, Client):
             wid = self._procs.index(p)
         except ValueError:
             return False
-        base = seg.layout["workers_off"] + wid * _core.WORKER_SIZE
         try:
-            return bool(seg.load64(base + _core.WORKER_FIELDS["current"]))
+            return bool(layout.View(seg).worker_word(wid, "current"))
         except Exception:
             return True
 
@@ -332,11 +333,10 @@ class Pool(Supervisor, Client):
         import time
 
         seg = self._seg
-        wbase, wsize = seg.layout["workers_off"], _core.WORKER_SIZE
-        pid_off = _core.WORKER_FIELDS["pid"]
+        view = layout.View(seg)
         end = None if timeout is None else time.monotonic() + timeout
         while True:
-            ok = all(p is not None and seg.load64(wbase + i * wsize + pid_off) == p.pid
+            ok = all(p is not None and view.worker_word(i, "pid") == p.pid
                      for i, p in enumerate(self._procs))
             if ok and self._senders:
                 pids = [r["pid"] for r in seg.relay_stats()["rings"]]
@@ -380,10 +380,10 @@ class Pool(Supervisor, Client):
 
     kill_workers = terminate_workers
 
-    def statistics(self) -> dict[str, Any]:
-        d = super().statistics()
-        d["recycled"] = self._recycled  # workers retired by max_tasks_per_child / memory
-        return d
+    def statistics(self) -> Statistics:
+        """The runtime's counters (docs/statistics.md), with ``recycled``:
+        workers retired by max_tasks_per_child / max_worker_memory."""
+        return replace(super().statistics(), recycled=self._recycled)
 
     def __enter__(self) -> Pool:
         return self

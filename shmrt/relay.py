@@ -29,13 +29,16 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import count
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from .errors import Full, PayloadTooLarge
 from .pool import Pool
 from .resolve import resolve
 from .workers.cpu import NO_FN, fn_id_for
+
+if TYPE_CHECKING:
+    from .stats import RelayStatistics
 
 MAX_PACKET = 64 * 1024  # the cap iroh's relay uses
 _waiters: ThreadPoolExecutor | None = None
@@ -254,23 +257,13 @@ class Relay:
             if not self._pool._runtime_running():
                 raise RuntimeError("relay runtime stopped")
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> RelayStatistics:
         """Budget and waiter counters, per send ring counters (depth,
         waitlist, reorder backlog, sent / filtered / errors / crashed), and
-        the runtime's scheduler counters."""
-        d = self._seg.relay_stats()
-        rings = d["rings"]
-        d["sent"] = sum(r["sent"] for r in rings)
-        d["dropped"] = {
-            "filtered": sum(r["filtered"] for r in rings),
-            "error": sum(r["errors"] for r in rings),
-            "crashed": sum(r["crashed"] for r in rings),
-            # a send worker died while handing these to the sink: sent or not
-            "in_doubt": sum(r["in_doubt"] for r in rings),
-            "full": d["full"],
-        }
-        d["runtime"] = self._pool.statistics()
-        return d
+        the runtime's scheduler counters (docs/statistics.md)."""
+        from .stats import relay_statistics
+
+        return relay_statistics(self._seg, self._pool.statistics())
 
     def close(self, flush: bool = True) -> None:
         if self._closed:

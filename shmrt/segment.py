@@ -31,12 +31,12 @@ import os
 import re
 import secrets
 import stat
-from dataclasses import dataclass
 
 import posix_ipc
 
 from . import _core
 from .errors import RuntimeExists, RuntimeNotFound, SegmentError
+from .layout import Config as Config  # re-exported: its home is shmrt.layout (with its defaults)
 
 SHM_DIR = "/dev/shm"
 PREFIX = "shmrt."
@@ -83,31 +83,6 @@ def proc_start_time(pid: int) -> int:
 
 def process_alive(pid: int, start: int) -> bool:
     return pid > 0 and start > 0 and proc_start_time(pid) == start
-
-
-@dataclass
-class Config:
-    """Sizes of a runtime's segment (see shmrt/_core/layout.h)."""
-
-    n_workers: int
-    n_slots: int = 16384
-    slot_size: int = 512
-    local_cap: int = 256
-    n_clients: int = 16
-    n_funcs: int = 4096
-    arena_size: int = 64 << 20
-    max_payload: int | None = None
-    n_send: int = 0
-    send_cap: int = 1024
-    n_waiters: int = 64
-    inflight: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        d = {k: v for k, v in self.__dict__.items() if v is not None}
-        # an echo holds its argument and its result blocks at once: a third of
-        # the arena each (half-step size classes round up by at most 1.5x)
-        d.setdefault("max_payload", self.arena_size // 3)
-        return d
 
 
 # ---- the one checked open -----------------------------------------------------------------
@@ -305,6 +280,10 @@ def attach_path(sname: str, *, writable: bool, display: str | None = None) -> _c
         os.close(fd)
 
 
+# ---- run-state transitions -------------------------------------------------------------------
+# header.run_state is written by the coordinator only, through these (one
+# call site per transition); a broken runtime (RUN_BROKEN) is marked by the C
+# core (broken.c).  Stores are release stores (Segment.store64).
 def unlink(sname: str) -> None:
     try:
         posix_ipc.unlink_shared_memory(sname)

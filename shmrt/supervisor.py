@@ -31,9 +31,10 @@ import os
 import signal
 import weakref
 from multiprocessing.connection import wait as mp_wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core, codec, launch
+from .layout import View, header_word
 from .segment import process_alive
 
 RECLAIM_WAIT_S = 0.25  # then look for other dead processes holding the world up
@@ -50,6 +51,24 @@ class Supervisor:
     _senders: list[Any]
     _standby: Any
     _launcher: launch.Launcher
+    if TYPE_CHECKING:  # the rest of Pool (pool.py) and Client (client.py)
+        name: str
+        _cid: int
+        _wake_r: int
+        _killing: set[int]
+        _inline_cap: int
+        _max_payload: int
+        _recycled: int
+        _start_failures: list[int]
+        _standby_failures: int
+        _broken_reason: str | None
+        _broken_tb: str | None
+
+        def _start_worker(self, wid: int) -> None: ...
+        def _refill_standby(self) -> None: ...
+        def _start_sender(self, sw: int) -> None: ...
+        def _fail_pending(self, exc: BaseException) -> None: ...
+        def _broken_error(self) -> BaseException: ...
 
     def _watched(self) -> tuple[dict[int, int], dict[int, int], int, float]:
         """What the supervisor waits on (worker, standby (wid -1) and
@@ -59,7 +78,7 @@ class Supervisor:
         if self._standby is not None:
             procs[self._standby.sentinel] = -1
         senders = {p.sentinel: sw for sw, p in enumerate(self._senders) if p is not None}
-        watch = self._seg.load64(_core.HEADER_FIELDS["watch"])
+        watch = header_word(self._seg, "watch")
         return procs, senders, self._wake_r, KILL_POLL_S if watch else SUPERVISE_S
 
     def _kill_overdue(self) -> None:
@@ -99,7 +118,7 @@ class Supervisor:
                 if not self._stopping and not self._corrupt():
                     self._start_sender(sw)
         self._reap_clients()
-        if self._seg.load64(_core.HEADER_FIELDS["watch"]):
+        if header_word(self._seg, "watch"):
             self._kill_overdue()
         return True
 
@@ -154,8 +173,7 @@ class Supervisor:
                 seg.crash_task(key, _core.ST_CRASHED, enc.inline)
         if self._corrupt():  # the reclaim found the segment corrupt (reclaim.c)
             return
-        registered = seg.load64(seg.layout["workers_off"] + wid * _core.WORKER_SIZE
-                                + _core.WORKER_FIELDS["pid"]) == p.pid
+        registered = View(seg).worker_word(wid, "pid") == p.pid
         if registered and code == 0:  # retired (max_tasks_per_child / max_worker_memory)
             self._recycled += 1
             self._start_failures[wid] = 0
@@ -224,16 +242,13 @@ class Supervisor:
         self._fail_pending(self._broken_error())
 
     def _dead_clients(self) -> list[int]:
-        seg = self._seg
-        lay = seg.layout
-        qf = _core.QUEUE_FIELDS
+        view = View(self._seg)
         dead = []
-        for cid in range(lay["n_clients"]):
+        for cid in range(view.layout.n_clients):
             if cid == self._cid:
                 continue
-            base = lay["clients_off"] + cid * lay["client_stride"]
-            pid = seg.load64(base + qf["pid"])
-            if pid and not process_alive(pid, seg.load64(base + qf["start"])):
+            c = view.client(cid)
+            if c.pid and not process_alive(c.pid, c.start):
                 dead.append(cid)
         return dead
 

@@ -50,14 +50,12 @@ def _ours(seg_file: str, since_ns: int) -> bool:
     Opened with shmrt's one checked open (no link followed, never blocks):
     a name a test planted (a symbolic link, FIFO, directory, ...) is never
     opened, and counts as ours if it appeared during the test."""
-    import struct
-
     from shmrt import _core
     from shmrt.errors import RuntimeNotFound, SegmentError
+    from shmrt.layout import Header, LayoutError, read_u64
     from shmrt.segment import SuspiciousFile, open_segment_fd
 
     path = "/dev/shm/" + seg_file
-    h = _core.HEADER_FIELDS
     try:
         fd = open_segment_fd(path, False)
     except RuntimeNotFound:
@@ -70,10 +68,10 @@ def _ours(seg_file: str, since_ns: int) -> bool:
     except (OSError, SegmentError):
         return True  # unreadable: count it, better safe
     try:
-        head = os.pread(fd, 4096, 0)
-        coord = struct.unpack_from("<Q", head, h["coord_pid"])[0]
-        created = struct.unpack_from("<Q", head, h["created_ns"])[0]
-    except (OSError, struct.error):
+        head = os.pread(fd, _core.HEADER_SIZE, 0)
+        coord = read_u64(head, Header.TABLE["coord_pid"])
+        created = read_u64(head, Header.TABLE["created_ns"])
+    except (OSError, LayoutError):
         return True  # truncated: count it, better safe
     finally:
         os.close(fd)

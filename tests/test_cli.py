@@ -31,6 +31,7 @@ from click.testing import CliRunner
 
 import shmrt
 from shmrt import cli
+from shmrt.layout import Header
 from shmrt.segment import SHM_DIR, proc_start_time, process_alive, shm_name
 
 TESTS = Path(__file__).resolve().parent
@@ -486,7 +487,6 @@ def test_stale_runtime_and_prune(runtime_factory: Any) -> None:
 
 @pytest.mark.timeout(60)
 def test_submit_gives_up_when_the_coordinator_dies(runtime_factory: Any) -> None:
-    from shmrt import _core
     from shmrt.segment import attach
 
     rt: Runtime = runtime_factory("coorddeath", workers=1)
@@ -497,7 +497,7 @@ def test_submit_gives_up_when_the_coordinator_dies(runtime_factory: Any) -> None
     try:
         seg = attach(rt.name, writable=False)
         try:
-            _wait_until(lambda: seg.load64(_core.HEADER_FIELDS["submitted"]) >= 1, 30,
+            _wait_until(lambda: seg.load64(Header.TABLE["submitted"]) >= 1, 30,
                         "the task to be submitted")
         finally:
             seg.close()
@@ -524,7 +524,7 @@ def test_prune_removes_a_stale_segment_of_an_older_layout_version() -> None:
 
     from shmrt import _core
 
-    h = _core.HEADER_FIELDS
+    h = Header.TABLE
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     made = []

@@ -18,8 +18,9 @@ from shmrt.tools.faults import corrupt
 
 import shmrt
 from shmrt import _core
+from shmrt.layout import Header, Slot, Worker
 
-H = _core.HEADER_FIELDS
+H = Header.TABLE
 Q = _core.QUEUE_FIELDS
 
 
@@ -97,7 +98,7 @@ def test_local_queue_head_tail_distance(seg: Any) -> None:
 
 def test_lifo_value_out_of_range(seg: Any) -> None:
     w = seg.layout["workers_off"]
-    seg.store64(w + _core.WORKER_FIELDS["lifo"], 5000 + 1)
+    seg.store64(w + Worker.TABLE["lifo"], 5000 + 1)
     with pytest.raises(shmrt.SegmentError, match="^LIFO slot of worker 0: held slot index 5000"):
         seg.next_local(0, True)
     _broken(seg, "LIFO slot of worker 0:")
@@ -107,7 +108,7 @@ def test_slot_state_fails_a_transition(seg: Any) -> None:
     key = seg.submit(0, 0, b"x")
     idx = key & 0xFFFFFFFF
     slot = seg.layout["slots_off"] + idx * seg.layout["slot_size"]
-    seg.store64(slot + _core.SLOT_FIELDS["state"], _core.S_COMPLETE | _core.REF_ONE)
+    seg.store64(slot + Slot.TABLE["state"], _core.S_COMPLETE | _core.REF_ONE)
     assert seg.refill(0) == idx
     with pytest.raises(shmrt.SegmentError, match=f"^slot {idx}: state 0x42 cannot begin"):
         seg.begin(0, idx)
@@ -118,7 +119,7 @@ def test_args_length_beyond_the_slot(seg: Any) -> None:
     key = seg.submit(0, 0, b"abc")
     idx = key & 0xFFFFFFFF
     slot = seg.layout["slots_off"] + idx * seg.layout["slot_size"]
-    seg.store64(slot + _core.SLOT_FIELDS["args_len"], 1 << 40)
+    seg.store64(slot + Slot.TABLE["args_len"], 1 << 40)
     assert seg.refill(0) == idx
     with pytest.raises(shmrt.SegmentError, match=f"^slot {idx}: args length 1099511627776 exceeds"):
         seg.begin(0, idx)
@@ -194,7 +195,7 @@ def test_reclaim_refuses_a_corrupt_segment(seg: Any) -> None:
     key = seg.submit(0, 0, b"x")
     idx = key & 0xFFFFFFFF
     slot = seg.layout["slots_off"] + idx * seg.layout["slot_size"]
-    seg.store64(slot + _core.SLOT_FIELDS["holder"], 0xDEAD0000)
+    seg.store64(slot + Slot.TABLE["holder"], 0xDEAD0000)
     before = seg.read(seg.layout["inject_off"], 64)
     r = seg.reclaim([1], [], [])
     assert r["running"] == [] and r["broken"].startswith(f"slot {idx}: holder 0xdead0000")

@@ -35,6 +35,7 @@ import pytest
 
 import shmrt
 from shmrt import _core
+from shmrt.layout import Header
 
 pytestmark = pytest.mark.timeout(120)
 TIMEOUT = 30.0
@@ -159,7 +160,7 @@ def test_worker_killed_at(point: str, n: int, tmp_path: Path) -> None:
             time.sleep(0.005)  # let a worker park (the point is in the park path)
         assert marker.exists(), f"{point} was never crossed {n} times"
         check_healthy(p)
-        assert p._seg.load64(_core.HEADER_FIELDS["reclaims"]) >= 1
+        assert p._seg.load64(Header.TABLE["reclaims"]) >= 1
 
 
 CLIENT = textwrap.dedent("""

@@ -163,7 +163,7 @@ def segname(request: pytest.FixtureRequest) -> Iterator[str]:
     _unlink(name)
 
 
-# ---- layout mirror ---------------------------------------------------------------------------
+# ---- layout: the C core's, read through shmrt.layout ---------------------------------------
 @pytest.mark.timeout(60)
 def test_layout_mirror_matches_core() -> None:
     for cfg in (
@@ -183,7 +183,7 @@ def test_layout_mirror_matches_core() -> None:
         dict(RCFG, n_slots=1000, n_send=3, send_cap=1024, n_waiters=64, inflight=1000),
         dict(RCFG, n_send=64, send_cap=2, n_waiters=4096, inflight=1),
     ):
-        mine = L.compute_layout(cfg, cross_check=False)
+        mine = L.compute_layout(cfg)
         core = _core.compute_layout(cfg)
         assert {k: getattr(mine, k) for k in core} == core
         assert mine.relay_off + mine.relay_len <= mine.slots_off
@@ -200,7 +200,7 @@ def test_layout_mirror_matches_core() -> None:
         with pytest.raises(ValueError):
             _core.compute_layout(bad)
         with pytest.raises(InspectError):
-            L.compute_layout(bad, cross_check=False)
+            L.compute_layout(bad)
 
 
 @pytest.mark.timeout(60)

@@ -60,14 +60,14 @@ def test_by_value_functions_are_registered_once() -> None:
     # lambda per call with the same code and values shares one entry too
     out = _run(["-c", textwrap.dedent("""
         import shmrt
-        from shmrt import _core
+        from shmrt.layout import Header
 
         def triple(x):
             return 3 * x
 
         if __name__ == "__main__":
             with shmrt.Pool(1) as pool:
-                count = lambda: pool._seg.load64(_core.HEADER_FIELDS["fn_count"])
+                count = lambda: pool._seg.load64(Header.TABLE["fn_count"])
                 pool.submit(triple, 1).result(timeout=60)
                 before = count()
                 for i in range(50):

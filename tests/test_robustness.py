@@ -15,6 +15,7 @@ import helpers
 import pytest
 
 import shmrt
+from shmrt.layout import Header
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -164,7 +165,6 @@ def test_exit_without_shutdown_waits_for_pending_futures(tmp_path) -> None:
 def test_function_table_does_not_grow_per_client() -> None:
     """Every client registers its functions; an entry with the same pickled
     bytes is reused, so clients coming and going do not fill the table."""
-    from shmrt import _core
 
     name = f"fn-{os.getpid()}"
     with shmrt.Pool(1, name=name) as p:
@@ -175,4 +175,4 @@ def test_function_table_does_not_grow_per_client() -> None:
             finally:
                 c.shutdown()
         assert p.submit(helpers.square, 3).result(timeout=60) == 9
-        assert p._seg.load64(_core.HEADER_FIELDS["fn_count"]) == 1
+        assert p._seg.load64(Header.TABLE["fn_count"]) == 1

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import shmrt
 from shmrt import _core
+from shmrt.layout import Header
 from shmrt.segment import Config, attach, create, shm_name, unlink
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.timeout(120)
 SegmentError = shmrt.SegmentError
 SMALL = Config(n_workers=2, n_slots=64, n_clients=2, n_funcs=16, arena_size=256 * 1024)
 HEADER = _core.HEADER_SIZE
-H = _core.HEADER_FIELDS
+H = Header.TABLE
 
 
 def shm_path(name: str) -> str:

@@ -252,10 +252,11 @@ def _watch_coordinator(coord: tuple[int, int]) -> None:
 
 
 def _attach(shm_file: str) -> tuple[_core.Segment, tuple[int, int]]:
+    from shmrt.layout import Header
     from shmrt.segment import attach_path
 
     seg = attach_path(shm_file, writable=True)
-    h = _core.HEADER_FIELDS
+    h = Header.TABLE
     return seg, (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
 
 

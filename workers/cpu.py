@@ -34,6 +34,7 @@ from typing import Any
 
 from shmrt import _core, codec
 from shmrt.errors import NotInWorker
+from shmrt.layout import Header
 
 GLOBAL_QUEUE_INTERVAL = 61
 LIFO_MAX = 3
@@ -110,7 +111,7 @@ class Worker:
         self.lifo_streak = 0
         self.searching = False
         self.coord = (coord_pid, coord_start)
-        self.run_off = _core.HEADER_FIELDS["run_state"]
+        self.run_off = Header.TABLE["run_state"]
         self.spin_s = SPIN_S
         self.max_tasks = 0  # retire after this many tasks from the loop (0: never)
         self.max_memory = 0  # retire when RSS exceeds this many bytes (0: never)

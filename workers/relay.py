@@ -141,6 +141,7 @@ class Sender:
 def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdeathsig: bool) -> None:
     from shmrt.workers.cpu import _set_pdeathsig
 
+    from shmrt.layout import Header
     from shmrt.segment import attach_path, process_alive
 
     if pdeathsig:
@@ -149,7 +150,7 @@ def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdea
     crash = _core.crash_armed()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     seg = attach_path(shm_file, writable=True)
-    h = _core.HEADER_FIELDS
+    h = Header.TABLE
     coord = (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
     me = Sender(seg, sw, make_sink(sink_spec), ordered)
     pid = os.getpid()

@@ -4,6 +4,7 @@
  * without restating them.
  */
 #include "core.h"
+#include "park.h" /* IDLE_SEARCH_MASK, IDLE_UNPARK_ONE: the idle word's packing */
 #include "state.h"
 
 #include <errno.h>
@@ -42,6 +43,7 @@ static int header_fields(PyObject *m) {
     FIELD(d, header_t, free_head); FIELD(d, header_t, free_count);
     FIELD(d, header_t, slots_carved); FIELD(d, header_t, fn_count);
     FIELD(d, header_t, arena_bump); FIELD(d, header_t, arena_live_bytes);
+    FIELD(d, header_t, arena_free); /* u64[ARENA_CLASSES] */
     FIELD(d, header_t, submitted); FIELD(d, header_t, completed); FIELD(d, header_t, crashed);
     FIELD(d, header_t, retried); FIELD(d, header_t, n_send); FIELD(d, header_t, send_cap);
     FIELD(d, header_t, n_waiters); FIELD(d, header_t, inflight); FIELD(d, header_t, relay_off);
@@ -88,14 +90,32 @@ static int queue_fields(PyObject *m) {
     return add_table(m, "QUEUE_FIELDS", d);
 }
 
-static int holds_fields(PyObject *m) {
-    PyObject *d = PyDict_New(), *b = PyDict_New();
-    if (!d || !b) { Py_XDECREF(d); Py_XDECREF(b); return -1; }
+/* One table per struct (QUEUE_FIELDS above is the older union of the
+ * local queue's, the ring's and the client entry's, kept for its readers). */
+static int struct_fields(PyObject *m) {
+    PyObject *d;
+    if (!(d = PyDict_New())) return -1;
+    FIELD(d, client_t, pid); FIELD(d, client_t, start); FIELD(d, client_t, submitted);
+    FIELD(d, client_t, harvested); FIELD(d, client_t, ring_ready); FIELD(d, client_t, busy);
+    FIELD(d, client_t, units); FIELD(d, client_t, seq); FIELD(d, client_t, sleeping);
+    FIELD(d, client_t, spinning); FIELD(d, client_t, ring);
+    if (add_table(m, "CLIENT_FIELDS", d)) return -1;
+    if (!(d = PyDict_New())) return -1;
+    FIELD(d, local_queue_t, head); FIELD(d, local_queue_t, tail); FIELD(d, local_queue_t, buf);
+    if (add_table(m, "LOCAL_QUEUE_FIELDS", d)) return -1;
+    if (!(d = PyDict_New())) return -1;
+    FIELD(d, ring_t, enq); FIELD(d, ring_t, deq); FIELD(d, ring_t, cells);
+    if (add_table(m, "RING_FIELDS", d)) return -1;
+    if (!(d = PyDict_New())) return -1;
+    FIELD(d, func_t, state); FIELD(d, func_t, blob); FIELD(d, func_t, len); FIELD(d, func_t, hash);
+    if (add_table(m, "FUNC_FIELDS", d)) return -1;
+    if (!(d = PyDict_New())) return -1;
+    FIELD(d, block_t, magic_class); FIELD(d, block_t, refs); FIELD(d, block_t, len);
+    FIELD(d, block_t, next); FIELD(d, block_t, recount);
+    if (add_table(m, "BLOCK_FIELDS", d)) return -1;
+    if (!(d = PyDict_New())) return -1;
     FIELD(d, holds_t, carving); FIELD(d, holds_t, used); FIELD(d, holds_t, count);
     FIELD(d, holds_t, refused); FIELD(d, holds_t, e);
-    FIELD(b, block_t, magic_class); FIELD(b, block_t, refs); FIELD(b, block_t, len);
-    FIELD(b, block_t, next); FIELD(b, block_t, recount);
-    if (add_table(m, "BLOCK_FIELDS", b)) { Py_DECREF(d); return -1; }
     return add_table(m, "HOLDS_FIELDS", d);
 }
 
@@ -232,7 +252,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         PyModule_AddObject(m, "Segment", (PyObject *)&Segment_Type) ||
         PyModule_AddObject(m, "BlobView", (PyObject *)&BlobView_Type) ||
         header_fields(m) || worker_fields(m) || slot_fields(m) || queue_fields(m) ||
-        relay_fields(m) || holds_fields(m))
+        struct_fields(m) || relay_fields(m))
         goto fail;
 #define CONST(n) if (PyModule_AddIntConstant(m, #n, (long long)(n))) goto fail
     CONST(SHMRT_LAYOUT_VERSION); CONST(LOCAL_CAP_MAX); CONST(HEADER_SIZE);
@@ -247,7 +267,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     CONST(W_PARKED); CONST(W_NOTIFIED); CONST(W_DEAD); CONST(W_EXITED);
     CONST(RUN_INIT); CONST(RUN_RUNNING); CONST(RUN_STOPPING); CONST(RUN_STOPPED);
     CONST(RUN_BROKEN); CONST(BROKEN_REASON_MAX);
-    CONST(FN_READY); CONST(WT_FREE); CONST(WT_WAITING); CONST(WT_WOKEN); CONST(WT_CANCELLED);
+    CONST(FN_EMPTY); CONST(FN_WRITING); CONST(FN_READY); CONST(WT_FREE); CONST(WT_WAITING); CONST(WT_WOKEN); CONST(WT_CANCELLED);
     if (PyModule_AddIntConstant(m, "WORKER_SIZE", (long)sizeof(worker_t)) ||
         PyModule_AddIntConstant(m, "QUEUE_SIZE", (long)sizeof(local_queue_t)) ||
         PyModule_AddIntConstant(m, "RELAY_SIZE", (long)sizeof(relay_t)) ||
@@ -256,6 +276,17 @@ PyMODINIT_FUNC PyInit__core(void) {
         PyModule_AddIntConstant(m, "RING_SIZE", (long)sizeof(ring_t)) ||
         PyModule_AddIntConstant(m, "HOLDS_SIZE", (long)sizeof(holds_t)))
         goto fail;
+    CONST(S_FLAGS_MASK); CONST(STATE_INITIAL); CONST(OWNER_SENDER);
+    CONST(IDLE_SEARCH_MASK); CONST(IDLE_UNPARK_ONE);
+    if (PyModule_AddIntConstant(m, "HEADER_STRUCT_SIZE", (long)sizeof(header_t)) ||
+        PyModule_AddIntConstant(m, "SLOT_STRUCT_SIZE", (long)sizeof(slot_t)) ||
+        PyModule_AddIntConstant(m, "CLIENT_SIZE", (long)sizeof(client_t)) ||
+        PyModule_AddIntConstant(m, "FUNC_SIZE", (long)sizeof(func_t)) ||
+        PyModule_AddIntConstant(m, "BLOCK_SIZE", (long)sizeof(block_t)) ||
+        PyModule_AddIntConstant(m, "CELL_SIZE", (long)sizeof(((ring_t *)0)->cells[0])))
+        goto fail;
+#define UCONST(n) if (PyModule_AddObject(m, #n, PyLong_FromUnsignedLongLong(n))) goto fail
+    UCONST(SHMRT_MAGIC); UCONST(RECLAIM_TAG); UCONST(RECLAIM_TAG_MASK); UCONST(HOLD_OFF_MASK);
     if (PyModule_AddObject(m, "MAGIC", PyLong_FromUnsignedLongLong(SHMRT_MAGIC))) goto fail;
     CONST(ARENA_CLASSES); CONST(ARENA_MIN_BLOCK); CONST(BLOCK_MAGIC);
     CONST(HOLD_CAP); CONST(HOLD_COUNT_SHIFT);

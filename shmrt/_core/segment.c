@@ -452,17 +452,26 @@ static PyObject *Segment_write(SegmentObject *s, PyObject *args) {
 static PyObject *Segment_get_layout(SegmentObject *s, void *c) {
     if (seg_check_open(s, 0)) return NULL;
     layout_t *L = &s->L;
-    return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsisKsKsKsKsKsKsKsK}", "total_size", L->size, "n_workers",
-        L->n_workers, "n_slots", L->n_slots, "slot_size", L->slot_size, "local_cap", L->local_cap,
-        "inject_cap", L->inject_cap, "n_clients", L->n_clients, "n_funcs", L->n_funcs,
-        "arena_size", L->arena_size, "max_payload", L->max_payload, "workers_off", L->workers_off,
-        "queues_off", L->queues_off, "inject_off", L->inject_off, "clients_off", L->clients_off,
-        "funcs_off", L->funcs_off, "slots_off", L->slots_off, "arena_off", L->arena_off,
-        "client_stride", L->client_stride, "writable", L->writable, "n_send", L->n_send,
-        "send_cap", L->send_cap, "n_waiters", L->n_waiters, "inflight", L->inflight,
-        "relay_off", L->relay_off, "relay_hdr", L->relay_hdr, "send_stride", L->send_stride,
-        "holds_off", L->holds_off);
+    /* key by key: a format string with 28 pairs had drifted one short */
+    struct { const char *k; u64 v; } kv[] = {
+        {"total_size", L->size}, {"n_workers", L->n_workers}, {"n_slots", L->n_slots},
+        {"slot_size", L->slot_size}, {"local_cap", L->local_cap}, {"inject_cap", L->inject_cap},
+        {"n_clients", L->n_clients}, {"n_funcs", L->n_funcs}, {"arena_size", L->arena_size},
+        {"max_payload", L->max_payload}, {"workers_off", L->workers_off},
+        {"queues_off", L->queues_off}, {"inject_off", L->inject_off},
+        {"clients_off", L->clients_off}, {"funcs_off", L->funcs_off},
+        {"slots_off", L->slots_off}, {"arena_off", L->arena_off},
+        {"client_stride", L->client_stride}, {"writable", (u64)L->writable},
+        {"n_send", L->n_send}, {"send_cap", L->send_cap}, {"n_waiters", L->n_waiters},
+        {"inflight", L->inflight}, {"relay_off", L->relay_off}, {"relay_hdr", L->relay_hdr},
+        {"send_stride", L->send_stride}, {"holds_off", L->holds_off}};
+    PyObject *d = PyDict_New();
+    for (size_t i = 0; d && i < sizeof kv / sizeof kv[0]; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(kv[i].v);
+        if (!v || PyDict_SetItemString(d, kv[i].k, v)) Py_CLEAR(d);
+        Py_XDECREF(v);
+    }
+    return d;
 }
 
 static PyObject *Segment_get_exports(SegmentObject *s, void *c) {

@@ -17,6 +17,7 @@ import click
 
 from .. import _core
 from ..errors import RuntimeNotFound, SegmentError
+from ..layout import RUN_STATES, View, header_word
 from ..segment import (
     SHM_DIR,
     SuspiciousFile,
@@ -27,9 +28,6 @@ from ..segment import (
     shm_name,
 )
 
-H = _core.HEADER_FIELDS
-_RUN_STATES = {_core.RUN_INIT: "init", _core.RUN_RUNNING: "running",
-               _core.RUN_STOPPING: "stopping", _core.RUN_STOPPED: "stopped"}
 _PASSTHROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 STOP_TIMEOUT_S = 10.0
 STOP_POLL_S = 0.05
@@ -103,7 +101,11 @@ def coordinator_status(pid: int, start: int) -> str:
 
 
 def _coord_of(seg: _core.Segment) -> tuple[int, int]:
-    return seg.load64(H["coord_pid"]), seg.load64(H["coord_start"])
+    return header_word(seg, "coord_pid"), header_word(seg, "coord_start")
+
+
+def _run_state(seg: _core.Segment) -> str:
+    return RUN_STATES.get(header_word(seg, "run_state"), "?")
 
 
 def _fmt_age(seconds: float) -> str:
@@ -159,15 +161,16 @@ def runtime_info(shm_file: str) -> dict[str, Any]:
             pass
         return info
     try:
-        pid, start = _coord_of(seg)
-        lay = seg.layout
-        total = lay["n_slots"]
-        created = seg.load64(H["created_ns"])
+        view = View(seg)
+        h = view.header()
+        total = view.layout.n_slots
+        pid, start, created = h.coord_pid, h.coord_start, h.created_ns
         info.update(
-            workers=lay["n_workers"], coord_pid=pid, coordinator=coordinator_status(pid, start),
-            run_state=_RUN_STATES.get(seg.load64(H["run_state"]), "?"),
+            workers=view.layout.n_workers, coord_pid=pid,
+            coordinator=coordinator_status(pid, start),
+            run_state=RUN_STATES.get(h.run_state, "?"),
             slots_used=total - seg.free_count(), slots_total=total,
-            submitted=seg.load64(H["submitted"]), completed=seg.load64(H["completed"]),
+            submitted=h.submitted, completed=h.completed,
             age_s=round(max(0.0, (time.time_ns() - created) / 1e9), 1) if created else None,
         )
     except Exception as e:

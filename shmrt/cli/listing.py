@@ -11,6 +11,7 @@ import click
 
 from .. import _core
 from ..errors import SegmentError
+from ..layout import stale_header
 from ..segment import (
     SHM_DIR,
     open_segment_fd,
@@ -18,13 +19,12 @@ from ..segment import (
 )
 from .app import main
 from .common import (
-    _RUN_STATES,
-    H,
     _console,
     _coord_of,
     _fmt_age,
     _open_ro,
     _our_segments,
+    _run_state,
     _valid_name,
     coordinator_status,
     runtime_info,
@@ -84,12 +84,12 @@ def stats(name: str, as_json: bool) -> None:
 
     seg = _open_ro(name)
     try:
-        st = runtime_statistics(seg)
+        st = runtime_statistics(seg).as_dict()
         pid, start = _coord_of(seg)
         st["name"] = name
         st["coord_pid"] = pid
         st["coordinator"] = coordinator_status(pid, start)
-        st["run_state"] = _RUN_STATES.get(seg.load64(H["run_state"]), "?")
+        st["run_state"] = _run_state(seg)
     except SegmentError as e:
         raise click.ClickException(f"runtime {name!r}: {e}") from None
     finally:
@@ -142,22 +142,19 @@ def _stale_old_version(shm_file: str, info: dict[str, Any]) -> tuple[dict[str, A
     magic and the coordinator's pid and start time sit at offsets that every
     layout version keeps, so staleness is still provable.  Same checks of
     owner and mode as an attach; nothing else of the header is trusted."""
-    import struct
-
-    h = _core.HEADER_FIELDS
     try:
         fd = open_segment_fd(f"{SHM_DIR}/{shm_file}", False)
         try:
-            head = os.pread(fd, 4096, 0)
+            head = os.pread(fd, _core.HEADER_SIZE, 0)
         finally:
             os.close(fd)
     except (OSError, SegmentError):
         return info, False
-    if len(head) < 4096:
+    words = stale_header(head) if len(head) == _core.HEADER_SIZE else None
+    if words is None:
         return info, False
-    magic, pid, start = (struct.unpack_from("<Q", head, h[k])[0]
-                         for k in ("magic", "coord_pid", "coord_start"))
-    if magic != _core.MAGIC or not pid:
+    magic, pid, start = words
+    if magic != _core.SHMRT_MAGIC or not pid:
         return info, False
     info = dict(info, coord_pid=pid, completed="?")
     return info, coordinator_status(pid, start) == "dead"

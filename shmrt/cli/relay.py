@@ -92,7 +92,7 @@ def relay(listen: str, to: str, transform: str, workers: int | None, send_worker
                        f"transform {transform})", err=True)
             received, drops, started = _pump(sock, r, sigs, count)
             r.flush(10)
-            st = r.statistics()
+            st = r.statistics().as_dict()
     finally:
         sock.close()
         sigs.restore()

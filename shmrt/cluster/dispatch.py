@@ -269,7 +269,7 @@ class Dispatcher:
     def _take(self, k: int) -> list[Task]:
         """Up to ``k`` tasks off the queue, skipping cancelled ones."""
         q = self.queue
-        out = []
+        out: list[Task] = []
         while q and len(out) < k:
             t = q.popleft()
             if not t.dealt:

@@ -32,6 +32,7 @@ case: the runtime replaces it and fails (or retries) only its task.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import os
 import sys
@@ -56,7 +57,7 @@ def _point_main_here() -> None:
 def _prune_dead(name: str) -> bool:
     """Remove runtime ``name`` if its coordinator is dead (the node actor
     this one replaces was killed).  True if it removed it."""
-    from shmrt import _core
+    from shmrt.layout import header_word
     from shmrt.segment import attach, process_alive, shm_name, unlink
 
     try:
@@ -64,8 +65,7 @@ def _prune_dead(name: str) -> bool:
     except Exception:
         return False
     try:
-        h = _core.HEADER_FIELDS
-        pid, start = seg.load64(h["coord_pid"]), seg.load64(h["coord_start"])
+        pid, start = header_word(seg, "coord_pid"), header_word(seg, "coord_start")
     finally:
         seg.close()
     if process_alive(pid, start):
@@ -154,7 +154,7 @@ class NodeRuntime:
                 continue
             with self.lock:
                 self.live[tid] = fut
-            fut.add_done_callback(lambda f, tid=tid: self._done(tid, f))
+            fut.add_done_callback(functools.partial(self._done, tid))
         self.counters["submitted"] += len(tasks)
         if fails:
             self._emit(fails)
@@ -221,7 +221,7 @@ class NodeRuntime:
         return their ids (they will not run here)."""
         with self.lock:
             newest_first = list(reversed(self.live.items()))
-        got = []
+        got: list[int] = []
         for tid, fut in newest_first:
             if len(got) >= n:
                 break
@@ -239,7 +239,7 @@ class NodeRuntime:
                 "workers": self.workers, "worker_pids": list(self.pool.worker_pids)}
 
     async def stats(self) -> dict[str, Any]:
-        s = self.pool.statistics()
+        s = self.pool.statistics().as_dict()
         with self.lock:
             live = len(self.live)
         s["node"] = dict(self.counters, backlog=live, node_id=self.node_id, name=self.name,

@@ -57,7 +57,7 @@ def _has_big_raw(args: tuple, kwargs: dict) -> bool:
 def as_view(buf: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
     """A memoryview of ``fmt``/``shape`` over an out-of-band buffer."""
     mv = memoryview(buf)
-    return mv if fmt == "B" and len(shape) == 1 else mv.cast("B").cast(fmt, shape)
+    return mv if fmt == "B" and len(shape) == 1 else mv.cast("B").cast(fmt, shape)  # type: ignore[call-overload]
 
 
 class Raw:

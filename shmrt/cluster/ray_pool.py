@@ -235,8 +235,11 @@ class RayPool(cf.Executor):
             d.idle.wait()
             self._stop()
         else:
-            threading.Thread(target=lambda: (d.idle.wait(), self._stop()),
-                             daemon=True).start()
+            def finish() -> None:
+                d.idle.wait()
+                self._stop()
+
+            threading.Thread(target=finish, daemon=True).start()
 
     def __enter__(self) -> RayPool:
         return self

@@ -100,39 +100,41 @@ def _window(seg: Any, region: str, rng: random.Random) -> tuple[int, int]:
     """[start, end) byte range of `region` in the live segment; rings: half
     the time only the cells around their live window."""
     from shmrt import _core
+    from shmrt import layout as L
 
-    lay, h, qf = seg.layout, _core.HEADER_FIELDS, _core.QUEUE_FIELDS
-    ring_cells = _core.RING_SIZE
+    view = L.View(seg)
+    lay, h = view.layout, L.Header.TABLE
+    cell = _core.CELL_SIZE
 
     def ring(off: int, cap: int) -> tuple[int, int]:
-        cells = off + ring_cells
+        cells = off + L.Ring.TABLE["cells"]
         if rng.random() < 0.5:
-            deq = seg.load64(off + qf["deq"]) & (cap - 1)
+            deq = L.Ring.word(seg.load64, off, "deq") & (cap - 1)
             lo = max(0, deq - 64)
-            return cells + 8 * lo, cells + 8 * min(cap, deq + 256)
-        return off, cells + 8 * cap
+            return cells + cell * lo, cells + cell * min(cap, deq + 256)
+        return off, cells + cell * cap
 
     if region == "header":
         return h["run_state"], h["broken_reason"] + _core.BROKEN_REASON_MAX
     if region == "workers":
-        return lay["workers_off"], lay["workers_off"] + lay["n_workers"] * _core.WORKER_SIZE
+        return lay.workers_off, lay.workers_off + lay.n_workers * L.Worker.SIZE
     if region == "queues":
-        return lay["queues_off"], lay["queues_off"] + lay["n_workers"] * _core.QUEUE_SIZE
+        return lay.queues_off, lay.queues_off + lay.n_workers * L.LocalQueue.SIZE
     if region == "inject":
-        return ring(lay["inject_off"], lay["inject_cap"])
+        return ring(lay.inject_off, lay.inject_cap)
     if region == "clients":  # the pool's own entry (client 0) and its completion ring
-        base = lay["clients_off"]
+        base = lay.client_off(0)
         if rng.random() < 0.25:
-            return base, base + qf["ring"]
-        return ring(base + qf["ring"], lay["inject_cap"])
+            return base, base + L.Client.TABLE["ring"]
+        return ring(base + L.Client.TABLE["ring"], lay.inject_cap)
     if region == "funcs":
-        n = max(1, min(seg.load64(h["fn_count"]), lay["n_funcs"]))
-        return lay["funcs_off"], lay["funcs_off"] + 32 * n
+        n = max(1, min(view.word("fn_count"), lay.n_funcs))
+        return lay.funcs_off, lay.funcs_off + L.Func.SIZE * n
     if region == "slots":
-        n = max(1, min(seg.load64(h["slots_carved"]), lay["n_slots"]))
-        return lay["slots_off"], lay["slots_off"] + n * lay["slot_size"]
+        n = max(1, min(view.word("slots_carved"), lay.n_slots))
+        return lay.slots_off, lay.slots_off + n * lay.slot_size
     if region == "arena":
-        return lay["arena_off"], lay["arena_off"] + max(4096, seg.load64(h["arena_bump"]))
+        return lay.arena_off, lay.arena_off + max(_core.ARENA_MIN_BLOCK, view.word("arena_bump"))
     raise ValueError(f"unknown region {region!r}")
 
 

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 
 from shmrt import _core
+from shmrt import layout as SL
 
 from . import model
 from .layout import (
@@ -38,67 +39,16 @@ from .layout import (
 )
 from .source import NO_FN, RECHECK_S, Image
 
-FLAG_NAMES = (
-    (_core.S_RUNNING, "RUNNING"),
-    (_core.S_COMPLETE, "COMPLETE"),
-    (_core.S_NOTIFIED, "NOTIFIED"),
-    (_core.S_JOIN_INTEREST, "JOIN_INTEREST"),
-    (_core.S_JOIN_WAKER, "JOIN_WAKER"),
-    (_core.S_CANCELLED, "CANCELLED"),
-)
+# names of states and flags: the C enums' (shmrt.layout), no copies
+FLAG_NAMES = SL.SLOT_FLAG_NAMES
 FLAGS = {name: bit for bit, name in FLAG_NAMES}
-WORKER_STATES = {
-    _core.W_EMPTY: "empty",
-    _core.W_STARTING: "starting",
-    _core.W_RUNNING: "running",
-    _core.W_SEARCHING: "searching",
-    _core.W_PARKED: "parked",
-    _core.W_NOTIFIED: "notified",
-    _core.W_DEAD: "dead",
-    _core.W_EXITED: "exited",
-}
-LIVE_WORKER_STATES = {
-    _core.W_STARTING,
-    _core.W_RUNNING,
-    _core.W_SEARCHING,
-    _core.W_PARKED,
-    _core.W_NOTIFIED,
-}
-RUN_STATES = {
-    _core.RUN_INIT: "init",
-    _core.RUN_RUNNING: "running",
-    _core.RUN_STOPPING: "stopping",
-    _core.RUN_STOPPED: "stopped",
-    _core.RUN_BROKEN: "broken",
-}
-STATUS = {
-    _core.ST_NONE: None,
-    _core.ST_OK: "ok",
-    _core.ST_ERROR: "error",
-    _core.ST_CRASHED: "crashed",
-    _core.ST_CANCELLED: "cancelled",
-    _core.ST_FILTERED: "filtered",
-}
-WAITER_STATES = {
-    _core.WT_FREE: "free",
-    _core.WT_WAITING: "waiting",
-    _core.WT_WOKEN: "woken",
-    _core.WT_CANCELLED: "cancelled",
-}
-SLOT_KINDS = {0: "task", 1: "packet"}
-WORKER_COUNTERS = (
-    "tasks_run",
-    "steals",
-    "steal_attempts",
-    "stolen_tasks",
-    "parks",
-    "wakeups",
-    "inject_pulls",
-    "overflows",
-    "spins",
-    "lifo_hits",
-    "helped",
-)
+WORKER_STATES = SL.WORKER_STATES
+LIVE_WORKER_STATES = SL.LIVE_WORKER_STATES
+RUN_STATES = SL.RUN_STATES
+STATUS: dict[int, str | None] = {**SL.STATUS_NAMES, _core.ST_NONE: None}
+WAITER_STATES = SL.WAITER_STATES
+SLOT_KINDS = SL.SLOT_KINDS
+WORKER_COUNTERS = SL.WORKER_COUNTERS
 
 
 @dataclass(frozen=True)
@@ -396,8 +346,8 @@ def build_report(img: Image, opts: Options, tasks_per_s: float | None = None) ->
         retried=hdr.retried,
         tasks_per_s=tasks_per_s,
         inject_depth=len(inject.entries),
-        idle_unparked=(hdr.idle >> 16) & 0xFFFF,
-        idle_searching=hdr.idle & 0xFFFF,
+        idle_unparked=SL.idle_counts(hdr.idle)[0],
+        idle_searching=SL.idle_counts(hdr.idle)[1],
         clients_connected=len(clients),
         functions_registered=min(hdr.fn_count, lay.n_funcs),
         arena_size=lay.arena_size,
@@ -591,7 +541,7 @@ def _slot_row(
     owner_alive = None
     if s.owner:
         owner_pid = s.owner >> 32
-        w1 = s.owner & 0xFFFF
+        w1 = s.owner & SL.WID_MASK
         if 1 <= w1 <= lay.n_workers:
             owner_wid = w1 - 1
             pid, _start, w_alive = wpids[owner_wid]
@@ -604,8 +554,8 @@ def _slot_row(
     if s.holder == _core.HOLDER_RELAY and lay.n_send:
         holder = "relay"  # the relay pipeline: CPU workers, then a send worker
     elif s.holder & _core.HOLDER_WORKER:
-        hw = s.holder & 0xFFFF
-        if s.holder & ~(_core.HOLDER_WORKER | 0xFFFF) or hw >= lay.n_workers:
+        hw = s.holder & SL.WID_MASK
+        if s.holder & ~(_core.HOLDER_WORKER | SL.WID_MASK) or hw >= lay.n_workers:
             holder = f"invalid {s.holder}"
             lints.add("corrupt", f"slot {idx}: holder {s.holder:#x} is not a worker", slot=idx)
         else:
@@ -654,7 +604,8 @@ def _slot_row(
         attempts=s.attempts & MAX_U32,
         max_retries=s.attempts >> 32,
         parent=parent,
-        status=STATUS.get(s.result >> 32, f"unknown({s.result >> 32})")
+        status=STATUS.get(SL.result_status(s.result)[0],
+                          f"unknown({SL.result_status(s.result)[0]})")
         if s.state & _core.S_COMPLETE
         else None,
         where=where,

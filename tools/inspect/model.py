@@ -118,7 +118,7 @@ class Slot(msgspec.Struct, kw_only=True):
     attempts: int
     max_retries: int
     parent: int | None  # spawning slot (spawn trees)
-    status: str | None  # once COMPLETE: ok | error | crashed | cancelled | filtered
+    status: str | None  # once COMPLETE: ok | error | crashed | cancelled | filtered | timeout
     where: list[str]  # queues holding it: "local N", "lifo N", "inject", "completion N",
     # "send N" (relay send ring N), "waitlist N" (the waitlist of send ring N)
     flow: int | None = None  # relay packets: flow id (null for tasks)
