@@ -127,3 +127,22 @@ def test_too_big_is_a_clear_error() -> None:
         with pytest.raises(shmrt.PayloadTooLarge, match="arena exhausted"):
             p.empty(300_000)
         del keep
+
+
+def test_inspector_shows_who_holds_shared_arrays() -> None:
+    from shmrt.tools.inspect.analyze import Options, build_report
+    from shmrt.tools.inspect.source import SegmentSource
+
+    with shmrt.Pool(1) as p:
+        a = p.share(np.arange(100_000))
+        assert p.submit(helpers.stash, a).result(timeout=TIMEOUT) == "BlobView"
+        helpers.slots_settle(p)
+        with SegmentSource("/dev/shm" + p._sname, p.name) as src:
+            rep = build_report(src.read(), Options(leak_after_s=0.0))
+        assert [w.held_blocks for w in rep.workers] == [1]  # the stashed view
+        assert [c.held_blocks for c in rep.clients] == [1]  # our array
+        del a
+        gc.collect()
+        with SegmentSource("/dev/shm" + p._sname, p.name) as src:
+            rep = build_report(src.read(), Options(leak_after_s=0.0))
+        assert [c.held_blocks for c in rep.clients] == [0]

@@ -26,6 +26,7 @@ from .layout import (
     Layout,
     SlotRaw,
     decode_client,
+    decode_held,
     decode_queue,
     decode_relay,
     decode_ring,
@@ -257,6 +258,7 @@ def build_report(img: Image, opts: Options, tasks_per_s: float | None = None) ->
                 current_for_s=_secs(f["current_since"], now) if cur is not None else None,
                 help_depth=f["help_depth"],
                 **{c: f[c] for c in WORKER_COUNTERS},
+                held_blocks=decode_held(buf, lay, wid),
             )
         )
 
@@ -287,6 +289,7 @@ def build_report(img: Image, opts: Options, tasks_per_s: float | None = None) ->
                     submitted=c.submitted,
                     harvested=c.harvested,
                     ring_depth=len(c.ring.entries),
+                    held_blocks=decode_held(buf, lay, lay.n_workers + cid),
                 )
             )
 

@@ -259,6 +259,15 @@ class ClientRaw:
     ring: RingRaw
 
 
+def decode_held(buf: bytes | bytearray | memoryview, lay: Layout, rec: int) -> int:
+    """Arena blocks process record ``rec`` holds (its hold table's count:
+    holds.h; records are workers, then clients, then send workers)."""
+    off = lay.holds_off + rec * _core.HOLDS_SIZE
+    if rec < 0 or off + _core.HOLDS_SIZE > len(buf):
+        return 0
+    return min(SL.Holds.read(SL.bytes_loader(buf), off).count, _core.HOLD_CAP)
+
+
 def decode_client(buf: bytes | bytearray | memoryview, lay: Layout, cid: int) -> ClientRaw:
     base = lay.client_off(cid)
     c = SL.Client.read(SL.bytes_loader(buf), base)

@@ -87,6 +87,7 @@ class Worker(msgspec.Struct, kw_only=True):
     spins: int
     lifo_hits: int
     helped: int
+    held_blocks: int = 0  # arena blocks its views hold (its hold table: shared arrays, payloads)
 
 
 class Client(msgspec.Struct, kw_only=True):
@@ -96,6 +97,7 @@ class Client(msgspec.Struct, kw_only=True):
     submitted: int
     harvested: int
     ring_depth: int  # completions waiting to be harvested
+    held_blocks: int = 0  # arena blocks its views hold (its hold table: shared arrays, results)
 
 
 class Slot(msgspec.Struct, kw_only=True):

@@ -144,6 +144,7 @@ def workers_table(r: model.Report) -> Table:
             "tries",
             "parks",
             "wakes",
+            "held",
         ),
         left=("state",),
     )
@@ -166,20 +167,23 @@ def workers_table(r: model.Report) -> Table:
                     w.steal_attempts,
                     w.parks,
                     w.wakeups,
+                    w.held_blocks,
                 ),
             )
         )
-    t.caption = "queue* = a steal is in progress; tries = steal attempts"
+    t.caption = ("queue* = a steal is in progress; tries = steal attempts; "
+                 "held = arena blocks its views hold (shared arrays, payloads)")
     return t
 
 
 def clients_table(r: model.Report) -> Table:
-    t = _table("clients", ("id", "pid", "alive", "submitted", "harvested", "ring"))
+    t = _table("clients", ("id", "pid", "alive", "submitted", "harvested", "ring", "held"))
     for c in r.clients:
         t.add_row(
             *map(
                 _t,
-                (c.id, c.pid, "yes" if c.alive else "no", c.submitted, c.harvested, c.ring_depth),
+                (c.id, c.pid, "yes" if c.alive else "no", c.submitted, c.harvested, c.ring_depth,
+                 c.held_blocks),
             )
         )
     return t
