@@ -379,7 +379,11 @@ class Client(cf.Executor):
 
     def _stopped_error(self, what: str) -> BaseException:
         """BrokenPool for a runtime that is not running: naming the corrupt
-        region when the runtime marked itself broken (broken.c)."""
+        region when the runtime marked itself broken (broken.c), or why
+        this pool broke itself (the supervisor sets the reason before it
+        stops the runtime, which wakes this harvester)."""
+        if self._broken_reason:
+            return self._broken_error()
         try:
             reason = self._seg.broken_reason()
         except Exception:  # the segment is gone: nothing more to say

@@ -102,3 +102,47 @@ def test_the_library_does_not_import_tools() -> None:
         if p.suffix == ".py" and not m.startswith(("shmrt.tools", "shmrt.cli")):
             tools = {i for i in _imports(m, p, mods) if i.startswith("shmrt.tools")}
             assert not tools, f"{m} imports {sorted(tools)}"
+
+
+# ---- the C units form layers too (core.h lists them) ------------------------------------------
+CORE = ROOT / "shmrt" / "_core"
+# a unit's API header and its layer; a .c may include headers of lower layers only
+C_LAYERS = {"core.h": 0, "arena.h": 1, "slots.h": 2, "scheduler.h": 3, "relay.h": 4,
+            "methods.h": 5}
+C_UNIT_LAYER = {"segment.c": 0, "broken.c": 0, "crash.c": 0, "arena.c": 1, "slots.c": 2,
+                "sched.c": 3, "task.c": 4, "relay.c": 4, "admin.c": 4, "kill.c": 4,
+                "reclaim.c": 4, "module.c": 6}
+C_OWN = {"segment.c": "core.h", "broken.c": "core.h", "crash.c": "core.h", "arena.c": "arena.h",
+         "slots.c": "slots.h", "sched.c": "scheduler.h", "relay.c": "relay.h",
+         "module.c": "methods.h"}
+
+
+def _c_includes(path: Path) -> set[str]:
+    import re
+
+    return set(re.findall(r'^#include "([^"]+)"', path.read_text(), re.M))
+
+
+def test_every_c_unit_has_a_layer() -> None:
+    units = {p.name for p in CORE.glob("*.c")}
+    assert units == set(C_UNIT_LAYER), f"new or gone C units: map them here and in core.h: {units}"
+
+
+def test_c_units_include_only_lower_layers() -> None:
+    bad = []
+    for unit, layer in C_UNIT_LAYER.items():
+        for h in _c_includes(CORE / unit) & set(C_LAYERS):
+            if h != C_OWN.get(unit) and C_LAYERS[h] >= layer:
+                bad.append(f"{unit} (layer {layer}) includes {h} (layer {C_LAYERS[h]})")
+    assert not bad, bad
+
+
+def test_no_hand_written_prototypes_in_c_files() -> None:
+    """Cross-file API is declared in the owning unit's header, never by hand
+    in a .c file (where it can drift from the definition unnoticed)."""
+    import re
+
+    proto = re.compile(r"^(?!static|typedef|extern|return|#)[A-Za-z_][\w \*]*\b\w+\([^;{]*\);\s*$",
+                       re.M)
+    found = {p.name: proto.findall(p.read_text()) for p in CORE.glob("*.c")}
+    assert not {k: v for k, v in found.items() if v}, found

@@ -157,11 +157,12 @@ def test_run_all_with_extra_peer_and_growth(
     assert [r["label"] for r in pay["rows"]] == ["throughput", "object store"]
     store = pay["rows"][1]
     assert store["base_key"] == "time_per_op_s"
-    assert _positive(store["values"]["threads"]) and store["values"]["shmrt"] is None
+    assert _positive(store["values"]["threads"]) and _positive(store["values"]["shmrt"])
     assert _positive(store["speedup"]["threads"])
     series = res["growth"]["series"]
     assert set(series) == {"spawn_many", "map", "payload"}
-    assert list(series["payload"]["lines"]) == ["shmrt", "mp", "threads", "threads:store"]
+    assert list(series["payload"]["lines"]) == ["shmrt", "shmrt:store", "mp", "threads",
+                                                "threads:store"]
     assert "threads" in series["spawn_many"]["shmrt_in_pass"]
     for sres in series.values():
         for line in sres["lines"].values():

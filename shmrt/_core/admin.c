@@ -12,8 +12,10 @@
  * here makes a process's steps sections (section.h): worker_register and
  * client_claim point the Segment's busy counter at the process's own record.
  */
-#include "core.h"
+#include "arena.h"
 #include "holds.h"
+#include "scheduler.h"
+#include "slots.h"
 #include "section.h"
 #include "queue.h"
 #include "state.h"
@@ -151,7 +153,7 @@ static PyObject *A_client_release(SegmentObject *s, PyObject *arg) {
     long n = 0, v;
     /* a client going away must get away: corruption found here is
      * recorded (broken.c), not raised */
-    while ((v = ring_pop(client_ring(c), s->L.inject_cap)) >= 0) {
+    while ((v = ring_pop_inl(client_ring(c), s->L.inject_cap)) >= 0) {
         slot_t *sl = slot_at(s, (u64)v);
         if (!sl || LOAD_RLX(&sl->holder) != cid || !(LOAD_ACQ(&sl->state) & S_JOIN_INTEREST)) {
             seg_mark_broken(s, "client %llu completion ring: held slot %ld, not one of its "
@@ -179,22 +181,8 @@ static PyObject *A_client_release(SegmentObject *s, PyObject *arg) {
     /* Views of arena blocks still alive in this process keep the record
      * (its hold table names them) until the last one goes (arena.c). */
     if (!s->holds || !LOAD_RLX(&s->holds->count) || s->busy != &c->busy)
-        client_release_finish(s);
+        record_release_finish(s);
     return PyLong_FromLong(n);
-}
-
-/* The second half of a client's release: the entry can be claimed again. */
-void client_release_finish(SegmentObject *s) {
-    client_t *c = s->release_cid ? client_at(s, s->release_cid - 1) : NULL;
-    s->release_cid = 0;
-    if (!c) return;
-    if (s->busy == &c->busy) {
-        s->busy = NULL;
-        s->holds = NULL;
-    }
-    if (s->units == &c->units) s->units = NULL;
-    STORE_RLX(&c->busy, 0);
-    STORE_REL(&c->pid, 0); /* pairs with the next claim's CAS */
 }
 
 /* client_spin(cid, budget_s) -> bool: poll the completion ring with the GIL
@@ -324,7 +312,7 @@ static PyObject *A_retry_task(SegmentObject *s, PyObject *arg) {
         return seg_corrupt(s, "slot %llu: state %#llx is not running, cannot retry",
                            (unsigned long long)idx, (unsigned long long)LOAD_RLX(&sl->state));
     STORE_RLX(&sl->owner, 0);
-    if (ring_push(inject_ring(s), s->L.inject_cap, idx))
+    if (ring_push_inl(inject_ring(s), s->L.inject_cap, idx))
         return seg_corrupt(s, "inject ring: no room for slot %llu (capacity %llu)",
                            (unsigned long long)idx, (unsigned long long)s->L.inject_cap);
     FETCH_ADD_RLX(&HDR(s)->retried, 1);

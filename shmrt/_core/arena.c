@@ -28,7 +28,7 @@
  * every one read back is checked: inside the arena, aligned, header magic and
  * class consistent, length within the block.
  */
-#include "core.h"
+#include "arena.h"
 #include "freestack.h"
 #include "holds.h"
 #include "section.h"
@@ -181,6 +181,22 @@ void arena_set_holds(SegmentObject *s, holds_t *t) {
     s->holds = t;
 }
 
+/* ---- process records ---------------------------------------------------- */
+/* The second half of a client's release (admin.c's client_release defers it
+ * while the process holds blocks): the entry can be claimed again. */
+void record_release_finish(SegmentObject *s) {
+    client_t *c = s->release_cid ? client_at(s, s->release_cid - 1) : NULL;
+    s->release_cid = 0;
+    if (!c) return;
+    if (s->busy == &c->busy) {
+        s->busy = NULL;
+        s->holds = NULL;
+    }
+    if (s->units == &c->units) s->units = NULL;
+    STORE_RLX(&c->busy, 0);
+    STORE_REL(&c->pid, 0); /* pairs with the next claim's CAS */
+}
+
 /* ---- BlobView ------------------------------------------------------------ */
 typedef struct {
     PyObject_HEAD
@@ -254,7 +270,7 @@ PyObject *blobview_new(SegmentObject *s, u64 off) {
 /* Give a client record back once its last hold is gone (admin.c deferred
  * the release while views were alive). */
 static void maybe_finish_release(SegmentObject *s) {
-    if (s->release_cid && (!s->holds || !LOAD_RLX(&s->holds->count))) client_release_finish(s);
+    if (s->release_cid && (!s->holds || !LOAD_RLX(&s->holds->count))) record_release_finish(s);
 }
 
 static void BlobView_dealloc(BlobViewObject *v) {

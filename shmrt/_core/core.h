@@ -1,10 +1,32 @@
 /*
- * core.h -- the Segment object and the internal API shared by the C files.
+ * core.h -- the Segment object, its bounds-checked accessors, and the error
+ * convention every C unit follows.  The base of the C layers:
  *
- * Error convention (one, everywhere): a C helper returns a small status code
- * (>= 0 success, < 0 failure) and never raises; the Python-facing wrapper turns
- * a failure into an exception (SegmentError for a bad index or offset, i.e.
- * something that could only come from corrupt shared memory or a caller bug).
+ *   pure protocol headers (layout.h, atomics.h, state.h, queue.h, park.h,
+ *     freestack.h, budget.h, sendq.h, wake.h, holds.h, runstate.h, broken.h,
+ *     reclaim.h): no Python, shared with the model checker
+ *   core.h        segment.c (mapping, validation), broken.c (corruption)
+ *   arena.h       arena.c: blocks, views, hold tables, process records
+ *   slots.h       slots.c: slots, references, completion and delivery
+ *   scheduler.h   sched.c: idle word, park / notify, run queues
+ *   task.c, relay.c, admin.c, kill.c, reclaim.c: Python methods over the
+ *                 layers below; they never call each other
+ *   methods.h     every unit's method table; module.c assembles them
+ *
+ * Error convention (one, everywhere):
+ *   - pure headers return status codes (>= 0 success, < 0 failure) and know
+ *     nothing of Python;
+ *   - a C helper on a SegmentObject either never raises and returns a status
+ *     code, or is a *raising* helper that sets a Python exception and
+ *     returns -1 / NULL (its comment says so: seg_check_open, slot_for_key,
+ *     slot_of_key_arg, task_new, complete_slot, arena_check_held,
+ *     arena_give, blobview_new / blobview_slot);
+ *   - what could only come from corrupt shared memory is reported through
+ *     broken.c: seg_corrupt (mark broken, raise SegmentError naming the
+ *     region) where the caller can raise, seg_mark_broken where it must
+ *     not (a destructor, a client going away);
+ *   - a bad index or offset from Python (a caller bug) raises SegmentError
+ *     or ValueError without marking anything broken.
  * Every index and offset coming from Python or read back from shared memory
  * is checked against the private layout copy before it is used; checks are
  * written as subtractions (`off <= size - n`) so they cannot overflow.
@@ -31,8 +53,6 @@ typedef struct {
     u64 release_cid;    /* client id + 1 whose release waits for the last hold to go */
 } SegmentObject;
 
-extern PyTypeObject Segment_Type;
-extern PyTypeObject BlobView_Type;
 extern PyObject *SegmentError;
 
 /* ---- bounds-checked accessors (return NULL when out of bounds) ---------- */
@@ -66,46 +86,22 @@ static inline char *slot_payload(SegmentObject *s, slot_t *sl) {
 }
 static inline u64 payload_cap(SegmentObject *s) { return s->L.slot_size - SLOT_HEADER_SIZE; }
 
-/* ---- helpers implemented in segment.c ---------------------------------- */
-int seg_check_open(SegmentObject *s, int need_write);
+/* ---- segment.c: the Segment object ---------------------------------------- */
+extern PyTypeObject Segment_Type;
+int seg_check_open(SegmentObject *s, int need_write); /* raising (see the top) */
 u64 now_ns(void);
 int futex_wait_u32(u64 *word, u32 expected, double timeout_s);
 int futex_wake_u32(u64 *word, int n);
+/* What a new segment's shared structures need before anyone else maps it
+ * (the run queues, the relay region): set by module.c, which knows the
+ * units that own them; segment.c only creates and validates. */
+extern int (*seg_init_structures)(SegmentObject *s);
 
-/* ---- sched.c ----------------------------------------------------------- */
-extern PyMethodDef sched_methods[];
-int sched_init_structures(SegmentObject *s);
-long ring_pop(ring_t *r, u64 cap);
-int ring_push(ring_t *r, u64 cap, u64 val);
-
-/* ---- task.c / admin.c --------------------------------------------------- */
-extern PyMethodDef task_methods[];
-extern PyMethodDef admin_methods[];
-int drop_ref(SegmentObject *s, u64 idx);
-int drop_handle_ref(SegmentObject *s, u64 idx);
-slot_t *slot_for_key(SegmentObject *s, unsigned long long key, u64 *idx);
-slot_t *slot_of_key_arg(SegmentObject *s, PyObject *arg, int need_write, u64 *idx);
-int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b,
-                  long long result_blob);
-int sched_notify(SegmentObject *s);
-PyObject *blobview_new(SegmentObject *s, u64 off);
-PyObject *blobview_slot(SegmentObject *s, u64 idx, u64 off, const char *what);
-
-/* ---- relay.c ----------------------------------------------------------- */
-extern PyMethodDef relay_methods[];
-int relay_init(SegmentObject *s);
-int relay_deliver(SegmentObject *s, u64 idx, slot_t *sl);
-send_t *relay_send_at(SegmentObject *s, u64 i);
-ring_t *relay_ring_of(send_t *t);
-ring_t *relay_waitlist_of(SegmentObject *s, send_t *t);
-void relay_wake_all(SegmentObject *s);
-
-/* ---- broken.c ---------------------------------------------------------- *
+/* ---- broken.c: the one way corruption is reported ------------------------ *
  * A failed check on shared memory marks the runtime broken (first reason
  * wins, everyone woken); seg_corrupt also sets SegmentError and returns NULL,
  * for `return seg_corrupt(s, "region: detail", ...)` in a wrapper.  Reasons
  * start with the region: "inject ring: ...", "slot 17: ...", "arena: ...". */
-extern PyMethodDef broken_methods[];
 int seg_mark_broken(SegmentObject *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 PyObject *seg_corrupt(SegmentObject *s, const char *fmt, ...)
@@ -114,25 +110,5 @@ int seg_broken(SegmentObject *s);
 PyObject *seg_raise_broken(SegmentObject *s);
 void seg_wake_everyone(SegmentObject *s);
 int ring_check_head(SegmentObject *s, ring_t *r, u64 cap, const char *what);
-
-/* ---- kill.c ------------------------------------------------------------ */
-extern PyMethodDef kill_methods[];
-
-/* ---- reclaim.c --------------------------------------------------------- */
-extern PyMethodDef reclaim_methods[];
-void slot_release_blobs(SegmentObject *s, slot_t *sl);
-
-/* ---- arena.c ----------------------------------------------------------- */
-extern PyMethodDef arena_methods[];
-int arena_release_block(SegmentObject *s, u64 off);
-u64 arena_class_size(u64 cls); /* bytes of a block of size class cls (header included) */
-long long arena_alloc_block(SegmentObject *s, u64 len);
-char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out);
-int arena_give(SegmentObject *s, long long off, const char *what);
-int arena_check_held(SegmentObject *s, long long off, const char *what);
-void arena_set_holds(SegmentObject *s, holds_t *t);
-
-/* ---- admin.c ----------------------------------------------------------- */
-void client_release_finish(SegmentObject *s);
 
 #endif

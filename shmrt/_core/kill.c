@@ -17,7 +17,7 @@
  * The flag is set before the kill, and a worker that finishes the task
  * first simply completes it (the flag dies with the slot).
  */
-#include "core.h"
+#include "slots.h"
 #include "section.h"
 #include "state.h"
 

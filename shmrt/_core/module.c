@@ -1,9 +1,14 @@
 /*
- * module.c -- shmrt._core: module init, constants, and the field-offset tables
- * that let Python (layout.py, the inspector) read the structs of layout.h
- * without restating them.
+ * module.c -- shmrt._core: assembles the units (their method tables into the
+ * Segment type, the creation hook of a new segment's structures), and
+ * exports the constants and field-offset tables that let Python
+ * (shmrt/layout, the inspector) read the structs of layout.h without
+ * restating them.  The top of the C layers (core.h lists them).
  */
-#include "core.h"
+#include "arena.h"
+#include "methods.h"
+#include "relay.h"
+#include "scheduler.h"
 #include "park.h" /* IDLE_SEARCH_MASK, IDLE_UNPARK_ONE: the idle word's packing */
 #include "state.h"
 
@@ -12,8 +17,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-PyObject *core_compute_layout(PyObject *self, PyObject *arg);
-int segment_type_ready(void);
 
 #define FIELD(d, T, f)                                                        \
     do {                                                                      \
@@ -156,11 +159,6 @@ static PyObject *core_datastack_room(PyObject *self, PyObject *unused) {
     return PyLong_FromLong(1L << 30);
 }
 
-void crash_init(void);
-PyObject *crash_py_points(PyObject *self, PyObject *unused);
-PyObject *crash_py_set_role(PyObject *self, PyObject *arg);
-PyObject *crash_py_point(PyObject *self, PyObject *arg);
-PyObject *crash_py_armed(PyObject *self, PyObject *unused);
 
 /* watch_parent(ppid, interval_s): a detached C thread that _exit()s this
  * process once its parent is no longer ppid (it died; we were re-parented).
@@ -226,7 +224,35 @@ static struct PyModuleDef coremodule = {PyModuleDef_HEAD_INIT, "shmrt._core",
                                         "shmrt's C core: atomics, futex, lock-free protocols.",
                                         -1, module_methods};
 
+/* ---- assembly ------------------------------------------------------------ */
+#define MAX_METHODS 128
+static PyMethodDef all_methods[MAX_METHODS];
+
+/* The Segment type's methods: every unit's table, merged. */
+static int segment_type_ready(void) {
+    PyMethodDef *tables[] = {segment_methods, sched_methods,   task_methods,
+                             admin_methods,   arena_methods,   relay_methods,
+                             reclaim_methods, kill_methods,    broken_methods};
+    int n = 0;
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (PyMethodDef *md = tables[t]; md->ml_name; md++) {
+            if (n >= MAX_METHODS - 1) return -1;
+            all_methods[n++] = *md;
+        }
+    all_methods[n].ml_name = NULL;
+    Segment_Type.tp_methods = all_methods;
+    return PyType_Ready(&Segment_Type);
+}
+
+/* A new segment's shared structures: the run queues and free-slot state
+ * (sched.c), the relay region (relay.c). */
+static int init_structures(SegmentObject *s) {
+    int rc = sched_init_structures(s);
+    return relay_init(s) || rc;
+}
+
 PyMODINIT_FUNC PyInit__core(void) {
+    seg_init_structures = init_structures;
     if (segment_type_ready() < 0 || PyType_Ready(&BlobView_Type) < 0) return NULL;
     crash_init();
     PyObject *m = PyModule_Create(&coremodule);

@@ -15,7 +15,7 @@
  * with it, as before, so no thread of this process that has no section
  * record (section.h) runs beside it.
  */
-#include "core.h"
+#include "slots.h"
 #include "reclaim.h"
 
 #include <stdlib.h>

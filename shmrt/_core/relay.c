@@ -32,10 +32,12 @@
  * there is room.  The send worker, after popping, moves waitlisted slots in
  * too.  Same handshake: push-then-check on both sides.
  */
-#include "core.h"
+#include "relay.h"
 /* budget.h's slow path sleeps: each stretch between sleeps is a protocol step
  * (section.h) of the acquiring thread's Segment, set in acquire() below. */
-#include "core.h"
+#include "arena.h"
+#include "scheduler.h"
+#include "slots.h"
 #include "section.h"
 static __thread SegmentObject *budget_step_seg;
 #define BUDGET_STEP_PAUSE() section_leave(budget_step_seg)
@@ -52,20 +54,18 @@ static __thread SegmentObject *budget_step_seg;
 #include <time.h>
 #include <unistd.h>
 
-int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long blob,
-             u64 retries, u64 parent, const u64 *packet, u64 *key, u64 *idx);
 
 static relay_t *relay_of(SegmentObject *s) {
     return s->L.n_send ? (relay_t *)(s->L.base + s->L.relay_off) : NULL;
 }
 static ring_t *fifo_of(relay_t *r) { return (ring_t *)(void *)r->fifo; }
-send_t *relay_send_at(SegmentObject *s, u64 i) {
+static send_t *relay_send_at(SegmentObject *s, u64 i) {
     if (i >= s->L.n_send) return NULL;
     return (send_t *)(s->L.base + s->L.relay_off + s->L.relay_hdr +
                       s->L.n_waiters * sizeof(waiter_t) + i * s->L.send_stride);
 }
-ring_t *relay_ring_of(send_t *t) { return (ring_t *)(void *)t->rings; }
-ring_t *relay_waitlist_of(SegmentObject *s, send_t *t) {
+static ring_t *relay_ring_of(send_t *t) { return (ring_t *)(void *)t->rings; }
+static ring_t *relay_waitlist_of(SegmentObject *s, send_t *t) {
     u64 rb = (ring_bytes(s->L.send_cap) + CACHE_LINE - 1) & ~(u64)(CACHE_LINE - 1);
     return (ring_t *)(void *)((char *)t->rings + rb);
 }
@@ -189,7 +189,7 @@ static PyObject *R_submit(SegmentObject *s, PyObject *args) {
     PyBuffer_Release(&b);
     if (rc) return rc < 0 ? NULL : PyLong_FromLong(-1);
     unit_given(s); /* the packet's slot holds the unit now (same step) */
-    if (ring_push(inject_ring(s), s->L.inject_cap, idx))
+    if (ring_push_inl(inject_ring(s), s->L.inject_cap, idx))
         return seg_corrupt(s, "inject ring: no room for slot %llu (capacity %llu)",
                            (unsigned long long)idx, (unsigned long long)s->L.inject_cap);
     sched_notify(s);
@@ -198,24 +198,6 @@ static PyObject *R_submit(SegmentObject *s, PyObject *args) {
 
 /* ---- packets out ------------------------------------------------------------ */
 static void move_waiters(SegmentObject *s, send_t *t) { sendq_move_waiters(&s->L, t); }
-
-/* Called by deliver() when a relay packet completes (CPU worker, or the
- * coordinator for a crashed one).  Never blocks. */
-int relay_deliver(SegmentObject *s, u64 idx, slot_t *sl) {
-    u64 flow = LOAD_RLX(&sl->flow);
-    send_t *t = sendq_of_flow(&s->L, flow); /* sendq.h: flow hash % send workers */
-    if (!t) {
-        seg_mark_broken(s, "slot %llu: a relay packet, but the runtime has no relay",
-                        (unsigned long long)idx);
-        return -1;
-    }
-    if (sendq_deliver(&s->L, t, idx)) { /* sendq.h: ring, else waitlist + re-check; wake */
-        seg_mark_broken(s, "waitlist of send ring %llu: no room for slot %llu",
-                        (unsigned long long)(flow % s->L.n_send), (unsigned long long)idx);
-        return -1;
-    }
-    return 0;
-}
 
 /* relay_flow_min(flow) -> int | None: the lowest sequence number of the
  * flow's packets still in flight (slots allocated: queued, transforming, on
@@ -271,10 +253,10 @@ static PyObject *R_take(SegmentObject *s, PyObject *args) {
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
     for (long i = 0; i < max; i++) {
-        long v = ring_pop(ring, s->L.send_cap);
+        long v = ring_pop_inl(ring, s->L.send_cap);
         if (v < 0) {
             move_waiters(s, t);
-            v = ring_pop(ring, s->L.send_cap);
+            v = ring_pop_inl(ring, s->L.send_cap);
             if (v < 0) break;
         }
         move_waiters(s, t); /* one freed unit: let a waitlisted slot in */
@@ -408,7 +390,7 @@ static PyObject *R_set_backlog(SegmentObject *s, PyObject *args) {
 
 /* The crash reclaim's budget reset and wake-up are budget.h's budget_reset
  * and sendq.h's sendq_wake_all (reclaim.h). */
-void relay_wake_all(SegmentObject *s) { sendq_wake_all(&s->L); }
+static void relay_wake_all(SegmentObject *s) { sendq_wake_all(&s->L); }
 
 static PyObject *R_wake_send(SegmentObject *s, PyObject *unused) {
     relay_t *r;

@@ -25,7 +25,8 @@
  * Either the parker's step 3 sees the work, or the notifier sees PARKED:
  * both sides use SeqCst on (queue length, state), a Dekker handshake.
  */
-#include "core.h"
+#include "scheduler.h"
+#include "slots.h"
 #include "crash.h"
 #include "park.h"
 #include "queue.h"
@@ -36,8 +37,6 @@
 #include <sched.h>
 #include <stdio.h>
 
-int ring_push(ring_t *r, u64 cap, u64 val) { return ring_push_inl(r, cap, val); }
-long ring_pop(ring_t *r, u64 cap) { return ring_pop_inl(r, cap); }
 
 int sched_init_structures(SegmentObject *s) {
     header_t *h = HDR(s);
@@ -166,7 +165,7 @@ static PyObject *S_wake_all(SegmentObject *s, PyObject *unused) {
 
 /* ---- worker-side queue operations ---------------------------------------- */
 /* Push onto wid's local queue (overflow: half + this task to inject). */
-int sched_push_local(SegmentObject *s, u64 wid, u32 idx) {
+static int sched_push_local(SegmentObject *s, u64 wid, u32 idx) {
     if (runq_push_local(&s->L, wid, idx) < 0) {
         seg_corrupt(s, "inject ring: no room for the overflow of worker %llu's local queue",
                     (unsigned long long)wid);

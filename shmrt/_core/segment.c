@@ -68,6 +68,7 @@ int seg_check_open(SegmentObject *s, int need_write) {
 }
 
 _Thread_local int section_depth; /* section.h */
+int (*seg_init_structures)(SegmentObject *s); /* core.h: set by module.c */
 
 /* ---- layout computation (the single source of truth) -------------------- */
 typedef struct {
@@ -316,8 +317,7 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw) {
     self->closed = 0;
     self->pid = (u64)getpid();
     if (create != Py_None) {
-        sched_init_structures(self);
-        relay_init(self);
+        if (seg_init_structures) seg_init_structures(self); /* cannot fail: plain stores */
         /* Publish: the magic goes last, with release order, so that a process
          * that sees the magic (acquire in attach via fstat+read) sees a
          * complete header.  Pairs with nobody reading before this. */
@@ -478,7 +478,7 @@ static PyObject *Segment_get_exports(SegmentObject *s, void *c) {
     return PyLong_FromSsize_t(s->exports);
 }
 
-static PyMethodDef raw_methods[] = {
+PyMethodDef segment_methods[] = {
     {"close", (PyCFunction)Segment_close, METH_NOARGS, "Unmap the segment."},
     {"load64", (PyCFunction)Segment_load64, METH_O, "load64(off) -> int (acquire)"},
     {"store64", (PyCFunction)Segment_store64, METH_VARARGS, "store64(off, v) (release)"},
@@ -498,8 +498,6 @@ static PyGetSetDef Segment_getset[] = {
     {"exports", (getter)Segment_get_exports, NULL, "live blob views", NULL},
     {NULL}};
 
-#define MAX_METHODS 128
-static PyMethodDef all_methods[MAX_METHODS];
 
 PyTypeObject Segment_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shmrt._core.Segment",
@@ -512,18 +510,3 @@ PyTypeObject Segment_Type = {
     .tp_doc = "A mapped, validated shmrt segment.",
 };
 
-/* Merge the method tables of segment.c, sched.c and arena.c into one. */
-int segment_type_ready(void) {
-    int n = 0;
-    PyMethodDef *tables[] = {raw_methods,   sched_methods, task_methods,
-                             admin_methods, arena_methods, relay_methods,
-                             reclaim_methods, kill_methods, broken_methods};
-    for (int t = 0; t < 9; t++)
-        for (PyMethodDef *m = tables[t]; m->ml_name; m++) {
-            if (n >= MAX_METHODS - 1) return -1;
-            all_methods[n++] = *m;
-        }
-    all_methods[n].ml_name = NULL;
-    Segment_Type.tp_methods = all_methods;
-    return PyType_Ready(&Segment_Type);
-}
