@@ -45,42 +45,25 @@ static int class_for(u64 need) {
     return -1;
 }
 
-/* fs_pop's link check: the `next` word of block number top (offset / 64 + 1),
- * after block_at's bounds and header checks. */
-typedef struct {
-    SegmentObject *s;
-} arena_ctx_t;
-
-static u64 *arena_link(const void *ctx, u64 top) {
-    block_t *b = block_at(((const arena_ctx_t *)ctx)->s, (top - 1) * CACHE_LINE);
-    return b ? &b->next : NULL;
-}
-
-/* Pop a free block of class c: its offset, -1 if none, -2 if corrupt (the
- * runtime is broken then: a free stack whose top is no block, or whose block
- * is in use or of another class, would hand one block to two owners). */
+/* Pop a free block of class c (holds.h arena_pop): its offset, -1 if none,
+ * -2 if corrupt (the runtime is broken then). */
 static long long pop_free(SegmentObject *s, int c) {
-    arena_ctx_t ctx = {s};
-    u64 *head = &HDR(s)->arena_free[c];
-    u64 top = fs_pop(head, arena_link, &ctx, FS_TOP_MASK, 0);
-    if (top == FS_CORRUPT) {
+    u64 off = 0;
+    int r = arena_pop(&s->L, c, &off);
+    if (r == ARENA_POP_BAD_HEAD) {
         seg_mark_broken(s, "arena: free stack of class %d: head %#llx is not a block", c,
-                        (unsigned long long)LOAD_RLX(head));
+                        (unsigned long long)LOAD_RLX(&HDR(s)->arena_free[c]));
         return -2;
     }
-    if (!top) return -1;
-    CRASH_POINT(CP_BLOCK_POP);
-    u64 off = (top - 1) * CACHE_LINE;
-    block_t *b = block_at(s, off);
-    u64 refs = LOAD_ACQ(&b->refs); /* pairs with the last release's CAS */
-    if (refs != 0 || (LOAD_RLX(&b->magic_class) & 0xffffffffULL) != (u64)c) {
+    if (r == ARENA_POP_IN_USE) {
+        block_t *b = block_at(s, off);
         seg_mark_broken(s, "arena: free stack of class %d handed out block %llu (class %llu, "
                         "%llu refs)", c, (unsigned long long)off,
                         (unsigned long long)(LOAD_RLX(&b->magic_class) & 0xffffffffULL),
-                        (unsigned long long)refs);
+                        (unsigned long long)LOAD_RLX(&b->refs));
         return -2;
     }
-    return (long long)off;
+    return r == ARENA_POP_OK ? (long long)off : -1;
 }
 
 /* Returns the block's arena offset, -1 when the arena is exhausted, or -2
@@ -128,10 +111,7 @@ long long arena_alloc_block(SegmentObject *s, u64 len) {
         if (off == -2) return -2;
     }
     if (off < 0) return -1;
-    block_t *b = (block_t *)(s->L.base + s->L.arena_off + off);
-    STORE_RLX(&b->len, len);
-    STORE_REL(&b->refs, 1);
-    FETCH_ADD_RLX(&h->arena_live_bytes, arena_class_size(LOAD_RLX(&b->magic_class) & 0xffffffffULL));
+    arena_take(&s->L, (u64)off, len);
     return off;
 }
 

@@ -48,7 +48,9 @@
  * (it would free what those hold), and dead records are left for their next
  * claimant, which drops their entries (hold_drop_stale).
  *
- * Pure: on a layout_t, like reclaim.h, so the model checker can run it.
+ * Pure: on a layout_t, like reclaim.h, so the model checker runs it
+ * (tools/check, scenario holds; SHMRT_MUTANT_RECOUNT_KEEPS_DEAD counts a
+ * dead process's table as alive, and must be caught).
  */
 #ifndef SHMRT_HOLDS_H
 #define SHMRT_HOLDS_H
@@ -85,6 +87,40 @@ static inline block_t *lay_block(const layout_t *L, u64 off) {
     if ((mc >> 32) != BLOCK_MAGIC || c >= ARENA_CLASSES) return NULL;
     if (arena_class_bytes(c) > L->arena_size - off) return NULL;
     return b;
+}
+
+/* Pop a free block of class c off its stack (freestack.h; the link check
+ * is lay_block's).  ARENA_POP_OK with *off set; ARENA_POP_EMPTY;
+ * ARENA_POP_BAD_HEAD (the top is no block); ARENA_POP_IN_USE (the stack
+ * handed out a block in use or of another class, *off names it): both
+ * corruption, which would give one block to two owners. */
+enum { ARENA_POP_OK = 0, ARENA_POP_EMPTY = -1, ARENA_POP_BAD_HEAD = -2, ARENA_POP_IN_USE = -3 };
+
+static inline u64 *arena_link(const void *ctx, u64 top) {
+    block_t *b = lay_block((const layout_t *)ctx, (top - 1) * CACHE_LINE);
+    return b ? &b->next : NULL;
+}
+
+static inline int arena_pop(const layout_t *L, int c, u64 *off) {
+    u64 top = fs_pop(&lay_hdr(L)->arena_free[c], arena_link, L, FS_TOP_MASK, 0);
+    if (top == FS_CORRUPT) return ARENA_POP_BAD_HEAD;
+    if (!top) return ARENA_POP_EMPTY;
+    CRASH_POINT(CP_BLOCK_POP);
+    *off = (top - 1) * CACHE_LINE;
+    block_t *b = lay_block(L, *off);
+    u64 refs = LOAD_ACQ(&b->refs); /* pairs with the last release's CAS */
+    if (refs != 0 || (LOAD_RLX(&b->magic_class) & 0xffffffffULL) != (u64)c) return ARENA_POP_IN_USE;
+    return ARENA_POP_OK;
+}
+
+/* A block just popped or carved becomes live with len bytes and one
+ * reference (the caller's). */
+static inline void arena_take(const layout_t *L, u64 off, u64 len) {
+    block_t *b = lay_block(L, off);
+    STORE_RLX(&b->len, len);
+    STORE_REL(&b->refs, 1); /* pairs with a holder's acquire (block_ref's CAS) */
+    FETCH_ADD_RLX(&lay_hdr(L)->arena_live_bytes,
+                  arena_class_bytes(LOAD_RLX(&b->magic_class) & 0xffffffffULL));
 }
 
 /* Take a reference on a live block; -1 if it has none left (freed). */
@@ -417,7 +453,11 @@ static inline int arena_recount(const layout_t *L, const unsigned char *dead_rec
         for (u64 i = 0; i < used; i++) {
             u64 top = LOAD_RLX(&t->e[i]) & HOLD_OFF_MASK;
             if (!top) continue;
+#ifdef SHMRT_MUTANT_RECOUNT_KEEPS_DEAD
+            if (0) {
+#else
             if (dead_rec[r]) {
+#endif
                 out->dropped++;
             } else if (recount_one(L, (top - 1) * CACHE_LINE)) {
                 snprintf(why, n, "hold table %llu: entry %llu names no block",

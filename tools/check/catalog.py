@@ -32,6 +32,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("client", "sc", "client completion wake, spin, wait, harvester close (wake.h)", 3, 2),
     Scenario("budget", "sc", "relay budget: waiter FIFO, re-check, pass-on (budget.h)", 3, 2),
     Scenario("sendq", "sc", "relay send ring + waitlist, send worker wait, per-flow order (sendq.h)", 3, 2),
+    Scenario("holds", "sc", "arena block holds per process and the reclaim's recount (holds.h)", 2, 1),
     Scenario("weak-ring", "weak", "queue.h ring publication under C++11 weak memory (relacy)", 3, -1),
     Scenario("weak-localq", "weak", "queue.h local queue publication under weak memory (relacy)", 3, -1),
 )
@@ -69,6 +70,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "harvester reads the futex seq after its closed check, missing close()'s wake (4354918)"),
     Mutant("no-aba-tag", "SHMRT_MUTANT_NO_ABA_TAG", "freelist", 2, 0,
            "free stacks without the ABA tag in the head"),
+    Mutant("recount-keeps-dead", "SHMRT_MUTANT_RECOUNT_KEEPS_DEAD", "holds", 0, 1,
+           "the arena recount counts a dead process's hold table as if it were alive"),
     Mutant("relaxed-tail", "SHMRT_MUTANT_RELAXED_TAIL", "weak-localq", 2, 0,
            "the release store of the local queue's tail (lq_push) made relaxed"),
     Mutant("reclaim-unclaim", "SHMRT_MUTANT_RECLAIM_UNCLAIM", "localq", 1, 1,

@@ -10,13 +10,14 @@
 
 void chk_reclaim(const chk_dead_t *d, chk_reclaimed_t *out) {
     const layout_t *L = &chk_L;
-    static unsigned char mark[CHK_SLOTS_MAX];
+    static unsigned char mark[CHK_SLOTS_MAX], dead_rec[3 * CHK_PROCS];
     CHK_ASSERT(L->n_slots <= CHK_SLOTS_MAX && L->n_workers <= CHK_PROCS &&
                L->n_clients <= CHK_PROCS && L->n_send <= CHK_PROCS, "block too large for chk_reclaim");
     memset(mark, 0, sizeof mark);
     memset(out, 0, sizeof *out);
     reclaim_t rc = {.dead_w = d->w, .dead_c = d->c, .dead_s = d->s, .mark = mark,
-                    .running = out->running, .running_cap = CHK_RUNNING_MAX};
+                    .running = out->running, .running_cap = CHK_RUNNING_MAX,
+                    .dead_rec = dead_rec}; /* the arena recount too (holds.h) */
     u64 who = 0;
     /* nobody is inside a step: the survivors have finished or sleep */
     CHK_ASSERT(reclaim_stop_world(L, &rc, 4242, 0, &who) == 0,

@@ -45,6 +45,7 @@
  */
 #define _GNU_SOURCE
 #include "explore.h"
+#include "holds.h"
 #include "park.h"
 #include "queue.h"
 
@@ -127,7 +128,8 @@ void chk_layout(const chk_cfg_t *c) {
     L->inject_cap = cap < 2 ? 2 : cap;
     L->n_clients = c->n_clients;
     L->n_funcs = 1;
-    L->arena_size = 0;
+    /* whole pages, like cfg_check wants; class-0 blocks (holds.h) */
+    L->arena_size = align_up(c->arena_blocks * arena_class_bytes(0), ARENA_MIN_BLOCK);
     L->client_stride = client_stride(L->inject_cap);
     u64 off = HEADER_SIZE;
     L->workers_off = off;
@@ -140,6 +142,8 @@ void chk_layout(const chk_cfg_t *c) {
     off = align_up(off + c->n_clients * L->client_stride, CACHE_LINE);
     L->funcs_off = off;
     off = align_up(off + sizeof(func_t), CACHE_LINE);
+    L->holds_off = off;
+    off = align_up(off + (c->n_workers + c->n_clients + c->n_send) * sizeof(holds_t), CACHE_LINE);
     L->n_send = c->n_send;
     L->send_cap = c->n_send ? c->send_cap : 0;
     L->n_waiters = c->n_send ? c->n_waiters : 0;
@@ -152,6 +156,7 @@ void chk_layout(const chk_cfg_t *c) {
     L->slots_off = off;
     off = align_up(off + c->n_slots * L->slot_size, 4096);
     L->arena_off = off;
+    off += L->arena_size;
     if (off > block_size) {
         fprintf(stderr, "block too small (%llu)\n", (unsigned long long)off);
         exit(2);

@@ -68,6 +68,7 @@ void chk_kill(int tid);
  * full; no slot carved. */
 typedef struct {
     u64 n_workers, n_slots, local_cap, n_clients, n_send, send_cap, n_waiters, inflight;
+    u64 arena_blocks; /* room for this many class-0 arena blocks (none carved) */
 } chk_cfg_t;
 void chk_layout(const chk_cfg_t *c);
 

@@ -10,6 +10,7 @@ extern const chk_proto_t chk_proto_join;
 extern const chk_proto_t chk_proto_client;
 extern const chk_proto_t chk_proto_budget;
 extern const chk_proto_t chk_proto_sendq;
+extern const chk_proto_t chk_proto_holds;
 
 const chk_proto_t *chk_protocols[] = {
     &chk_proto_state,
@@ -21,5 +22,6 @@ const chk_proto_t *chk_protocols[] = {
     &chk_proto_client,
     &chk_proto_budget,
     &chk_proto_sendq,
+    &chk_proto_holds,
     NULL,
 };
