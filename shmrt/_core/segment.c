@@ -150,18 +150,34 @@ static int dict_u64(PyObject *d, const char *k, u64 *out, u64 dflt) {
     return 0;
 }
 
+/* A key the configuration must have: no default here.  The defaults live
+ * in one place, Python's shmrt.layout.Config (a second copy here had
+ * drifted: 4096 slots against 16384). */
+static int dict_need(PyObject *d, const char *k, u64 *out) {
+    if (!PyDict_GetItemString(d, k)) {
+        PyErr_Format(PyExc_ValueError, "config lacks %s", k);
+        return -1;
+    }
+    return dict_u64(d, k, out, 0);
+}
+
 static int cfg_from_dict(PyObject *d, cfg_t *c) {
     if (!PyDict_Check(d)) {
         PyErr_SetString(PyExc_TypeError, "config must be a dict");
         return -1;
     }
-    if (dict_u64(d, "n_send", &c->n_send, 0) || dict_u64(d, "send_cap", &c->send_cap, 1024) ||
-        dict_u64(d, "n_waiters", &c->n_waiters, 64) || dict_u64(d, "inflight", &c->inflight, 0) ||
-        dict_u64(d, "n_workers", &c->n_workers, 2) || dict_u64(d, "n_slots", &c->n_slots, 4096) ||
-        dict_u64(d, "slot_size", &c->slot_size, 512) ||
-        dict_u64(d, "local_cap", &c->local_cap, LOCAL_CAP_MAX) ||
-        dict_u64(d, "n_clients", &c->n_clients, 16) || dict_u64(d, "n_funcs", &c->n_funcs, 4096) ||
-        dict_u64(d, "arena_size", &c->arena_size, 64ULL << 20))
+    if (dict_need(d, "n_workers", &c->n_workers) || dict_need(d, "n_slots", &c->n_slots) ||
+        dict_need(d, "slot_size", &c->slot_size) || dict_need(d, "local_cap", &c->local_cap) ||
+        dict_need(d, "n_clients", &c->n_clients) || dict_need(d, "n_funcs", &c->n_funcs) ||
+        dict_need(d, "arena_size", &c->arena_size) || dict_u64(d, "n_send", &c->n_send, 0))
+        return -1;
+    /* the relay's keys matter only with send workers */
+    if (c->n_send ? dict_need(d, "send_cap", &c->send_cap) ||
+                        dict_need(d, "n_waiters", &c->n_waiters) ||
+                        dict_need(d, "inflight", &c->inflight)
+                  : dict_u64(d, "send_cap", &c->send_cap, 0) ||
+                        dict_u64(d, "n_waiters", &c->n_waiters, 0) ||
+                        dict_u64(d, "inflight", &c->inflight, 0))
         return -1;
     const char *err = cfg_check(c);
     if (err) {
