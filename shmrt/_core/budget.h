@@ -39,7 +39,6 @@
 #include "queue.h"
 
 #define BUDGET_SAFETY_TIMEOUT_S 0.1
-#define WT_MASK 0xffULL
 /* A FIFO token is one ring value (31 bits): waiter entry (< 4096, 12 bits)
  * and the low 19 bits of the registration's generation.  A stale token's
  * generation would have to match after 2^19 re-registrations of its entry

@@ -34,7 +34,7 @@
  *
  * Python mirrors nothing by hand: the module exports the offsets of every
  * named field (HEADER_FIELDS, WORKER_FIELDS, SLOT_FIELDS, ...) from the
- * structs below, and shmrt/layout.py reads them.
+ * structs below, and the shmrt/layout package reads them.
  */
 #ifndef SHMRT_LAYOUT_H
 #define SHMRT_LAYOUT_H
@@ -285,6 +285,7 @@ enum { ST_NONE = 0, ST_OK = 1, ST_ERROR = 2, ST_CRASHED = 3, ST_CANCELLED = 4, S
  *                  waitlist of slots that found it full, counters
  */
 enum { WT_FREE = 0, WT_WAITING = 1, WT_WOKEN = 2, WT_CANCELLED = 3 };
+#define WT_MASK 0xffULL /* waiter_t.state: (gen << 8) | WT_* */
 
 typedef struct {
     u64 avail;       /* units of budget free right now */

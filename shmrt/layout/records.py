@@ -61,7 +61,7 @@ LIVE_WORKER_STATES = frozenset(
 SLOT_FLAG_NAMES: tuple[tuple[int, str], ...] = tuple(
     (bit, name.upper()) for bit, name in _names("S_").items())
 SLOT_KINDS = {0: "task", 1: "packet"}  # slot.kind (layout.h)
-WAITER_STATE_MASK = 0xFF  # waiter_t.state is (gen << 8) | WT_* (layout.h, budget.h)
+WAITER_STATE_MASK = _core.WT_MASK  # waiter_t.state is (gen << 8) | WT_* (layout.h)
 
 
 def run_state_name(v: int) -> str:
