@@ -45,8 +45,8 @@ from .errors import BrokenPool, PayloadTooLarge, RuntimeNotFound
 from .futures import TaskFuture, _InterruptSafeCondition, _results
 from .layout import Header, header_word
 from .mapping import _map_chunk, _starmap_chunk, lazy_map
+from .protocol import NO_FN, ByValue, decode_result, fn_id_for
 from .segment import attach, proc_start_time, process_alive
-from .workers.cpu import NO_FN, ByValue, decode_result, fn_id_for
 
 if TYPE_CHECKING:
     from .stats import Statistics

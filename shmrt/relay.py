@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from . import _core
 from .errors import Full, PayloadTooLarge
 from .pool import Pool
+from .protocol import NO_FN, fn_id_for
 from .resolve import resolve
-from .workers.cpu import NO_FN, fn_id_for
 
 if TYPE_CHECKING:
     from .stats import RelayStatistics

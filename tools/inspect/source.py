@@ -56,6 +56,7 @@ import msgspec
 
 from shmrt import _core
 from shmrt.errors import RuntimeNotFound, SegmentError
+from shmrt.protocol import NO_FN  # the callable travels inline with the arguments
 
 from .layout import (
     BLOCK_HEADER_SIZE,
@@ -93,7 +94,7 @@ SHM_DIR = "/dev/shm"
 MAX_TRIES = 8
 RECHECK_S = 0.02  # delay of the relay re-check (see the module docstring)
 BULK_STRIDE = 4096  # entries further apart than this are re-read one by one
-NO_FN = 0xFFFFFFFF  # workers/cpu.py: the callable travels inline with the arguments
+
 FN_SCAN_MAX = 64 * 1024  # bytes of a pickled callable scanned for its name
 SNAP_MAGIC = b"SHMRTSNP"
 SNAP_VERSION = 1

@@ -1,0 +1,126 @@
+"""The task protocol above the codec, shared by every process that submits
+or runs tasks (clients, the relay, workers): function-table ids (a callable
+is pickled once per process, then sent by id), and how a task's outcome
+travels (its exception with the worker's traceback; decoding a finished
+task's status and payload into a value or the exception to raise).
+
+Why here and not in workers/cpu.py, where it lived: the library's clients
+need it as much as the workers do, and the library must not import the
+worker's scheduling loop to get it (dependencies point down: workers import
+the protocol layer, never the reverse)."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from . import _core, codec
+
+NO_FN = 0xFFFFFFFF  # no function-table id: the callable travels with each call
+
+
+class ByValue:
+    """Function-table ids of callables sent by value (lambdas, closures,
+    what a lost ``__main__`` defines).  Held weakly: an interactive session
+    that makes a new lambda per call must not keep them all alive; identical
+    pickles (the same lambda made again) share one id, so the table fills
+    only with distinct functions.  One per client or worker process."""
+
+    __slots__ = ("ids", "by_data")
+
+    def __init__(self) -> None:
+        import weakref
+
+        self.ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self.by_data: dict[bytes, int] = {}
+
+
+def fn_id_for(seg: _core.Segment, cache: dict[Any, int], fn: Callable[..., Any],
+              byval: ByValue | None = None) -> int:
+    """The function-table id of ``fn``: pickled once per process, then by id.
+
+    Only plain functions, builtins and classes are cached; anything else
+    (bound methods, partials, callable instances) carries state and is
+    pickled with every call (NO_FN).  A function a worker could not import
+    by name goes by value (codec.dumps_fn, cloudpickle), also once: its id
+    is kept in ``byval`` (weakly), not in ``cache``."""
+    if type(fn) not in _BY_REF:
+        return NO_FN
+    fid = cache.get(fn)
+    if fid is None and byval is not None:
+        fid = byval.ids.get(fn)
+    if fid is not None:
+        return fid
+    data, by_value = codec.dumps_fn(fn)
+    if by_value and byval is not None:
+        fid = byval.by_data.get(data)
+        if fid is None:
+            fid = seg.register_fn(data)
+            if fid < 0:
+                return NO_FN  # table full: this one travels with each call
+            byval.by_data[data] = fid
+        byval.ids[fn] = fid
+        return fid
+    fid = seg.register_fn(data)
+    if fid < 0:
+        fid = NO_FN
+    cache[fn] = fid
+    return fid
+
+
+_BY_REF = {type(fn_id_for), type(len), type}
+
+
+def encode_exception(seg: _core.Segment, e: BaseException, cap: int, max_payload: int) -> codec.Encoded:
+    """The task's exception and the worker's traceback.  Never raises: an
+    exception that cannot be pickled (or formatted, e.g. a RecursionError
+    deep in the stack) is replaced by a ShmrtError saying so, so the task is
+    always finished and its future always completes."""
+    from shmrt.errors import ShmrtError
+
+    try:
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    except BaseException:
+        tb = f"{type(e).__name__} (traceback unavailable)\n"
+    e.__traceback__ = None
+    try:
+        return codec.encode(seg, (e, tb), call=False, kwargs=None, inline_cap=cap,
+                            max_payload=max_payload)
+    except BaseException as pe:
+        try:
+            sub = ShmrtError(f"task raised {type(e).__name__}: {e!r:.300} (unpicklable: {pe!r:.200})")
+        except BaseException:
+            sub = ShmrtError(f"task raised {type(e).__name__} (unpicklable)")
+        return codec.encode(seg, (sub, tb[-2000:]), call=False, kwargs=None, inline_cap=cap,
+                            max_payload=max_payload)
+
+
+def decode_result(status: int, data: Any) -> Any:
+    """Value of a finished task, or raise its exception (worker traceback as
+    __cause__)."""
+    value = codec.decode(data, call=False)
+    if status == _core.ST_OK:
+        return value
+    from shmrt.errors import RemoteTraceback
+
+    if status == _core.ST_ERROR:
+        exc, tb = value
+        exc.__cause__ = RemoteTraceback(tb)
+        raise exc
+    if status == _core.ST_TIMEOUT:
+        from shmrt.errors import TaskTimeout
+
+        raise TaskTimeout(*value)
+    if status == _core.ST_CANCELLED:
+        from shmrt.errors import TaskCancelled  # type: ignore[attr-defined]
+
+        raise TaskCancelled(f"task force-cancelled while running; its worker (pid {value[0]}) "
+                            "was killed")
+    if status == _core.ST_CRASHED:
+        from shmrt.errors import WorkerCrashed
+
+        raise WorkerCrashed(*value)
+    raise RuntimeError(f"task finished with unknown status {status}")
+
+
