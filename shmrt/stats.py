@@ -148,6 +148,7 @@ class RelayStatistics(_Record):
     full: int  # send_nowait refusals
     timeouts: int  # send() calls that gave up waiting (their timeout)
     recheck: int  # the re-check after registering as a waiter found a unit
+    withdrawn: int  # waiter registrations withdrawn at the end of a 0.5 s wait slice (renewed)
     rings: list[SendRingStatistics]  # one per send worker
     sent: int  # packets handed to the sink
     dropped: DroppedStatistics  # packets not sent, by reason

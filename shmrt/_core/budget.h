@@ -149,10 +149,8 @@ static inline int budget_acquire(const layout_t *L, relay_t *r, u64 pid, double 
     if (!w) { /* more blocked threads than entries: poll (counted as spurious) */
         for (;;) {
             if (budget_try(r)) return budget_got(units);
-            if (deadline >= 0 && (double)now_ns() * 1e-9 >= deadline) {
-                FETCH_ADD_RLX(&r->timeouts, 1);
-                return BUDGET_TIMEOUT;
-            }
+            if (deadline >= 0 && (double)now_ns() * 1e-9 >= deadline)
+                return BUDGET_TIMEOUT; /* counted by the caller: its wait may go on */
             FETCH_ADD_RLX(&r->spurious, 1);
             BUDGET_STEP_PAUSE();
             os_nap_ns(50000);
@@ -191,8 +189,8 @@ static inline int budget_acquire(const layout_t *L, relay_t *r, u64 pid, double 
             if (deadline >= 0 && left <= 0) {
                 exp = me | WT_WAITING;
                 if (CAS_SEQ(&w->state, &exp, me | WT_CANCELLED)) {
-                    FETCH_ADD_RLX(&r->timeouts, 1);
-                    rc = BUDGET_TIMEOUT;
+                    FETCH_ADD_RLX(&r->withdrawn, 1);
+                    rc = BUDGET_TIMEOUT; /* the caller counts a timeout: its wait may go on */
                 }
                 goto done; /* else: woken just now, we hold the unit */
             }

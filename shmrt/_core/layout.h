@@ -301,6 +301,8 @@ typedef struct {
     u64 full;        /* send_nowait refusals */
     u64 timeouts;
     u64 recheck;     /* the re-check after registering found a unit */
+    u64 withdrawn;   /* registrations withdrawn at the end of a wait slice (the
+                      * acquire goes on with a new one, or gives up: timeouts) */
     _Alignas(CACHE_LINE) u64 fifo[]; /* ring_t of tokens (entry << 19 | gen, relay.c) */
 } relay_t;
 

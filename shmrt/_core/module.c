@@ -129,7 +129,8 @@ static int relay_fields(PyObject *m) {
     FIELD(d, relay_t, flushing); FIELD(d, relay_t, registrations); FIELD(d, relay_t, wakes);
     FIELD(d, relay_t, spurious); FIELD(d, relay_t, pending_with_capacity);
     FIELD(d, relay_t, passed_on); FIELD(d, relay_t, fast); FIELD(d, relay_t, full);
-    FIELD(d, relay_t, timeouts); FIELD(d, relay_t, recheck); FIELD(d, relay_t, fifo);
+    FIELD(d, relay_t, timeouts); FIELD(d, relay_t, recheck); FIELD(d, relay_t, withdrawn);
+    FIELD(d, relay_t, fifo);
     FIELD(e, send_t, seq); FIELD(e, send_t, sleeping); FIELD(e, send_t, pid);
     FIELD(e, send_t, backlog); FIELD(e, send_t, pushed); FIELD(e, send_t, popped);
     FIELD(e, send_t, busy); FIELD(e, send_t, start);

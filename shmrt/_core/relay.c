@@ -156,6 +156,9 @@ static PyObject *R_acquire(SegmentObject *s, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     if (rc == BUDGET_TIMEOUT && seg_broken(s)) return seg_raise_broken(s);
+    /* one per acquire that gave up, not per slice (a wait of more than a
+     * slice under load is not a timeout) */
+    if (rc == BUDGET_TIMEOUT) FETCH_ADD_RLX(&r->timeouts, 1);
     return PyLong_FromLong(rc);
 }
 
@@ -443,13 +446,14 @@ static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
         }
         Py_DECREF(d);
     }
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsN}", "avail", LOAD_RLX(&r->avail), "capacity",
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsN}", "avail", LOAD_RLX(&r->avail), "capacity",
                          LOAD_RLX(&r->capacity), "registrations", LOAD_RLX(&r->registrations),
                          "wakes", LOAD_RLX(&r->wakes), "spurious", LOAD_RLX(&r->spurious),
                          "pending_with_capacity", LOAD_RLX(&r->pending_with_capacity),
                          "passed_on", LOAD_RLX(&r->passed_on), "fast", LOAD_RLX(&r->fast), "full",
                          LOAD_RLX(&r->full), "timeouts", LOAD_RLX(&r->timeouts), "recheck",
-                         LOAD_RLX(&r->recheck), "rings", rings);
+                         LOAD_RLX(&r->recheck), "withdrawn", LOAD_RLX(&r->withdrawn), "rings",
+                         rings);
 }
 
 SECTIONED(R_release)

@@ -380,6 +380,7 @@ class Relay(Record, table=_core.RELAY_FIELDS, size=_core.RELAY_SIZE,
     full: int
     timeouts: int
     recheck: int
+    withdrawn: int
 
 
 class Waiter(Record, table=_core.WAITER_FIELDS, size=_core.WAITER_SIZE):
