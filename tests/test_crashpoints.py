@@ -45,7 +45,8 @@ WORKER_POINTS = [
     ("alloc.after_pop", 5), ("submit.after_fill", 5), ("pop.after_pop", 20),
     ("steal.after_claim", 2), ("steal.after_finish", 2), ("lifo.after_xchg", 5),
     ("overflow.after_claim", 2), ("begin.after_running", 20), ("finish.after_complete", 20),
-    ("finish.after_deliver", 20), ("free.after_last_ref", 20), ("park.after_state", 2),
+    ("finish.after_result", 20), ("finish.after_deliver", 20), ("free.after_last_ref", 20),
+    ("park.after_state", 2),
     ("search.after_idle", 3), ("worker.after_find", 20), ("worker.in_task", 20),
     ("worker.after_finish", 20),
 ]

@@ -53,7 +53,7 @@ def baseline(p: shmrt.Pool) -> int:
     """Live bytes with the functions the test uses registered and no payload
     in flight."""
     for fn, arg in ((helpers.stash, 0), (helpers.make_array, 1), (helpers.square, 2),
-                    (helpers.nbytes_sum, b"")):
+                    (helpers.nbytes_sum, b""), (helpers.echo, 3)):
         p.submit(fn, arg).result(timeout=TIMEOUT)
     p.submit(helpers.call, helpers.square, 3).result(timeout=TIMEOUT)
     helpers.slots_settle(p)
@@ -202,3 +202,33 @@ def test_killed_at_arena_point(point: str, n: int, role: str, tmp_path: Path) ->
         helpers.slots_settle(p)
         assert settle_live(p, base) == base
         assert p.submit(helpers.square, 6).result(timeout=TIMEOUT) == 36
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_worker_killed_between_its_result_block_and_complete(retries: int, tmp_path: Path) -> None:
+    """A worker that dies inside finish after storing its result block and
+    before COMPLETE: the task is returned by the reclaim; its completion
+    (WorkerCrashed, or the re-run's result) must not be read from the dead
+    attempt's block, that block must not leak, and a re-run still has its
+    arguments (the args block is consumed only at COMPLETE)."""
+    marker = tmp_path / "died"
+    os.environ["SHMRT_CRASH_AT"] = f"finish.after_result:8:worker:{marker}"
+    try:
+        p = shmrt.Pool(1, retries=retries)
+    finally:
+        del os.environ["SHMRT_CRASH_AT"]
+    with p:
+        base = baseline(p)  # 6 finishes: the 8th crossing is a big result's, below
+        outcomes = []
+        for i in range(8):  # args and result both in the arena
+            try:
+                data = helpers.make_bytes(70_000 + i)
+                assert p.submit(helpers.echo, data).result(timeout=TIMEOUT) == data
+                outcomes.append("ok")
+            except shmrt.WorkerCrashed as e:
+                assert e.attempts == 1
+                outcomes.append("crashed")
+        assert marker.exists()
+        assert outcomes.count("crashed") == (0 if retries else 1), outcomes
+        helpers.slots_settle(p)
+        assert settle_live(p, base) == base

@@ -246,13 +246,18 @@ static inline void hold_adopt(const layout_t *L, holds_t *t, u64 off, block_t *b
     STORE_RLX(&t->count, LOAD_RLX(&t->count) + 1);
 }
 
-/* One fewer local reference.  HOLD_BAD: we hold no reference on off (or
- * the block lost its count: corruption). */
-static inline int hold_put(const layout_t *L, holds_t *t, u64 off) {
+/* One fewer local reference on block off.  to_slot: it becomes a slot's
+ * (or an entry's) instead of being dropped.  The process's last local
+ * reference leaves the table; its shared count then goes to the slot as it
+ * is, or is dropped (the last drop frees the block).  A local reference that
+ * is not the last stays counted once for the process, so a slot taking one
+ * takes a count of its own.  HOLD_BAD: we hold no reference on off (or the
+ * block lost its count: corruption). */
+static inline int hold_release(const layout_t *L, holds_t *t, u64 off, int to_slot) {
     block_t *b = lay_block(L, off);
     if (!b) return HOLD_BAD;
     if (!t) {
-        if (block_unref(L, off, b)) return HOLD_BAD;
+        if (!to_slot && block_unref(L, off, b)) return HOLD_BAD;
         FETCH_SUB_RLX(&lay_hdr(L)->arena_untracked, 1);
         return HOLD_OK;
     }
@@ -260,38 +265,26 @@ static inline int hold_put(const layout_t *L, holds_t *t, u64 off) {
     if (i < 0) return HOLD_BAD;
     u64 e = LOAD_RLX(&t->e[i]);
     if ((e >> HOLD_COUNT_SHIFT) > 1) {
+        if (to_slot && block_ref(b)) return HOLD_BAD;
         STORE_RLX(&t->e[i], e - HOLD_ONE);
         return HOLD_OK;
     }
     holds_clear_entry(t, i);
     CRASH_POINT(CP_HOLD_PUT);
-    return block_unref(L, off, b) ? HOLD_BAD : HOLD_OK;
+    return (!to_slot && block_unref(L, off, b)) ? HOLD_BAD : HOLD_OK;
+}
+
+static inline int hold_put(const layout_t *L, holds_t *t, u64 off) {
+    return hold_release(L, t, off, 0);
+}
+static inline int hold_give(const layout_t *L, holds_t *t, u64 off) {
+    return hold_release(L, t, off, 1);
 }
 
 /* Is off a block we hold?  (A payload handed to a slot must be.) */
 static inline int hold_check(const layout_t *L, holds_t *t, u64 off) {
     if (!lay_block(L, off)) return HOLD_BAD;
     return (!t || holds_find(t, off) >= 0) ? HOLD_OK : HOLD_BAD;
-}
-
-/* One local reference becomes a slot's (or a function entry's). */
-static inline int hold_give(const layout_t *L, holds_t *t, u64 off) {
-    block_t *b = lay_block(L, off);
-    if (!b) return HOLD_BAD;
-    if (!t) {
-        FETCH_SUB_RLX(&lay_hdr(L)->arena_untracked, 1);
-        return HOLD_OK;
-    }
-    long i = holds_find(t, off);
-    if (i < 0) return HOLD_BAD;
-    u64 e = LOAD_RLX(&t->e[i]);
-    if ((e >> HOLD_COUNT_SHIFT) > 1) {
-        if (block_ref(b)) return HOLD_BAD;
-        STORE_RLX(&t->e[i], e - HOLD_ONE);
-    } else {
-        holds_clear_entry(t, i);
-    }
-    return HOLD_OK;
 }
 
 /* A record claimed again whose table still names blocks (its last owner

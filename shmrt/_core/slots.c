@@ -223,11 +223,14 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         return -1;
     }
     if (arena_check_held(s, result_blob, "result")) return -1;
-    /* args consumed: drop the slot's ref, exactly once (see slot_release_blobs) */
-    if ((FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB) &&
-        arena_release_block(s, LOAD_RLX(&sl->args_blob))) {
-        seg_corrupt(s, "slot %llu: args block at arena offset %llu is not a live block",
-                    (unsigned long long)idx, (unsigned long long)LOAD_RLX(&sl->args_blob));
+    /* A result block left by an attempt whose worker died inside this very
+     * step (after storing it, before COMPLETE): that attempt is over (its
+     * task was returned by the crash reclaim, then retried or crashed), so
+     * its block goes, or this completion would be decoded from it. */
+    if ((FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_RESULT_BLOB) & SLOT_F_RESULT_BLOB) &&
+        arena_release_block(s, LOAD_RLX(&sl->result_blob))) {
+        seg_corrupt(s, "slot %llu: result block at arena offset %llu is not a live block",
+                    (unsigned long long)idx, (unsigned long long)LOAD_RLX(&sl->result_blob));
         return -1;
     }
     if (result_blob >= 0) {
@@ -235,6 +238,7 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         FETCH_OR_ACQREL(&sl->flags, SLOT_F_RESULT_BLOB);
         arena_give(s, result_blob, "result"); /* cannot fail: checked above, same step */
     }
+    CRASH_POINT(CP_RESULT);
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
     STORE_PLAIN(&sl->result, (status << 32) | (u64)b->len);
     STORE_PLAIN(&sl->finished_ns, now_ns()); /* both published by the COMPLETE CAS below */
@@ -245,6 +249,14 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         return -1;
     }
     CRASH_POINT(CP_COMPLETE);
+    /* The args are consumed only now: a worker that dies before COMPLETE
+     * leaves them for the retry.  Dropped exactly once (see
+     * slot_release_blobs); we still hold the scheduler's reference, so
+     * nobody frees the slot meanwhile. */
+    if ((FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB) &&
+        arena_release_block(s, LOAD_RLX(&sl->args_blob)))
+        seg_mark_broken(s, "slot %llu: args block at arena offset %llu is not a live block",
+                        (unsigned long long)idx, (unsigned long long)LOAD_RLX(&sl->args_blob));
     /* Count before delivering: once delivered, the holder may read the
      * counters, and they must already include this task. */
     FETCH_ADD_RLX(&HDR(s)->completed, 1);
