@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import stat
 from dataclasses import dataclass
 
@@ -57,6 +56,8 @@ def runtime_name_of(shm_file: str) -> str | None:
 
 
 def random_name() -> str:
+    import secrets  # here: workers import this module and never need it
+
     return f"pool-{os.getpid()}-{secrets.token_hex(4)}"
 
 
