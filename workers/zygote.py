@@ -50,6 +50,7 @@ def main(conn: Any, coord_pid: int, pdeathsig: bool) -> None:
         boot.cpu._set_pdeathsig()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     import random  # noqa: F401 - imported here once, reseeded in every child
+    import runpy  # noqa: F401 - how every child imports __main__ (spawn's way)
     from multiprocessing import spawn  # noqa: F401 - prepare(), for the children
 
     from shmrt import segment  # noqa: F401 - what every child attaches with
@@ -128,14 +129,16 @@ def _start(req: dict[str, Any], fds: list[int]) -> int:
     os.environ.clear()
     os.environ.update(req["env"])
     spawn.prepare(req["prep"])  # sys.path, argv, cwd, name, authkey: as spawn now would
-    ready = fds[0]
-    got = os.read(ready, 1)
-    os.close(ready)
-    if not got:
-        return 0  # the pool failed to build: nothing to do
+
+    def ready() -> bool:  # the segment is laid out (EOF: the pool failed to build)
+        got = os.read(fds[0], 1)
+        os.close(fds[0])
+        return bool(got)
+
     spec: boot.WorkerSpec = pickle.loads(req["spec"])
     spec.pdeathsig = False  # our parent is the zygote: the worker watches its coordinator
     if spec.log is not None:  # the log socket came as a descriptor
         spec.log = (socket.socket(fileno=fds[1]), spec.log[1])
-    boot.main(spec, req["wid"], req["epoch"], req["err"])
+    # imports and __main__ while the pool reserves its segment
+    boot.main(spec, req["wid"], req["epoch"], req["err"], ready=ready)
     return 0
