@@ -46,7 +46,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _core, launch
+from . import _core, launch, spare
 from .client import Client
 from .segment import Config, create, random_name, shm_name, unlink
 from .supervisor import Supervisor, supervise
@@ -175,7 +175,7 @@ class Pool(Supervisor, Client):
         pending = None if _relay is not None else self._launcher.request(
             [(wid, 1 + wid) for wid in range(n)])
         try:
-            seg, _ = create(rt_name, cfg)
+            seg, _ = create(rt_name, cfg, spare=spare.take)
         except BaseException:
             if pending is not None:
                 self._launcher.finish(pending, ok=False)
@@ -183,6 +183,7 @@ class Pool(Supervisor, Client):
             if self._log_rx is not None:
                 self._log_rx.close()
             raise
+        self._seg_size = seg.layout["total_size"]
         recycling = bool(max_tasks_per_child or max_worker_memory)
         self._use_standby = recycling if standby is None else bool(standby)
         # Supervisor's (after the constructor): the standby process or None,
@@ -283,6 +284,8 @@ class Pool(Supervisor, Client):
             self._stopped = True
         self._stopping = True
         seg = self._seg
+        if self._launcher.zygote_spec is not None and not self._interrupted:
+            spare.make(self._seg_size)  # the next pool's segment, reserved while we stop
         try:
             self._stop_processes()
         finally:  # whatever happened (a second Ctrl-C, a dying interpreter): no segment left

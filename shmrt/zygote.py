@@ -196,8 +196,12 @@ def pickled_spec(spec: WorkerSpec) -> bytes | None:
 
 
 def stop() -> None:
-    """End this process's zygote (a later pool starts a new one)."""
+    """End this process's zygote (a later pool starts a new one) and give
+    back the segment kept reserved for the next pool (shmrt.spare)."""
     global _zygote
+    from . import spare
+
+    spare.drop()
     with _lock:
         z, _zygote = _zygote, None
     if z is not None:
