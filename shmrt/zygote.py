@@ -17,7 +17,8 @@ Not used (the pool spawns its workers as before) for the forkserver start
 method, without ``os.pidfd_open`` (the workers are the zygote's children: the
 pool watches them through pidfds), or when the pool's worker spec cannot be
 pickled outside of process start-up (an initializer argument such as a
-multiprocessing Queue, which may only be inherited).
+multiprocessing Queue, which may only be inherited), or while the crash
+tests' ``SHMRT_CRASH_AT`` is set.
 
 Any thread may use it: one lock serialises the connection; replies (a
 fork's pid, a child's exit code) are filed by whoever reads them.
@@ -39,8 +40,11 @@ _zygote: Zygote | None = None
 
 
 def enabled() -> bool:
-    return (os.environ.get("SHMRT_ZYGOTE", "1") != "0" and hasattr(os, "pidfd_open")
-            and hasattr(os, "fork"))
+    """SHMRT_CRASH_AT (the crash tests' switch) is read by the C core when it
+    is imported, which a zygote's child did before it got the environment."""
+    env = os.environ
+    return (env.get("SHMRT_ZYGOTE", "1") != "0" and not env.get("SHMRT_CRASH_AT")
+            and hasattr(os, "pidfd_open") and hasattr(os, "fork"))
 
 
 class Zygote:
