@@ -43,7 +43,8 @@ TIMEOUT = 30.0
 WORKER_POINTS = [
     ("alloc.after_pop", 5), ("submit.after_fill", 5), ("pop.after_pop", 20),
     ("steal.after_claim", 2), ("steal.after_finish", 2), ("lifo.after_xchg", 5),
-    ("overflow.after_claim", 2), ("begin.after_running", 20), ("finish.after_complete", 20),
+    ("overflow.after_claim", 2), ("begin.after_running", 20), ("finish.after_result", 20),
+    ("finish.after_complete", 20),
     ("finish.after_deliver", 20), ("free.after_last_ref", 20), ("park.after_state", 2),
     ("search.after_idle", 3), ("worker.after_find", 20), ("worker.in_task", 20),
     ("worker.after_finish", 20),
@@ -159,6 +160,27 @@ def test_worker_killed_at(point: str, n: int, tmp_path: Path) -> None:
         assert marker.exists(), f"{point} was never crossed {n} times"
         check_healthy(p)
         assert p._seg.load64(_core.HEADER_FIELDS["reclaims"]) >= 1
+
+
+def test_worker_killed_while_finishing_is_not_rerun(tmp_path: Path) -> None:
+    """A worker dies after writing a result over its task's arguments, before
+    the task is COMPLETE: with retries left the task must not run again on
+    the overwritten arguments (it decoded the result as its arguments: a
+    wrong result or an error); it fails with WorkerCrashed."""
+    marker = tmp_path / "died"
+    with armed("finish.after_result", 20, "worker", marker):
+        p = shmrt.Pool(2, retries=2)
+    with p:
+        fs = [p.submit(helpers.square, i) for i in range(200)]
+        crashed = 0
+        for i, f in enumerate(fs):
+            try:
+                assert f.result(timeout=TIMEOUT) == i * i
+            except shmrt.WorkerCrashed:
+                crashed += 1
+        assert marker.exists(), "finish.after_result was never crossed 20 times"
+        assert crashed == 1, "the task its worker was finishing, and only that one"
+        check_healthy(p)
 
 
 CLIENT = textwrap.dedent("""

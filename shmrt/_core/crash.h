@@ -36,6 +36,7 @@
     X(CP_LIFO, "lifo.after_xchg")              /* LIFO swapped, old one held */ \
     X(CP_OVERFLOW, "overflow.after_claim")     /* half claimed, not injected */ \
     X(CP_BEGUN, "begin.after_running")         /* RUNNING, owner not set */     \
+    X(CP_RESULT, "finish.after_result")        /* args gone, result in, RUNNING */ \
     X(CP_COMPLETE, "finish.after_complete")    /* COMPLETE, not delivered */    \
     X(CP_DELIVERED, "finish.after_deliver")    /* delivered, ref not dropped */ \
     X(CP_LAST_REF, "free.after_last_ref")      /* count 0, not on free stack */ \

@@ -303,6 +303,11 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         PyErr_Format(PyExc_ValueError, "inline result of %zd bytes exceeds the slot", b->len);
         return -1;
     }
+    /* From here on the args are gone (their block released, the inline bytes
+     * overwritten below): a reclaim after our death must not re-run the task.
+     * Set before either, AcqRel; pairs with task_flags' LOAD_ACQ in the
+     * coordinator, which reads it after this process died. */
+    FETCH_OR_ACQREL(&sl->flags, SLOT_F_ARGS_GONE);
     /* args consumed: drop the slot's ref, exactly once (see slot_release_blobs) */
     if ((FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB) &&
         arena_release_block(s, LOAD_RLX(&sl->args_blob))) {
@@ -317,6 +322,7 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
     STORE_PLAIN(&sl->result, (status << 32) | (u64)b->len);
     STORE_PLAIN(&sl->finished_ns, now_ns()); /* both published by the COMPLETE CAS below */
+    CRASH_POINT(CP_RESULT);
     u64 prev;
     if (transition_to_complete(&sl->state, &prev) != TR_OK) {
         seg_corrupt(s, "slot %llu: state %#llx cannot complete (not running)",
