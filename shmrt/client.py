@@ -81,6 +81,9 @@ class Client(cf.Executor):
         self._workers = lay["n_workers"]
         self._inline_cap = lay["slot_size"] - _core.SLOT_HEADER_SIZE
         self._max_payload = lay["max_payload"]
+        self._no_args = codec.encode(seg, (), call=True, kwargs=None, inline_cap=self._inline_cap,
+                                     max_payload=self._max_payload)
+        assert self._no_args.blob < 0  # reused by every call without arguments: inline
         pid = os.getpid()
         cid = seg.client_claim(pid, proc_start_time(pid))
         if cid < 0:
@@ -128,8 +131,11 @@ class Client(cf.Executor):
             retries, limit = self._opts(fn)
         else:
             retries, limit = self._fn_opts[fid]
-        enc = codec.encode(seg, args, call=True, kwargs=kwargs, inline_cap=self._inline_cap,
-                           max_payload=self._max_payload, share=True)
+        if args or kwargs:
+            enc = codec.encode(seg, args, call=True, kwargs=kwargs, inline_cap=self._inline_cap,
+                               max_payload=self._max_payload, share=True)
+        else:  # no arguments: always the same (inline) message
+            enc = self._no_args
         key = seg.submit(self._cid, fid, enc.inline, enc.blob, retries, limit)
         if key < 0:
             key = self._submit_slow(fid, enc, retries, limit)
@@ -291,17 +297,9 @@ class Client(cf.Executor):
         try:
             value = decode_result(status, data)
         except BaseException as e:  # noqa: B036 - the task's exception goes to its future
-            if fut._state == "PENDING":
-                try:
-                    fut.set_exception(e)
-                except cf.InvalidStateError:
-                    pass
+            fut._fail(e)
             return
-        if fut._state == "PENDING":
-            try:
-                fut.set_result(value)
-            except cf.InvalidStateError:
-                pass
+        fut._finish(value)
 
     def _drain(self) -> int:
         """Deliver what is on the completion ring.  The items are ours alone
@@ -444,8 +442,7 @@ class Client(cf.Executor):
             if fut is not None:
                 failed.append(fut)
         for fut in failed:
-            if fut._state == "PENDING":
-                fut.set_exception(exc)
+            fut._fail(exc)
 
     def _close(self) -> None:
         with self._lock:

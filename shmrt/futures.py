@@ -49,15 +49,79 @@ class SharedConditionFuture(cf.Future):
     submit.  ``notify_all`` on completion may then wake a waiter of another
     future, so result() and exception() loop until their own future is done
     (the base class waits once and would report a timeout).  Used by the
-    local pools (TaskFuture) and the Ray backend (shmrt.cluster)."""
+    local pools (TaskFuture) and the Ray backend (shmrt.cluster).
+
+    Light, because a client may hold a million of them: slots, and the two
+    lists of the base class (``_waiters`` of
+    ``wait``/``as_completed``, ``_done_callbacks``) are made on first use
+    (the properties below), not two per future -- a third of the objects
+    the garbage collector walks while a burst is pending.  The executor
+    resolves a future with ``_finish``/``_fail``: ``set_result`` without
+    the waiters' loop, the notify and the callbacks nobody registered.  A
+    done future's ``result()`` returns without taking the Condition."""
+
+    # Slots: no per-future dict (a burst of futures got one each).
+    __slots__ = ("_condition", "_state", "_result", "_exception", "_w", "_cb")
 
     def __init__(self, cond: Any):  # no super().__init__: see above
         self._condition = cond
         self._state = "PENDING"
         self._result = None
-        self._exception = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Any] = []
+        self._exception: BaseException | None = None
+        self._w: list[Any] | None = None
+        self._cb: list[Any] | None = None
+
+    @property
+    def _waiters(self) -> list[Any]:  # type: ignore[override]
+        w = self._w
+        if w is None:
+            w = self._w = []
+        return w
+
+    @property
+    def _done_callbacks(self) -> list[Any]:  # type: ignore[override]
+        cb = self._cb
+        if cb is None:
+            cb = self._cb = []
+        return cb
+
+    def _invoke_callbacks(self) -> None:
+        if self._cb is not None:
+            super()._invoke_callbacks()  # type: ignore[misc]
+
+    def _finish(self, result: Any) -> None:
+        """``set_result`` by the executor; a future already done (cancelled,
+        or resolved by another thread that found the same completion) is
+        left alone."""
+        cond = self._condition
+        with cond:
+            if self._state in _DONE:
+                return
+            self._result = result
+            self._state = "FINISHED"
+            if self._w:
+                for waiter in self._w:
+                    waiter.add_result(self)
+            if cond._waiters:  # type: ignore[attr-defined]  # threading.Condition's, under its lock
+                cond.notify_all()
+        if self._cb is not None:
+            super()._invoke_callbacks()  # type: ignore[misc]
+
+    def _fail(self, exc: BaseException) -> None:
+        """``set_exception`` by the executor (``_finish``'s rules)."""
+        cond = self._condition
+        with cond:
+            if self._state in _DONE:
+                return
+            self._exception = exc
+            self._state = "FINISHED"
+            if self._w:
+                for waiter in self._w:
+                    waiter.add_exception(self)
+            if cond._waiters:  # type: ignore[attr-defined]
+                cond.notify_all()
+        if self._cb is not None:
+            super()._invoke_callbacks()  # type: ignore[misc]
 
     def _wait_done(self, timeout: float | None) -> None:
         if self._state in _DONE:
@@ -71,6 +135,8 @@ class SharedConditionFuture(cf.Future):
                 self._condition.wait(left)
 
     def result(self, timeout: float | None = None) -> Any:
+        if self._state == "FINISHED" and self._exception is None:
+            return self._result  # (set before the state, under the GIL)
         self._wait_done(timeout)
         return super().result(0)
 
@@ -83,11 +149,18 @@ class TaskFuture(SharedConditionFuture):
     """A shmrt task's future: result() first polls the client's completion
     ring in shared memory (client_spin) before it waits."""
 
+    # _pins: the arena blocks its shared-array arguments name (codec.Encoded.pins)
+    __slots__ = ("_client", "_key", "_pins")
+
     def __init__(self, client: Any, key: int):  # a Client
-        super().__init__(client._cond)
+        self._condition = client._cond  # (SharedConditionFuture.__init__, inlined)
+        self._state = "PENDING"
+        self._result = None
+        self._exception = None
+        self._w = self._cb = None
         self._client = client
         self._key = key
-        self._pins: tuple = ()  # arena blocks its arguments name (codec.Encoded.pins)
+        self._pins: tuple = ()
 
     def _wait_done(self, timeout: float | None) -> None:
         if self._state == "PENDING":

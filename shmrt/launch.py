@@ -37,6 +37,7 @@ import threading
 from multiprocessing import context as mp_context_mod
 from typing import Any
 
+from . import zygote
 from .workers.boot import ASSIGN, EXITED, FORKED, REPORT, STAGE_INIT, STAGE_MAIN, WorkerSpec
 
 SUPPORTED = ("spawn", "forkserver")
@@ -117,6 +118,22 @@ def _install_prep_filter() -> None:
     spawn.get_preparation_data = get_preparation_data
 
 
+def preparation_data(name: str) -> dict[str, Any]:
+    """What multiprocessing's spawn would hand a new process now, without
+    the instruction to import ``__main__`` (the worker does it) and with
+    the authkey as bytes: a zygote's child applies it (shmrt.zygote)."""
+    from multiprocessing import spawn
+
+    _install_prep_filter()
+    _tls.strip = True
+    try:
+        d = spawn.get_preparation_data(name)
+    finally:
+        _tls.strip = False
+    d["authkey"] = bytes(d["authkey"])
+    return d
+
+
 def _popen(base: type, process_obj: Any) -> Any:
     _install_prep_filter()
     _tls.strip = True
@@ -154,12 +171,85 @@ class Launcher:
 
         self.err_dir = tempfile.mkdtemp(prefix="shmrt-start-")
         self.count = 0
+        # The spec as the process zygote's children get it, or None: spawn
+        # every worker (forkserver; a spec that only a process start can
+        # pickle; the zygote turned off).
+        self.zygote_spec = (zygote.pickled_spec(spec)
+                            if self.method == "spawn" and zygote.enabled() else None)
 
     def _err_file(self, tag: str) -> str:
         self.count += 1
         return os.path.join(self.err_dir, f"{tag}-{self.count}.err")
 
+    def request(self, workers: list[tuple[int, int]]) -> Pending | None:
+        """Ask the process zygote for workers ``[(wid, epoch), ...]``
+        without waiting: they fork (once the zygote is up) and wait for the
+        ready pipe, while the caller creates the segment.  ``finish`` them
+        either way.  None: no zygote here (start them with ``start``)."""
+        if self.zygote_spec is None:
+            return None
+        z = zygote.get(self.ctx, SpawnWorkerProcess)
+        if z is None:
+            return None
+        log = self.spec.log
+        log_fd = log[0].fileno() if log is not None else None
+        r, w = os.pipe()
+        pend = Pending(z, w)
+        try:
+            for wid, epoch in workers:
+                err = self._err_file(f"w{wid}")
+                prep = preparation_data(f"shmrt-worker-{wid}")
+                rid = z.request(self.zygote_spec, wid, epoch, err, prep, r, log_fd)
+                pend.rids.append((wid, rid, err))
+        except OSError:
+            self.finish(pend, ok=False)
+            return None
+        finally:
+            os.close(r)
+        return pend
+
+    @staticmethod
+    def go(pend: Pending, ok: bool = True) -> None:
+        """Let the requested workers attach (``ok``: the segment is laid
+        out), or tell them to give up.  Idempotent."""
+        if pend.ready_w < 0:
+            return
+        try:
+            if ok:
+                os.write(pend.ready_w, b"x" * len(pend.rids))
+        finally:
+            os.close(pend.ready_w)
+            pend.ready_w = -1
+
+    @staticmethod
+    def collect(pend: Pending) -> dict[int, ForkedWorker]:
+        """The requested workers by worker id, once forked (a worker
+        missing: the zygote failed; start it with ``start``)."""
+        out: dict[int, ForkedWorker] = {}
+        rids, pend.rids = pend.rids, []
+        for wid, rid, err in rids:
+            pid = pend.zygote.pid_of(rid)
+            if pid is not None:
+                fw = ForkedWorker(pend.zygote, pid, wid)
+                fw._shmrt_err = err  # type: ignore[attr-defined]
+                out[wid] = fw
+        return out
+
+    def finish(self, pend: Pending, ok: bool = True) -> dict[int, ForkedWorker]:
+        """``go`` then ``collect``.  Not ``ok`` (the pool failed to
+        build): the workers give up -- those already released are returned,
+        for the caller to stop."""
+        released = pend.ready_w < 0
+        self.go(pend, ok)
+        got = self.collect(pend)
+        return got if ok or released else {}
+
     def start(self, wid: int, epoch: int) -> Any:
+        pend = self.request([(wid, epoch)])
+        if pend is not None:
+            got = self.finish(pend)
+            if wid in got:
+                return got[wid]
         err = self._err_file(f"w{wid}")
         p = self.cls(target=_boot_main, name=f"shmrt-worker-{wid}",
                      args=(self.spec, wid, epoch, err), daemon=True)
@@ -236,17 +326,33 @@ class Launcher:
 FORK_WAIT_S = 5.0  # longest wait for the zygote's answer to a fork request
 
 
+class Pending:
+    """Workers asked of the process zygote, not yet released (Launcher)."""
+
+    def __init__(self, z: zygote.Zygote, ready_w: int):
+        self.zygote = z
+        self.ready_w = ready_w  # one byte per worker: go; closed without: give up
+        self.rids: list[tuple[int, int, str]] = []  # (wid, request id, error file)
+
+
 class ForkedWorker:
-    """A worker the zygote forked (our grandchild), with the part of the
+    """A worker a zygote forked (our grandchild): the pool's standby or the
+    process zygote (shmrt.zygote), with the part of the
     multiprocessing.Process interface the supervisor uses.  Supervisor
     thread (and the stop path, after it) only."""
 
     def __init__(self, zygote: Any, pid: int, wid: int):
         self.pid = pid
         self.name = f"shmrt-worker-{wid}"
-        self.sentinel = os.pidfd_open(pid)  # readable once the process has exited
         self._zygote = zygote
         self._code: int | None = None
+        self._pidfd = True
+        try:
+            self.sentinel = os.pidfd_open(pid)  # readable once the process has exited
+        except ProcessLookupError:  # already exited and reaped: a sentinel that says so
+            self.sentinel, w = os.pipe()
+            os.close(w)
+            self._pidfd = False
 
     def is_alive(self) -> bool:
         import select
@@ -264,6 +370,9 @@ class ForkedWorker:
         """As the zygote reported it after reaping (None while alive; -9
         when the zygote is gone too: its parent-death signal killed us)."""
         if self._code is None and not self.is_alive():
+            if isinstance(self._zygote, zygote.Zygote):
+                self._code = self._zygote.exit_code(self.pid)
+                return self._code
             exits = self._zygote._shmrt_exits
             conn = self._zygote._shmrt_assign
             try:
@@ -279,7 +388,7 @@ class ForkedWorker:
     def kill(self) -> None:
         import signal
 
-        if self.sentinel >= 0:  # by pidfd: never a recycled pid
+        if self.sentinel >= 0 and self._pidfd:  # by pidfd: never a recycled pid
             try:
                 signal.pidfd_send_signal(self.sentinel, signal.SIGKILL)
             except ProcessLookupError:

@@ -47,9 +47,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import _core, launch, layout
+from . import _core, launch, layout, spare
 from .client import Client
-from .segment import Config, create, random_name, unlink
+from .segment import Config, create, random_name, shm_name, unlink
 from .supervisor import Supervisor, supervise
 from .workers import cpu
 
@@ -149,7 +149,7 @@ class Pool(Supervisor, Client):
             cfg.n_waiters = _relay.waiters
         _core.crash_set_role("coordinator")  # a crash test arms clients, not us
         rt_name = name or random_name()
-        seg, sname = create(rt_name, cfg)
+        sname = shm_name(rt_name)
         self._sname = sname
         self._imports = list(imports)
         if spin_us < 0:
@@ -172,6 +172,20 @@ class Pool(Supervisor, Client):
                           max_tasks_per_child or 0, max_worker_memory or 0,
                           (self._log_rx.send_sock, levels) if levels is not None else None)
         self._launcher = launch.Launcher(ctx, spec)
+        # The workers first (forked by the process zygote: shmrt.zygote), the
+        # segment while they start: reserving it is ~20 ms of the start-up.
+        pending = None if _relay is not None else self._launcher.request(
+            [(wid, 1 + wid) for wid in range(n)])
+        try:
+            seg, _ = create(rt_name, cfg, spare=spare.take)
+        except BaseException:
+            if pending is not None:
+                self._launcher.finish(pending, ok=False)
+            self._launcher.close()
+            if self._log_rx is not None:
+                self._log_rx.close()
+            raise
+        self._seg_size = seg.layout["total_size"]
         recycling = bool(max_tasks_per_child or max_worker_memory)
         self._use_standby = recycling if standby is None else bool(standby)
         # Supervisor's (after the constructor): the standby process or None,
@@ -190,15 +204,27 @@ class Pool(Supervisor, Client):
         self._stop_lock = threading.Lock()
         seg.run_start()
         try:
+            if pending is not None:  # the segment is ready: let them attach
+                self._epoch = n
+                seg.store64(_core.HEADER_FIELDS["epoch"], n)
+                self._launcher.go(pending)
             super().__init__(seg, name=rt_name, retries=retries, owner=True,
                              task_timeout=task_timeout)
+            if pending is not None:
+                for wid, p in self._launcher.collect(pending).items():
+                    self._procs[wid] = p
+                pending = None
             for wid in range(n):
-                self._start_worker(wid)
+                if self._procs[wid] is None:  # no zygote (or it failed): spawned
+                    self._start_worker(wid)
             for sw in range(len(self._senders)):
                 self._start_sender(sw)
             if self._use_standby:
                 self._standby = self._launcher.start_standby()
         except BaseException:
+            if pending is not None:  # released ones are stopped with the rest
+                for wid, p in self._launcher.finish(pending, ok=False).items():
+                    self._procs[wid] = p
             # The client part may be up (its harvester thread in the segment):
             # close it first, or the segment is unmapped under that thread.
             self._shutdown = True
@@ -260,6 +286,8 @@ class Pool(Supervisor, Client):
             self._stopped = True
         self._stopping = True
         seg = self._seg
+        if self._launcher.zygote_spec is not None and not self._interrupted:
+            spare.make(self._seg_size)  # the next pool's segment, reserved while we stop
         try:
             self._stop_processes()
         finally:  # whatever happened (a second Ctrl-C, a dying interpreter): no segment left

@@ -11,7 +11,6 @@ the protocol layer, never the reverse)."""
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +79,8 @@ def encode_exception(seg: _core.Segment, e: BaseException, cap: int, max_payload
     from shmrt.errors import ShmrtError
 
     try:
+        import traceback  # here: not on every worker's start-up path
+
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
     except BaseException:
         tb = f"{type(e).__name__} (traceback unavailable)\n"

@@ -29,8 +29,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import stat
+from collections.abc import Callable
 
 import posix_ipc
 
@@ -57,6 +57,8 @@ def runtime_name_of(shm_file: str) -> str | None:
 
 
 def random_name() -> str:
+    import secrets  # here: workers import this module and never need it
+
     return f"pool-{os.getpid()}-{secrets.token_hex(4)}"
 
 
@@ -211,18 +213,26 @@ def _taken(name: str, path: str) -> str:
 
 
 # ---- create / attach / unlink ----------------------------------------------------------------
-def create(name: str, cfg: Config) -> tuple[_core.Segment, str]:
+def create(name: str, cfg: Config, *, spare: Callable[[int], int | None] | None = None
+           ) -> tuple[_core.Segment, str]:
     """Create, reserve and lay out a new segment; returns (segment, shm name).
 
     Every byte is reserved (posix_fallocate) before the header is written
     and before this returns, so before any worker can map it: a full
-    /dev/shm raises OSError (ENOSPC) here and leaves nothing behind."""
+    /dev/shm raises OSError (ENOSPC) here and leaves nothing behind.
+
+    ``spare(size)``: a descriptor of an unnamed file of that size in
+    /dev/shm, already reserved (shmrt.spare), or None; it is linked under
+    the name (refused like O_EXCL if the name is taken) instead."""
     sname = shm_name(name)
     path = SHM_DIR + sname
     d = cfg.as_dict()
     d["coord_pid"] = os.getpid()
     d["coord_start"] = proc_start_time(os.getpid())
     size = _core.compute_layout(d)["total_size"]
+    fd = spare(size) if spare is not None else None
+    if fd is not None:
+        return _create_from(fd, name, sname, d), sname
     free = _shm_free()
     if size > free:
         raise OSError(errno.ENOSPC, f"/dev/shm is too full: {free >> 20} MiB free, runtime "
@@ -253,6 +263,27 @@ def create(name: str, cfg: Config) -> tuple[_core.Segment, str]:
     finally:
         shm.close_fd()
     return seg, sname
+
+
+def _create_from(fd: int, name: str, sname: str, d: dict) -> _core.Segment:
+    """``create`` with a reserved unnamed file (``fd``, closed here)."""
+    path = SHM_DIR + sname
+    try:
+        dirfd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:  # linkat(AT_SYMLINK_FOLLOW): the file itself; EEXIST if the name is taken
+            os.link(str(fd), path, src_dir_fd=dirfd, follow_symlinks=True)
+        except FileExistsError:
+            raise RuntimeExists(_taken(name, path)) from None
+        finally:
+            os.close(dirfd)
+        try:
+            check_segment_stat(os.fstat(fd), path)
+            return _core.Segment(fd, writable=True, create=d)
+        except BaseException:
+            unlink(sname)
+            raise
+    finally:
+        os.close(fd)
 
 
 def _shm_free() -> int:

@@ -165,7 +165,8 @@ class Supervisor:
                                    max_payload=self._max_payload)
                 seg.crash_task(key, _core.ST_TIMEOUT if timeout else _core.ST_CANCELLED,
                                enc.inline)
-            elif attempts <= max_retries and holder != orphan:
+            elif (attempts <= max_retries and holder != orphan
+                  and not flags & _core.SLOT_F_ARGS_GONE):  # died finishing: its args are gone
                 seg.retry_task(key)
             else:
                 enc = codec.encode(seg, (p.pid, sig, code, attempts), call=False, kwargs=None,

@@ -20,11 +20,14 @@ def add(x: int, y: int) -> int:
 
 
 def where(i: int, delay: float = 0.0) -> tuple[int, int]:
-    """(i, the node actor's pid): a node runtime's workers are the actor's
-    children, so the parent pid names the node."""
+    """(i, the node actor's pid): the coordinator of the runtime the task
+    runs on (its workers are the actor's children, or the children of the
+    actor's process zygote: shmrt.zygote)."""
+    from shmrt.workers.cpu import current_worker
+
     if delay:
         time.sleep(delay)
-    return i, os.getppid()
+    return i, current_worker().coord[0]
 
 
 @shmrt.retry(2)

@@ -99,10 +99,16 @@ def _remove(path: str) -> None:
 
 
 def _children() -> set[int]:
+    """Our live children, but the process zygote: like the resource tracker,
+    one per interpreter, kept between pools on purpose (shmrt.zygote)."""
     from helpers import proc_table
 
+    from shmrt import zygote
+
     me = os.getpid()
-    return {p for p, (st, pp) in proc_table().items() if pp == me and st != "Z"}
+    z = zygote.current()
+    keep = {z.pid} if z is not None and z.alive() else set()
+    return {p for p, (st, pp) in proc_table().items() if pp == me and st != "Z"} - keep
 
 
 @pytest.fixture(autouse=True)

@@ -164,6 +164,27 @@ def test_worker_killed_at(point: str, n: int, tmp_path: Path) -> None:
         assert p._seg.load64(Header.TABLE["reclaims"]) >= 1
 
 
+def test_worker_killed_while_finishing_is_not_rerun(tmp_path: Path) -> None:
+    """A worker dies after writing a result over its task's arguments, before
+    the task is COMPLETE: with retries left the task must not run again on
+    the overwritten arguments (it decoded the result as its arguments: a
+    wrong result or an error); it fails with WorkerCrashed."""
+    marker = tmp_path / "died"
+    with armed("finish.after_result", 20, "worker", marker):
+        p = shmrt.Pool(2, retries=2)
+    with p:
+        fs = [p.submit(helpers.square, i) for i in range(200)]
+        crashed = 0
+        for i, f in enumerate(fs):
+            try:
+                assert f.result(timeout=TIMEOUT) == i * i
+            except shmrt.WorkerCrashed:
+                crashed += 1
+        assert marker.exists(), "finish.after_result was never crossed 20 times"
+        assert crashed == 1, "the task its worker was finishing, and only that one"
+        check_healthy(p)
+
+
 CLIENT = textwrap.dedent("""
     import sys, helpers, shmrt
     c = shmrt.connect(sys.argv[1])

@@ -45,7 +45,7 @@ import pickle
 import signal
 import struct
 import sys
-import traceback
+from collections.abc import Callable
 from typing import Any
 
 from shmrt.workers import cpu
@@ -126,11 +126,14 @@ class WorkerSpec:
 
 
 def main(spec: WorkerSpec, wid: int, epoch: int, err_file: str | None = None,
-         standby: Any = None) -> None:
+         standby: Any = None, ready: Callable[[], bool] | None = None) -> None:
     """Entry point of a worker process (see the module docstring).  The
     scheduling loop runs on a thread with a large C stack: the worker raises
     the recursion limit for nested helping, and deep recursion through C
-    code must end in RecursionError, not SIGSEGV."""
+    code must end in RecursionError, not SIGSEGV.
+
+    ``ready`` (a process zygote's child): called after the imports and
+    ``__main__``, before the segment is attached; False: the pool gave up."""
 
     if spec.pdeathsig:
         cpu._set_pdeathsig()
@@ -139,12 +142,14 @@ def main(spec: WorkerSpec, wid: int, epoch: int, err_file: str | None = None,
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: dump stacks
     stage = STAGE_START
     try:
-        seg, coord = _attach(spec.shm_file)
         for mod in spec.imports:
             __import__(mod)
         stage = STAGE_MAIN
         _import_main(spec.main_ref)
         stage = STAGE_START
+        if ready is not None and not ready():
+            return
+        seg, coord = _attach(spec.shm_file)
         if spec.log is not None:
             from shmrt import logs
 
@@ -154,6 +159,8 @@ def main(spec: WorkerSpec, wid: int, epoch: int, err_file: str | None = None,
             fn, args = spec.init[0].load(), spec.init[1].load()
             fn(*args)
     except BaseException:
+        import traceback
+
         text = traceback.format_exc()
         if err_file:
             with open(err_file, "w", encoding="utf-8") as f:
@@ -209,6 +216,8 @@ def _zygote(seg: _core.Segment, coord: tuple[int, int], spec: WorkerSpec, conn: 
                 seg, coord = _attach(spec.shm_file)
                 _become_worker(seg, coord, spec, wid, epoch)
             except BaseException:
+                import traceback
+
                 traceback.print_exc()
                 code = 1
             finally:

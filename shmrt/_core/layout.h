@@ -274,6 +274,11 @@ typedef struct {
 #define SLOT_F_SENDING 4ULL     /* a send worker is handing this packet to the sink */
 #define SLOT_F_KILL_TIMEOUT 8ULL /* over its time limit: its worker is being killed (kill.c) */
 #define SLOT_F_KILL_CANCEL 16ULL /* force-cancelled while running: likewise */
+/* finish wrote an inline result over the inline args (slots.c
+ * complete_slot): a dead worker's task with this flag cannot be re-run
+ * (supervisor.py fails it with WorkerCrashed).  Args in a block survive
+ * until COMPLETE, so their task can be. */
+#define SLOT_F_ARGS_GONE 32ULL
 
 enum { ST_NONE = 0, ST_OK = 1, ST_ERROR = 2, ST_CRASHED = 3, ST_CANCELLED = 4, ST_FILTERED = 5,
        ST_TIMEOUT = 6 };

@@ -238,10 +238,16 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
         FETCH_OR_ACQREL(&sl->flags, SLOT_F_RESULT_BLOB);
         arena_give(s, result_blob, "result"); /* cannot fail: checked above, same step */
     }
-    CRASH_POINT(CP_RESULT);
+    /* An inline result is written over the inline args: from here a reclaim
+     * after our death must not re-run the task on them.  Set before the
+     * copy, AcqRel; pairs with task_flags' acquire in the coordinator, which
+     * reads it after this process died (supervisor.py: WorkerCrashed, no
+     * retry).  Args in a block survive until COMPLETE (below). */
+    if (b->len && LOAD_RLX(&sl->args_len)) FETCH_OR_ACQREL(&sl->flags, SLOT_F_ARGS_GONE);
     if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
     STORE_PLAIN(&sl->result, (status << 32) | (u64)b->len);
     STORE_PLAIN(&sl->finished_ns, now_ns()); /* both published by the COMPLETE CAS below */
+    CRASH_POINT(CP_RESULT);
     u64 prev;
     if (transition_to_complete(&sl->state, &prev) != TR_OK) {
         seg_corrupt(s, "slot %llu: state %#llx cannot complete (not running)",

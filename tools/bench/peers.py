@@ -114,6 +114,10 @@ class Peer:
 
     # -- work -------------------------------------------------------------
 
+    def forget_warm(self) -> None:
+        """Drop what an earlier pool of this process left to start the next
+        one faster (``startup``'s cold sample); most pools keep nothing."""
+
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Submit one task and wait for its result."""
         return self.result(self.submit(fn, *args))
@@ -170,6 +174,11 @@ class ShmrtPeer(Peer):
     def put(self, obj: Any) -> Any:
         """A shared array (the arena): tasks get a view of it, no copy."""
         return self.pool.share(obj)
+
+    def forget_warm(self) -> None:
+        import shmrt.zygote
+
+        shmrt.zygote.stop()
 
     def map(
         self, fn: Callable[[Any], Any], items: Iterable[Any], chunksize: int | None

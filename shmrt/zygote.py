@@ -1,0 +1,217 @@
+"""The process zygote, coordinator side: one clean pre-started interpreter per
+process that forks the workers of every spawn-method pool it builds
+(workers/zygote.py says what the zygote does and why it keeps spawn
+semantics).
+
+Lifetime: started by the first pool that can use it (in parallel with that
+pool's segment creation), kept while the process runs -- as
+multiprocessing keeps its resource tracker or fork server -- so that the
+next pool's workers are forked in a millisecond instead of started from
+scratch, and ended at interpreter exit (``atexit``: its connection is
+closed, it exits; it also exits when its coordinator dies).  It holds no
+segment, no task and none of the user's code.  ``shmrt.zygote.stop()``
+ends it earlier; ``SHMRT_ZYGOTE=0`` in the environment turns it off (every
+worker is then spawned).
+
+Not used (the pool spawns its workers as before) for the forkserver start
+method, without ``os.pidfd_open`` (the workers are the zygote's children: the
+pool watches them through pidfds), or when the pool's worker spec cannot be
+pickled outside of process start-up (an initializer argument such as a
+multiprocessing Queue, which may only be inherited), or while the crash
+tests' ``SHMRT_CRASH_AT`` is set.
+
+Any thread may use it: one lock serialises the connection; replies (a
+fork's pid, a child's exit code) are filed by whoever reads them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import threading
+from typing import Any
+
+from .workers.boot import EXITED, FORKED, REPORT, WorkerSpec
+
+FORK_WAIT_S = 30.0  # longest wait for a fork's pid (the zygote may be starting up)
+_lock = threading.Lock()  # guards _zygote (its creation and replacement)
+_zygote: Zygote | None = None
+
+
+def enabled() -> bool:
+    """SHMRT_CRASH_AT (the crash tests' switch) is read by the C core when it
+    is imported, which a zygote's child did before it got the environment."""
+    env = os.environ
+    return (env.get("SHMRT_ZYGOTE", "1") != "0" and not env.get("SHMRT_CRASH_AT")
+            and hasattr(os, "pidfd_open") and hasattr(os, "fork"))
+
+
+class Zygote:
+    """The connection to one zygote process."""
+
+    def __init__(self, ctx: Any, proc_cls: type):
+        from multiprocessing import spawn
+
+        self.executable = spawn.get_executable()
+        r, w = ctx.Pipe(duplex=True)
+        self.proc = proc_cls(
+            target=_zygote_main, name="shmrt-zygote",
+            args=(r, os.getpid(), threading.current_thread() is threading.main_thread()),
+            daemon=True)
+        try:
+            self.proc.start()
+        finally:
+            r.close()
+        self.conn = w
+        self.lock = threading.Lock()  # the connection: one request or read at a time
+        self.forked: dict[int, int] = {}  # request id -> pid
+        self.exits: dict[int, int] = {}  # pid -> exit code, as reported
+        self.next_id = 0
+        self.dead = False
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid)
+
+    def alive(self) -> bool:
+        return not self.dead and self.proc.is_alive()
+
+    def request(self, spec: bytes, wid: int, epoch: int, err: str, prep: dict[str, Any],
+                ready_r: int, log_fd: int | None) -> int:
+        """Ask for a worker (``prep``: multiprocessing's preparation data
+        for it); returns a request id for ``pid_of`` (the fork happens as
+        soon as the zygote is up).  OSError if it is gone."""
+        import socket
+        from multiprocessing.reduction import sendfds
+
+        fds = [ready_r] if log_fd is None else [ready_r, log_fd]
+        with self.lock:
+            self.next_id += 1
+            rid = self.next_id
+            req = {"id": rid, "wid": wid, "epoch": epoch, "err": err, "spec": spec,
+                   "prep": prep, "env": dict(os.environ), "nfds": len(fds)}
+            try:
+                self.conn.send_bytes(pickle.dumps(req, protocol=pickle.HIGHEST_PROTOCOL))
+                with socket.socket(fileno=os.dup(self.conn.fileno())) as s:
+                    sendfds(s, fds)
+            except OSError:
+                self.dead = True
+                raise
+        return rid
+
+    def pid_of(self, rid: int, timeout: float = FORK_WAIT_S) -> int | None:
+        """The pid of request ``rid``'s worker, or None (the zygote is gone
+        or did not answer in time)."""
+        import time
+
+        end = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                pid = self.forked.pop(rid, None)
+                if pid is not None:
+                    return pid
+                if self.dead:
+                    return None
+                self._pump(min(0.05, max(0.0, end - time.monotonic())))
+            if time.monotonic() > end:
+                return None
+
+    def exit_code(self, pid: int, wait: float = 0.5) -> int:
+        """The exit code the zygote reported for child ``pid`` (which has
+        exited); -9 if it cannot tell (the zygote is gone)."""
+        import time
+
+        end = time.monotonic() + wait
+        with self.lock:
+            while pid not in self.exits and not self.dead and time.monotonic() < end:
+                self._pump(end - time.monotonic())
+            return self.exits.pop(pid, -9)
+
+    def _pump(self, timeout: float) -> None:
+        """Read and file the replies that are there (lock held)."""
+        try:
+            while self.conn.poll(timeout):
+                kind, pid, value = REPORT.unpack(self.conn.recv_bytes(REPORT.size))
+                if kind == EXITED:
+                    self.exits[pid] = value
+                elif kind == FORKED:
+                    self.forked[value] = pid
+                timeout = 0
+        except (OSError, EOFError):
+            self.dead = True
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self.lock:
+            self.dead = True
+            self.conn.close()
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+
+
+def _zygote_main(*args: Any) -> None:
+    from .workers import zygote
+
+    zygote.main(*args)
+
+
+def get(ctx: Any, proc_cls: type) -> Zygote | None:
+    """This process's zygote, started if needed (a ``proc_cls`` process:
+    shmrt.launch's, which does not import ``__main__``); None where it
+    cannot be used (see the module docstring)."""
+    global _zygote
+    if not enabled():
+        return None
+    from multiprocessing import spawn
+
+    with _lock:
+        z = _zygote
+        if z is not None and (not z.alive() or z.executable != spawn.get_executable()):
+            _zygote = None
+            z.close(0.5)
+            z = None
+        if z is None:
+            z = _zygote = Zygote(ctx, proc_cls)
+        return z
+
+
+def current() -> Zygote | None:
+    """The running zygote, if any (tests: its pid is not a leaked child)."""
+    return _zygote
+
+
+def pickled_spec(spec: WorkerSpec) -> bytes | None:
+    """The spec as a zygote's child gets it (the log socket goes as a
+    descriptor), or None when it cannot be pickled outside of a process
+    start (a multiprocessing Queue in the initializer's arguments)."""
+    from multiprocessing.reduction import ForkingPickler
+
+    log = spec.log
+    if log is not None:
+        spec.log = (None, log[1])
+    try:
+        return bytes(ForkingPickler.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        return None
+    finally:
+        spec.log = log
+
+
+def stop() -> None:
+    """End this process's zygote (a later pool starts a new one) and give
+    back the segment kept reserved for the next pool (shmrt.spare)."""
+    global _zygote
+    from . import spare
+
+    spare.drop()
+    with _lock:
+        z, _zygote = _zygote, None
+    if z is not None:
+        z.close()
+
+
+atexit.register(stop)
+if hasattr(os, "register_at_fork"):  # a forked child has no zygote of its own
+    os.register_at_fork(after_in_child=lambda: globals().update(_zygote=None))

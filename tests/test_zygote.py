@@ -1,0 +1,71 @@
+"""The process zygote (shmrt/zygote.py): a pool's spawn workers are forked by
+one clean interpreter per process, and each behaves as a spawned worker
+would *now* (the environment, sys.path and cwd of the moment the pool is
+built, its own random sequence); a second pool reuses the zygote."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import zygote_tasks as zt
+
+import shmrt
+from shmrt import zygote
+
+pytestmark = pytest.mark.timeout(120)
+TIMEOUT = 30.0
+
+
+def test_second_pool_forks_from_the_same_zygote() -> None:
+    with shmrt.Pool(2) as p:
+        pid_a, ppid_a = p.submit(zt.parent).result(timeout=TIMEOUT)
+    z = zygote.current()
+    assert z is not None and z.alive() and ppid_a == z.pid
+    with shmrt.Pool(2) as p:
+        pid_b, ppid_b = p.submit(zt.parent).result(timeout=TIMEOUT)
+    assert ppid_b == z.pid and pid_b != pid_a  # a new worker from the same zygote
+
+
+def test_workers_get_the_environment_path_and_cwd_of_now(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    with shmrt.Pool(1) as p:  # the zygote is up before any of the changes below
+        p.submit(zt.parent).result(timeout=TIMEOUT)
+    mod = f"zt_late_{os.getpid()}"
+    (tmp_path / f"{mod}.py").write_text("VALUE = 'found'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SHMRT_TEST_LATE", "late-value")
+    monkeypatch.chdir(tmp_path)
+    with shmrt.Pool(1) as p:
+        assert p.submit(zt.parent).result(timeout=TIMEOUT)[1] == zygote.current().pid
+        assert p.submit(zt.env, "SHMRT_TEST_LATE").result(timeout=TIMEOUT) == "late-value"
+        assert p.submit(zt.import_and_call, mod).result(timeout=TIMEOUT) == "found"
+        assert p.submit(zt.cwd).result(timeout=TIMEOUT) == str(tmp_path)
+
+
+def test_each_worker_has_its_own_random_sequence() -> None:
+    with shmrt.Pool(2) as p:
+        got = [f.result(timeout=TIMEOUT) for f in [p.submit(zt.bits_after, 0.2) for _ in range(4)]]
+    first: dict[int, int] = {}
+    for pid, bits in got:
+        first.setdefault(pid, bits)
+    assert len(first) == 2, "both workers ran a task"
+    assert len(set(first.values())) == 2, "forked workers must not share the zygote's sequence"
+
+
+def test_stop_ends_it_and_the_next_pool_starts_another() -> None:
+    with shmrt.Pool(1) as p:
+        p.submit(zt.parent).result(timeout=TIMEOUT)
+    old = zygote.current()
+    assert old is not None
+    zygote.stop()
+    assert zygote.current() is None and not old.proc.is_alive()
+    with shmrt.Pool(1) as p:
+        assert p.submit(zt.parent).result(timeout=TIMEOUT)[1] != old.pid
+
+
+def test_turned_off_workers_are_spawned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHMRT_ZYGOTE", "0")
+    with shmrt.Pool(1) as p:
+        assert p.submit(zt.parent).result(timeout=TIMEOUT)[1] == os.getpid()
