@@ -45,7 +45,7 @@ from .errors import BrokenPool, PayloadTooLarge, RuntimeNotFound
 from .futures import TaskFuture, _InterruptSafeCondition, _results
 from .layout import Header, header_word
 from .mapping import _map_chunk, _starmap_chunk, lazy_map
-from .protocol import NO_FN, ByValue, decode_result, fn_id_for
+from .protocol import NO_FN, ByValue, fn_id_for, task_outcome
 from .segment import attach, proc_start_time, process_alive
 
 if TYPE_CHECKING:
@@ -295,9 +295,12 @@ class Client(cf.Executor):
         module docstring); the second finds the future done."""
         fut._pins = ()  # the task is done with the shared arrays it was given
         try:
-            value = decode_result(status, data)
-        except BaseException as e:  # noqa: B036 - the task's exception goes to its future
-            fut._fail(e)
+            value, exc = task_outcome(status, data)
+        except BaseException as e:  # noqa: B036 - a result that cannot be decoded goes there too
+            value, exc = None, e
+        del data  # the result's arena block: a failed task's exception must not keep it
+        if exc is not None:
+            fut._fail(exc)
             return
         fut._finish(value)
 

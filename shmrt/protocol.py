@@ -97,31 +97,43 @@ def encode_exception(seg: _core.Segment, e: BaseException, cap: int, max_payload
                             max_payload=max_payload)
 
 
-def decode_result(status: int, data: Any) -> Any:
-    """Value of a finished task, or raise its exception (worker traceback as
-    __cause__)."""
+def task_outcome(status: int, data: Any) -> tuple[Any, BaseException | None]:
+    """(value, None) of a finished task, or (None, its exception) with the
+    worker's traceback as ``__cause__``.  Not raised here: a raised exception
+    keeps the frames it passed through, and with them the caller's ``data``
+    (a view of the result's arena block), for as long as anyone keeps the
+    exception (a future does): callers drop ``data`` first, then raise."""
     value = codec.decode(data, call=False)
     if status == _core.ST_OK:
-        return value
+        return value, None
     from shmrt.errors import RemoteTraceback
 
     if status == _core.ST_ERROR:
         exc, tb = value
         exc.__cause__ = RemoteTraceback(tb)
-        raise exc
+        return None, exc
     if status == _core.ST_TIMEOUT:
         from shmrt.errors import TaskTimeout
 
-        raise TaskTimeout(*value)
+        return None, TaskTimeout(*value)
     if status == _core.ST_CANCELLED:
         from shmrt.errors import TaskCancelled  # type: ignore[attr-defined]
 
-        raise TaskCancelled(f"task force-cancelled while running; its worker (pid {value[0]}) "
-                            "was killed")
+        return None, TaskCancelled(f"task force-cancelled while running; its worker (pid "
+                                   f"{value[0]}) was killed")
     if status == _core.ST_CRASHED:
         from shmrt.errors import WorkerCrashed
 
-        raise WorkerCrashed(*value)
-    raise RuntimeError(f"task finished with unknown status {status}")
+        return None, WorkerCrashed(*value)
+    return None, RuntimeError(f"task finished with unknown status {status}")
+
+
+def decode_result(status: int, data: Any) -> Any:
+    """Value of a finished task, or raise its exception (task_outcome)."""
+    value, exc = task_outcome(status, data)
+    del data  # not kept alive by the traceback
+    if exc is not None:
+        raise exc
+    return value
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from shmrt import _core, codec
 from shmrt.errors import NotInWorker
 from shmrt.layout import Header
-from shmrt.protocol import NO_FN, ByValue, decode_result, encode_exception, fn_id_for
+from shmrt.protocol import NO_FN, ByValue, encode_exception, fn_id_for, task_outcome
 
 GLOBAL_QUEUE_INTERVAL = 61
 LIFO_MAX = 3
@@ -314,7 +314,11 @@ class Worker:
                 if self.searching:  # back to user code: give the searching slot back
                     self.searching = False
                     seg.end_search(self.wid, True)
-                return decode_result(*r)
+                value, exc = task_outcome(*r)
+                del r  # the result's block: not kept by the exception's traceback
+                if exc is not None:
+                    raise exc
+                return value
             if self.help_once():
                 continue
             if not seg.join_register(key):
