@@ -125,12 +125,16 @@ class Client(cf.Executor):
         fid = self._fn_ids.get(fn)
         if fid is None:
             fid = fn_id_for(seg, self._fn_ids, fn, self._byval)
-            self._fn_opts[fid] = self._opts(fn)
         if fid == NO_FN:
             args = (fn, *args)
             retries, limit = self._opts(fn)
         else:
-            retries, limit = self._fn_opts[fid]
+            # _fn_ids gets the id inside fn_id_for: another thread may see it
+            # before the options below are recorded, so look, never assume
+            opts = self._fn_opts.get(fid)
+            if opts is None:
+                opts = self._fn_opts[fid] = self._opts(fn)
+            retries, limit = opts
         if args or kwargs:
             enc = codec.encode(seg, args, call=True, kwargs=kwargs, inline_cap=self._inline_cap,
                                max_payload=self._max_payload, share=True)

@@ -238,6 +238,7 @@ class Pool(Supervisor, Client):
                                             name=f"shmrt-supervisor-{rt_name}", daemon=True)
         self._supervisor.start()
         _live.add(self)
+        _note_ignored_interrupt()
 
     # ---- workers ----------------------------------------------------------
     def _start_worker(self, wid: int) -> None:
@@ -440,9 +441,34 @@ def _parent_log_levels() -> dict[str, int] | None:
 
 
 def _exiting_on_interrupt() -> bool:
-    """Is the interpreter exiting because of an uncaught KeyboardInterrupt?"""
+    """Is the interpreter exiting because of an uncaught KeyboardInterrupt,
+    or did a Ctrl-C land in its exit before our atexit handler ran?"""
     last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    return isinstance(last, KeyboardInterrupt)
+    return isinstance(last, KeyboardInterrupt) or _ignored_interrupt[0]
+
+
+# A Ctrl-C pressed while the interpreter exits lands in the first Python code
+# of its finalisation, threading._shutdown, which reports it as "Exception
+# ignored" (sys.unraisablehook) and goes on to the atexit handlers: without
+# this note _shutdown_all would then wait for every pending future, the very
+# thing the second Ctrl-C asked not to do.  Chained: the previous hook still
+# reports it.  Set when the first pool starts.
+_ignored_interrupt = [False]
+_hook_installed = [False]
+
+
+def _note_ignored_interrupt() -> None:
+    if _hook_installed[0]:
+        return
+    _hook_installed[0] = True
+    prev = sys.unraisablehook
+
+    def hook(u: Any) -> None:
+        if isinstance(u.exc_value, KeyboardInterrupt):
+            _ignored_interrupt[0] = True
+        prev(u)
+
+    sys.unraisablehook = hook
 
 
 def _shutdown_all() -> None:
