@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
-from . import _core
+from . import _core, transforms
 from .errors import Full, PayloadTooLarge
 from .pool import Pool
 from .resolve import resolve
@@ -149,6 +149,9 @@ class Relay:
         if self._fid == NO_FN:
             self._pool.shutdown()
             raise TypeError("transform must be a module-level function (it is sent once, by name)")
+        # identity runs in C, at the ingress (serve_udp); others on the CPU workers
+        self._builtin = fn is transforms.identity
+        self._sock: socket.socket | None = None
         self._flows: dict[Hashable, tuple[int, Any]] = {}
         self._closed = False
         self.name = self._pool.name
@@ -238,6 +241,21 @@ class Relay:
                 seg.blob_release(blob)
             raise RuntimeError("relay: no free slot")
 
+    # ---- UDP ingress ---------------------------------------------------------
+    def serve_udp(self, sock: socket.socket, timeout: float = 0.2, limit: int = 0,
+                  batch: int = 64) -> int:
+        """Receive datagrams from ``sock`` into the relay until ``timeout``
+        seconds pass with none, or ``limit`` (> 0) have come; returns how
+        many.  Each source address is a flow.  In C with the GIL released:
+        recvmmsg straight into task slots, and with the built-in identity
+        transform no CPU worker is involved either (shmrt/_core/udp.c).
+        Kernel drops at the socket are counted (``statistics()``)."""
+        if self._closed:
+            raise RuntimeError("relay is closed")
+        self._sock = sock
+        return self._seg.relay_udp_recv(sock.fileno(), self._fid, self._builtin, batch, timeout,
+                                        limit)
+
     # ---- draining ------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
         """Return when every packet sent so far has left the relay (True), or
@@ -268,7 +286,16 @@ class Relay:
             # a send worker died while handing these to the sink: sent or not
             "in_doubt": sum(r["in_doubt"] for r in rings),
             "full": d["full"],
+            # at the UDP ingress: the kernel's receive queue was full (SO_RXQ_OVFL,
+            # or /proc/net/udp, whichever saw more); a large datagram found no arena room
+            "kernel": d["ingress"]["kernel_drops"],
+            "no_space": d["ingress"]["no_space"],
         }
+        if self._sock is not None and self._sock.fileno() >= 0:
+            kd = max(d["dropped"]["kernel"], udp_kernel_drops(self._sock))
+            d["dropped"]["kernel"] = d["ingress"]["kernel_drops"] = kd
+        d["received"] = d["ingress"]["received"]
+        d["kernel_drops"] = d["dropped"]["kernel"]
         d["runtime"] = self._pool.statistics()
         return d
 

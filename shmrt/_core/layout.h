@@ -324,6 +324,12 @@ typedef struct {
     _Alignas(CACHE_LINE) u64 rings[]; /* ring_t (send_cap), then ring_t (inject_cap) */
 } send_t;
 
+/* send_t._ctr words in use (on send worker 0's entry; udp.c, relay.py) */
+#define CTR_RX 0          /* datagrams the UDP ingress received */
+#define CTR_RX_KDROPS 1   /* kernel receive-queue drops at its socket (SO_RXQ_OVFL) */
+#define CTR_RX_NOSPACE 2  /* datagrams dropped: arena exhausted for a large one */
+#define CTR_RELAY_FN 5    /* the relay's transform fn id + 1 (named relays connect by it) */
+
 #define HOLDER_RELAY 0x20000ULL
 /* slot.owner of a finished packet a send worker took off its ring and holds
  * (reorder buffer, sink): (pid << 32) | OWNER_SENDER | send worker id.  A

@@ -16,6 +16,7 @@
  * range by subtraction.
  */
 #include "core.h"
+#include "udp.h" /* udp_methods */
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -500,8 +501,8 @@ int segment_type_ready(void) {
     int n = 0;
     PyMethodDef *tables[] = {raw_methods,   sched_methods, task_methods,
                              admin_methods, arena_methods, relay_methods,
-                             reclaim_methods, kill_methods, broken_methods};
-    for (int t = 0; t < 9; t++)
+                             reclaim_methods, kill_methods, broken_methods, udp_methods};
+    for (int t = 0; t < (int)(sizeof tables / sizeof *tables); t++)
         for (PyMethodDef *m = tables[t]; m->ml_name; m++) {
             if (n >= MAX_METHODS - 1) return -1;
             all_methods[n++] = *m;

@@ -43,21 +43,22 @@ static u64 slot_index(SegmentObject *s, slot_t *sl) {
     return (u64)((char *)sl - (s->L.base + s->L.slots_off)) / s->L.slot_size;
 }
 
-/* A free slot index, -1 when none is left, -2 (broken, SegmentError set)
- * when the allocator handed out a slot that is in use: a scribbled free
- * stack or carve counter would otherwise give one slot to two tasks. */
+/* A free slot index, -1 when none is left, -2 (marked broken; no Python
+ * error set, so it runs without the GIL: udp.c) when the allocator handed
+ * out a slot that is in use: a scribbled free stack or carve counter would
+ * otherwise give one slot to two tasks. */
 static long slot_alloc(SegmentObject *s) {
     long i = slots_alloc(&s->L);
     if (i == -2) {
-        seg_corrupt(s, "free-slot stack: head %#llx is not a free slot",
-                    (unsigned long long)LOAD_RLX(&HDR(s)->free_head));
+        seg_mark_broken(s, "free-slot stack: head %#llx is not a free slot",
+                        (unsigned long long)LOAD_RLX(&HDR(s)->free_head));
         return -2;
     }
     if (i < 0) return i;
     u64 st = LOAD_ACQ(&slot_at(s, (u64)i)->state); /* pairs with the last dropper's release */
     if (st_refs(st) != 0) {
-        seg_corrupt(s, "free-slot stack: slot %ld is in use (state %#llx; free head %#llx, "
-                    "carved %llu)", i, (unsigned long long)st,
+        seg_mark_broken(s, "free-slot stack: slot %ld is in use (state %#llx; free head %#llx, "
+                        "carved %llu)", i, (unsigned long long)st,
                     (unsigned long long)LOAD_RLX(&HDR(s)->free_head),
                     (unsigned long long)LOAD_RLX(&HDR(s)->slots_carved));
         return -2;
@@ -153,7 +154,7 @@ static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer
     STORE_PLAIN(&sl->limit_ns, 0);
     STORE_PLAIN(&sl->flow, packet ? packet[0] : 0);
     STORE_PLAIN(&sl->seq, packet ? packet[1] : 0);
-    if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
+    if (b->len && b->buf) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len); /* NULL: in place (udp.c) */
     STORE_REL(&sl->state, STATE_INITIAL); /* publishes the fields above */
     return (gen << 32) | idx;
 }
@@ -167,6 +168,15 @@ static int check_payload(SegmentObject *s, Py_buffer *b) {
     return 0;
 }
 
+/* udp.c receives datagrams straight into slots: it allocates first and
+ * fills after the receive (b->buf NULL: the payload is already written). */
+long task_slot_alloc(SegmentObject *s) { return slot_alloc(s); }
+u64 task_slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
+                   long long blob, const u64 *packet) {
+    FETCH_ADD_RLX(&HDR(s)->submitted, 1);
+    return slot_fill(s, idx, holder, fn_id, b, blob, 0, 0, packet);
+}
+
 /* Allocate and fill a slot for a new task (not yet queued: the caller pushes
  * it, which publishes the slot to the worker that pops it).  Returns 0 and
  * the key / index, 1 when no slot is free, or -1 with an exception set. */
@@ -174,7 +184,7 @@ int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long bl
              u64 retries, u64 parent, const u64 *packet, u64 *key, u64 *idx) {
     if (seg_check_open(s, 1) || check_payload(s, b)) return -1;
     long i = slot_alloc(s);
-    if (i == -2) return -1; /* corrupt: broken, SegmentError set */
+    if (i == -2) return seg_raise_broken(s), -1; /* corrupt: broken */
     if (i < 0) return 1;
     CRASH_POINT(CP_ALLOC);
     *idx = (u64)i;

@@ -15,8 +15,6 @@ counter: /proc/net/softnet_stat has them.)
 from __future__ import annotations
 
 import json
-import os
-import select
 import socket
 import sys
 import time
@@ -117,30 +115,20 @@ def _pump(sock: socket.socket, r: Any, sigs: Any,
           count: int | None) -> tuple[int, int, float]:
     """Receive until a signal, or until ``count`` datagrams arrived at the
     socket (received, or dropped by the kernel); returns (received, kernel
-    drops, t0)."""
+    drops, t0).  The receiving is Relay.serve_udp (recvmmsg in C, GIL
+    released), in calls of at most KERNEL_DROPS_POLL_S."""
     from ..relay import udp_kernel_drops
 
     received = 0
     drops = udp_kernel_drops(sock)  # since the bind: the burst may start before we do
     started = time.monotonic()
-    send = r.send
-    wake = sigs._r
     while sigs.received is None and (count is None or received + drops < count):
-        ready, _, _ = select.select([sock, wake], [], [], KERNEL_DROPS_POLL_S)
-        drops = udp_kernel_drops(sock)
-        if wake in ready:
-            os.read(wake, 512)
-        if sock not in ready:
-            continue
-        while count is None or received + drops < count:
-            try:
-                data, src = sock.recvfrom(65536)
-            except BlockingIOError:
-                break
-            if received == 0:
-                started = time.monotonic()
-            send(data, src)
-            received += 1
+        t0 = time.monotonic()
+        got = r.serve_udp(sock, KERNEL_DROPS_POLL_S, 0 if count is None else count - received - drops)
+        if got and received == 0:
+            started = t0
+        received += got
+        drops = r.statistics()["kernel_drops"]  # SO_RXQ_OVFL or /proc/net/udp, the larger
     if sigs.received is not None:
         print(file=sys.stderr)
-    return received, udp_kernel_drops(sock), started
+    return received, r.statistics()["kernel_drops"], started

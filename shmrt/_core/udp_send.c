@@ -1,0 +1,217 @@
+/*
+ * udp_send.c -- a send worker with a UDP sink, in C: take a batch off its
+ * ring, restore per-flow order, sendmmsg, free the slots.  The design and
+ * its crash windows are in udp.c's comment; the reorder rules are those of
+ * workers/relay.py's Sender (a held packet keeps its slot and unit; a flow
+ * met first starts at the lowest number still in flight).
+ */
+#include "udp.h"
+
+#include "access.h"
+#include "crash.h"
+#include "fmap.h"
+#include "section.h"
+#include "sendq.h"
+#include "state.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define SENDMMSG_MAX 1024 /* UIO_MAXIOV: the most one sendmmsg takes */
+
+typedef struct {
+    char *base; /* the relay and send worker this state is for */
+    u64 sw;
+    map_t expected; /* flow -> next sequence number to send */
+    map_t held;     /* (flow, seq) -> slot index, waiting for its turn */
+    u64 backlog;
+    u64 cap;        /* entries of the arrays below: the relay's slots */
+    u64 *emit;      /* slot indices, in the order they leave */
+    struct mmsghdr *msgs;
+    struct iovec *iov;
+} tx_t;
+static tx_t tx;
+
+static int tx_get(SegmentObject *s, u64 sw) {
+    if (tx.base == s->L.base && tx.sw == sw && tx.cap) return 0;
+    map_clear(&tx.expected);
+    map_clear(&tx.held);
+    free(tx.emit);
+    free(tx.msgs);
+    free(tx.iov);
+    tx.cap = s->L.n_slots + UDP_BATCH_MAX;
+    tx.emit = malloc(tx.cap * sizeof *tx.emit);
+    tx.msgs = calloc(tx.cap, sizeof *tx.msgs);
+    tx.iov = calloc(tx.cap, sizeof *tx.iov);
+    tx.backlog = 0;
+    tx.base = s->L.base;
+    tx.sw = sw;
+    if (!tx.emit || !tx.msgs || !tx.iov) {
+        tx.cap = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Restore order: packets of `take` go to tx.emit in the order they may
+ * leave; early ones wait in tx.held.  Returns how many to emit. */
+static u64 tx_order(SegmentObject *s, const u64 *take, u64 n, int ordered) {
+    u64 k = 0;
+    for (u64 i = 0; i < n; i++) {
+        slot_t *sl = slot_at(s, take[i]);
+        u64 flow = LOAD_RLX(&sl->flow), seq = LOAD_RLX(&sl->seq);
+        if (!ordered) {
+            tx.emit[k++] = take[i];
+            continue;
+        }
+        ment_t *e = map_find(&tx.expected, flow, 0);
+        u64 nxt;
+        if (e) {
+            nxt = e->v;
+        } else { /* a flow met first: start at the lowest number in flight */
+            u64 low = 0;
+            nxt = (seq != 0 && relay_flow_min(s, flow, &low) && low < seq) ? low : seq;
+        }
+        if (seq < nxt) { /* below the flow's position: never hold it */
+            tx.emit[k++] = take[i];
+            continue;
+        }
+        if (seq != nxt) {
+            if (map_put(&tx.expected, flow, 0, nxt) || map_put(&tx.held, flow, seq, take[i]))
+                tx.emit[k++] = take[i]; /* out of memory: sent out of order, not lost */
+            else
+                tx.backlog++;
+            continue;
+        }
+        tx.emit[k++] = take[i];
+        nxt++;
+        ment_t *h;
+        while (tx.held.n && (h = map_find(&tx.held, flow, nxt))) {
+            tx.emit[k++] = h->v;
+            map_del(&tx.held, h);
+            tx.backlog--;
+            nxt++;
+        }
+        (void)map_put(&tx.expected, flow, 0, nxt); /* out of memory: met afresh next time */
+    }
+    return k;
+}
+
+/* relay_udp_send(sw, fd, ordered, batch=256, wait=0.5, spin=5e-5) -> packets
+ * taken (0: none came within `wait`).  -1 on a broken runtime (raised). */
+PyObject *udp_send_py(SegmentObject *s, PyObject *args) {
+    unsigned long long sw;
+    int fd, ordered;
+    long batch = UDP_BATCH_MAX;
+    double wait_s = 0.5, spin_s = 50e-6;
+    if (!PyArg_ParseTuple(args, "Kip|ldd", &sw, &fd, &ordered, &batch, &wait_s, &spin_s) ||
+        seg_check_open(s, 1))
+        return NULL;
+    send_t *t = relay_send_at(s, sw);
+    if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
+    if (batch < 1) batch = 1;
+    if (batch > UDP_BATCH_MAX) batch = UDP_BATCH_MAX;
+    if (tx_get(s, sw)) return PyErr_NoMemory();
+    u64 take[UDP_BATCH_MAX], n = 0, cap = payload_cap(s);
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    section_enter(s);
+    for (; n < (u64)batch; n++) {
+        long v = sendq_take(&s->L, t);
+        if (v < 0) break;
+        CRASH_POINT(CP_TAKEN);
+        slot_t *sl = slot_at(s, (u64)v);
+        u64 st = sl ? LOAD_ACQ(&sl->state) : 0; /* pairs with complete's release */
+        if (!sl || !(st & S_COMPLETE) || LOAD_RLX(&sl->holder) != HOLDER_RELAY) {
+            seg_mark_broken(s, "send ring %llu: held slot %ld, not a finished packet (state %#llx)",
+                            sw, v, (unsigned long long)st);
+            bad = 1;
+            break;
+        }
+        /* held by this send worker until done: a crash reclaim re-delivers it */
+        STORE_RLX(&sl->owner, (s->pid << 32) | OWNER_SENDER | sw);
+        FETCH_ADD_RLX(&t->popped, 1);
+        take[n] = (u64)v;
+    }
+    section_leave(s);
+    if (!n && !bad) { /* nothing: poll `spin` s, then sleep until a packet comes */
+        u64 end = now_ns() + (u64)(spin_s * 1e9);
+        for (unsigned i = 0; !ring_nonempty(lay_send_ring(t), s->L.send_cap); i++) {
+            if ((i & 15) == 15) {
+                if (now_ns() >= end) break;
+                sched_yield();
+            } else {
+                cpu_relax();
+            }
+        }
+        sendq_wait(&s->L, t, wait_s);
+    }
+    u64 k = bad ? 0 : tx_order(s, take, n, ordered);
+    if (k) CRASH_POINT(CP_PY_HELD);
+    /* mark what goes to the socket (a death from here on: in doubt) */
+    u64 m = 0, filtered = 0, errors = 0, crashed = 0, sent = 0;
+    section_enter(s);
+    for (u64 i = 0; i < k && !bad; i++) {
+        slot_t *sl = slot_at(s, tx.emit[i]);
+        u64 res = LOAD_RLX(&sl->result), status = res >> 32, len = res & 0xffffffffULL;
+        if (status != ST_OK) {
+            filtered += status == ST_FILTERED;
+            crashed += status == ST_CRASHED;
+            errors += status != ST_FILTERED && status != ST_CRASHED;
+            continue;
+        }
+        char *data = slot_payload(s, sl);
+        if (LOAD_RLX(&sl->flags) & SLOT_F_RESULT_BLOB) {
+            data = arena_block_data(s, LOAD_RLX(&sl->result_blob), &len);
+            if (!data) {
+                seg_mark_broken(s, "slot %llu: result block at arena offset %llu is not a block",
+                                (unsigned long long)tx.emit[i],
+                                (unsigned long long)LOAD_RLX(&sl->result_blob));
+                bad = 1;
+                break;
+            }
+        } else if (len > cap) {
+            seg_mark_broken(s, "slot %llu: result length %llu exceeds the slot's %llu bytes",
+                            (unsigned long long)tx.emit[i], (unsigned long long)len,
+                            (unsigned long long)cap);
+            bad = 1;
+            break;
+        }
+        FETCH_OR_ACQREL(&sl->flags, SLOT_F_SENDING); /* read by the reclaim after busy == 0 */
+        tx.iov[m] = (struct iovec){data, len};
+        tx.msgs[m].msg_hdr = (struct msghdr){NULL, 0, &tx.iov[m], 1, NULL, 0, 0};
+        m++;
+    }
+    section_leave(s);
+    for (u64 i = 0; i < m && !bad;) { /* no section: the packets are marked and held */
+        u64 chunk = m - i < SENDMMSG_MAX ? m - i : SENDMMSG_MAX;
+        int r = sendmmsg(fd, tx.msgs + i, (unsigned)chunk, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { /* that packet failed (e.g. ECONNREFUSED): dropped, counted */
+            errors++;
+            i++;
+            continue;
+        }
+        sent += (u64)r;
+        i += (u64)r;
+    }
+    if (m) CRASH_POINT(CP_PY_SUNK);
+    if (!bad) {
+        section_enter(s);
+        /* count first: flush() returns once the last unit is back */
+        COUNTER_BUMP(&t->sent, sent);
+        COUNTER_BUMP(&t->filtered, filtered);
+        COUNTER_BUMP(&t->errors, errors);
+        COUNTER_BUMP(&t->crashed, crashed);
+        for (u64 i = 0; i < k; i++) relay_packet_done(s, tx.emit[i]);
+        if (k) relay_done_bump(s);
+        STORE_RLX(&t->backlog, tx.backlog);
+        section_leave(s);
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) return seg_raise_broken(s);
+    return PyLong_FromUnsignedLongLong(n);
+}
