@@ -90,3 +90,18 @@ def slow_record(packet: Any, flow: int) -> None:
 
 def identity_packet(packet: memoryview) -> bytes:
     return bytes(packet)
+
+
+def feed_named(name: str, proc: int, n: int, flows: int) -> None:
+    """A process of its own feeding the named relay: n packets
+    (seq u32, proc u16, flow u16, padding) round-robin over `flows` flows."""
+    import struct
+
+    import shmrt
+
+    seqs = [0] * flows
+    with shmrt.Relay.connect(name) as r:
+        for i in range(n):
+            f = i % flows
+            r.send(struct.pack("<IHH", seqs[f], proc, f) + b"n" * (40 + i % 300), flow=f)
+            seqs[f] += 1

@@ -478,6 +478,19 @@ static PyObject *R_register(SegmentObject *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* relay_fn(fid=-1) -> int | None: the relay's transform (function id), set
+ * by its owner, read by processes that connect to a named relay. */
+static PyObject *R_fn(SegmentObject *s, PyObject *args) {
+    long long fid = -1;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "|L", &fid) || relay_check(s, &r, fid >= 0)) return NULL;
+    u64 *w = &send_at(s, 0)->_ctr[CTR_RELAY_FN];
+    if (fid >= 0) STORE_REL(w, (u64)fid + 1); /* pairs with the acquire below */
+    u64 v = LOAD_ACQ(w);
+    if (!v || v - 1 >= s->L.n_funcs) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(v - 1);
+}
+
 /* relay_stats() -> dict (budget + waiter counters, per ring counters) */
 static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
     relay_t *r;
@@ -547,4 +560,5 @@ PyMethodDef relay_methods[] = {
     {"relay_wake_send", (PyCFunction)R_wake_send, METH_NOARGS, "relay_wake_send()"},
     {"relay_register", (PyCFunction)R_register, METH_VARARGS, "relay_register(sw, pid, start)"},
     {"relay_stats", (PyCFunction)R_stats, METH_NOARGS, "relay_stats() -> dict"},
+    {"relay_fn", (PyCFunction)R_fn, METH_VARARGS, "relay_fn(fid=-1) -> the transform's id | None"},
     {NULL}};
