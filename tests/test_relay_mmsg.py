@@ -6,9 +6,13 @@ from SO_RXQ_OVFL."""
 
 from __future__ import annotations
 
+import json
+import os
 import select
 import socket
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -119,8 +123,8 @@ def test_kernel_drops_from_so_rxq_ovfl() -> None:
     rx = udp_socket(("127.0.0.1", 0), 8 << 20)
     tx = udp_socket(("127.0.0.1", 0), 1 << 20)
     try:
-        with shmrt.Relay("shmrt.transforms:identity",
-                         shmrt.UdpSink(rx.getsockname()[:2]), workers=1) as r:
+        with shmrt.Relay("shmrt.transforms:identity", shmrt.UdpSink(rx.getsockname()[:2]),
+                         workers=1, name=f"kdrops-{os.getpid()}") as r:
             r.wait_ready(30)
             ingress = udp_socket(("127.0.0.1", 0), 4096)
             r.serve_udp(ingress, timeout=0.01)  # sets SO_RXQ_OVFL before the burst
@@ -132,6 +136,8 @@ def test_kernel_drops_from_so_rxq_ovfl() -> None:
             received += r.serve_udp(ingress, timeout=0.5)
             r.flush(30)
             ingress_ctr = r.statistics()["ingress"]  # the C counter alone, before /proc
+            insp = subprocess.run([sys.executable, "-m", "shmrt.cli", "inspect", r.name, "--json",
+                                   "--sample", "0"], capture_output=True, text=True, timeout=60)
             st = r.statistics()
             ingress.close()
     finally:
@@ -142,3 +148,5 @@ def test_kernel_drops_from_so_rxq_ovfl() -> None:
     assert ingress_ctr["kernel_drops"] == total - received - counted
     assert st["kernel_drops"] == total - received - counted
     assert st["received"] == received
+    assert insp.returncode == 0, insp.stderr
+    assert json.loads(insp.stdout)["relay"]["drops"]["kernel"] == ingress_ctr["kernel_drops"]

@@ -102,6 +102,15 @@ static int relay_fields(PyObject *m) {
     FIELD(e, send_t, pending_with_capacity); FIELD(e, send_t, sent); FIELD(e, send_t, filtered);
     FIELD(e, send_t, errors); FIELD(e, send_t, crashed); FIELD(e, send_t, in_doubt);
     FIELD(e, send_t, rings);
+#define CTR_FIELD(d, name, i)                                                  \
+    do {                                                                       \
+        PyObject *v = PyLong_FromSize_t(offsetof(send_t, _ctr) + (i) * sizeof(u64)); \
+        if (!v || PyDict_SetItemString((d), name, v)) { Py_XDECREF(v); return -1; } \
+        Py_DECREF(v);                                                          \
+    } while (0)
+    CTR_FIELD(e, "rx_received", CTR_RX); /* the UDP ingress's words (send worker 0; udp.c) */
+    CTR_FIELD(e, "rx_kernel_drops", CTR_RX_KDROPS);
+    CTR_FIELD(e, "rx_no_space", CTR_RX_NOSPACE);
     FIELD(w, waiter_t, state); FIELD(w, waiter_t, pid);
     if (add_table(m, "SEND_FIELDS", e)) { Py_DECREF(d); Py_DECREF(w); return -1; }
     if (add_table(m, "WAITER_FIELDS", w)) { Py_DECREF(d); return -1; }
