@@ -38,6 +38,7 @@ from shmrt import _core
 BATCH = 256
 WAIT_S = 0.5
 SPIN_S = 50e-6  # poll the ring this long before sleeping (a futex wake costs ~50 us)
+LINGER_S = 50e-6  # C send path: nap this long on an empty ring before sleeping (udp_send.c)
 
 
 class UdpSender:
@@ -164,7 +165,7 @@ def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdea
         me.sink.sock.connect(me.sink.addr)
         fd = me.sink.sock.fileno()
         while True:
-            if seg.relay_udp_send(sw, fd, ordered, BATCH, WAIT_S, SPIN_S):
+            if seg.relay_udp_send(sw, fd, ordered, BATCH, WAIT_S, LINGER_S):
                 continue
             if seg.load64(run_off) != _core.RUN_RUNNING:
                 break

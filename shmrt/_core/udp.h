@@ -12,6 +12,7 @@ extern PyMethodDef udp_methods[];
 #define UDP_BATCH_MAX 256
 /* ---- udp_send.c ----------------------------------------------------------- */
 PyObject *udp_send_py(SegmentObject *s, PyObject *args);
+void udp_timer_slack(void); /* short naps stay short (udp.c) */
 
 /* ---- task.c: a slot filled in place (the datagram is already in it) ---- */
 long task_slot_alloc(SegmentObject *s);

@@ -15,7 +15,6 @@
 #include "state.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -100,26 +99,12 @@ static u64 tx_order(SegmentObject *s, const u64 *take, u64 n, int ordered) {
     return k;
 }
 
-/* relay_udp_send(sw, fd, ordered, batch=256, wait=0.5, spin=5e-5) -> packets
- * taken (0: none came within `wait`).  -1 on a broken runtime (raised). */
-PyObject *udp_send_py(SegmentObject *s, PyObject *args) {
-    unsigned long long sw;
-    int fd, ordered;
-    long batch = UDP_BATCH_MAX;
-    double wait_s = 0.5, spin_s = 50e-6;
-    if (!PyArg_ParseTuple(args, "Kip|ldd", &sw, &fd, &ordered, &batch, &wait_s, &spin_s) ||
-        seg_check_open(s, 1))
-        return NULL;
-    send_t *t = relay_send_at(s, sw);
-    if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
-    if (batch < 1) batch = 1;
-    if (batch > UDP_BATCH_MAX) batch = UDP_BATCH_MAX;
-    if (tx_get(s, sw)) return PyErr_NoMemory();
-    u64 take[UDP_BATCH_MAX], n = 0, cap = payload_cap(s);
-    int bad = 0;
-    Py_BEGIN_ALLOW_THREADS
+/* Pop up to `max` packets off the ring, each checked and marked held by
+ * this send worker (as relay_take), in one section.  *bad: corrupt. */
+static u64 tx_take(SegmentObject *s, send_t *t, u64 sw, u64 *take, u64 max, int *bad) {
+    u64 n = 0;
     section_enter(s);
-    for (; n < (u64)batch; n++) {
+    for (; n < max; n++) {
         long v = sendq_take(&s->L, t);
         if (v < 0) break;
         CRASH_POINT(CP_TAKEN);
@@ -127,8 +112,8 @@ PyObject *udp_send_py(SegmentObject *s, PyObject *args) {
         u64 st = sl ? LOAD_ACQ(&sl->state) : 0; /* pairs with complete's release */
         if (!sl || !(st & S_COMPLETE) || LOAD_RLX(&sl->holder) != HOLDER_RELAY) {
             seg_mark_broken(s, "send ring %llu: held slot %ld, not a finished packet (state %#llx)",
-                            sw, v, (unsigned long long)st);
-            bad = 1;
+                            (unsigned long long)sw, v, (unsigned long long)st);
+            *bad = 1;
             break;
         }
         /* held by this send worker until done: a crash reclaim re-delivers it */
@@ -137,17 +122,38 @@ PyObject *udp_send_py(SegmentObject *s, PyObject *args) {
         take[n] = (u64)v;
     }
     section_leave(s);
-    if (!n && !bad) { /* nothing: poll `spin` s, then sleep until a packet comes */
-        u64 end = now_ns() + (u64)(spin_s * 1e9);
-        for (unsigned i = 0; !ring_nonempty(lay_send_ring(t), s->L.send_cap); i++) {
-            if ((i & 15) == 15) {
-                if (now_ns() >= end) break;
-                sched_yield();
-            } else {
-                cpu_relax();
-            }
-        }
+    return n;
+}
+
+/* relay_udp_send(sw, fd, ordered, batch=256, wait=0.5, linger=5e-5) -> packets
+ * taken (0: none came within `wait`).  An empty ring is given `linger` s
+ * (a nap: no spinning, and the CPU workers need not wake us) before the send
+ * worker sleeps on its futex word: a batch instead of a wake per packet. */
+PyObject *udp_send_py(SegmentObject *s, PyObject *args) {
+    unsigned long long sw;
+    int fd, ordered;
+    long batch = UDP_BATCH_MAX;
+    double wait_s = 0.5, linger_s = 50e-6;
+    if (!PyArg_ParseTuple(args, "Kip|ldd", &sw, &fd, &ordered, &batch, &wait_s, &linger_s) ||
+        seg_check_open(s, 1))
+        return NULL;
+    send_t *t = relay_send_at(s, sw);
+    if (!t) return PyErr_Format(SegmentError, "bad send worker id %llu", sw);
+    if (batch < 1) batch = 1;
+    if (batch > UDP_BATCH_MAX) batch = UDP_BATCH_MAX;
+    if (tx_get(s, sw)) return PyErr_NoMemory();
+    udp_timer_slack();
+    u64 take[UDP_BATCH_MAX], n = 0, cap = payload_cap(s);
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    n = tx_take(s, t, sw, take, (u64)batch, &bad);
+    if (!n && !bad && linger_s > 0) { /* nothing: let a few arrive (no spin, no wake) */
+        os_nap_ns((u64)(linger_s * 1e9));
+        n = tx_take(s, t, sw, take, (u64)batch, &bad);
+    }
+    if (!n && !bad) { /* still nothing: sleep until a packet comes (its deliver wakes us) */
         sendq_wait(&s->L, t, wait_s);
+        n = tx_take(s, t, sw, take, (u64)batch, &bad);
     }
     u64 k = bad ? 0 : tx_order(s, take, n, ordered);
     if (k) CRASH_POINT(CP_PY_HELD);
