@@ -68,7 +68,11 @@ int relay_deliver(SegmentObject *s, u64 idx, slot_t *sl);
 
 /* The lingers below are naps of tens of microseconds: with the default 50 us
  * timer slack they would last twice as long.  Per thread; best effort. */
-void udp_timer_slack(void) { prctl(PR_SET_TIMERSLACK, 5000UL, 0, 0, 0); }
+void udp_timer_slack(void) {
+    static __thread int done;
+    if (!done) prctl(PR_SET_TIMERSLACK, 5000UL, 0, 0, 0);
+    done = 1;
+}
 
 /* ---- ingress ------------------------------------------------------------- */
 typedef struct {

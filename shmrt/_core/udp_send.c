@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #define SENDMMSG_MAX 1024 /* UIO_MAXIOV: the most one sendmmsg takes */
@@ -31,7 +33,10 @@ typedef struct {
     u64 *emit;      /* slot indices, in the order they leave */
     struct mmsghdr *msgs;
     struct iovec *iov;
+    u64 *cnt;  /* datagrams in each message (a GSO message has several) */
+    char *ctl; /* a UDP_SEGMENT control message per message */
 } tx_t;
+#define GSO_CTL 32
 static tx_t tx;
 
 static int tx_get(SegmentObject *s, u64 sw) {
@@ -41,14 +46,18 @@ static int tx_get(SegmentObject *s, u64 sw) {
     free(tx.emit);
     free(tx.msgs);
     free(tx.iov);
+    free(tx.cnt);
+    free(tx.ctl);
     tx.cap = s->L.n_slots + UDP_BATCH_MAX;
     tx.emit = malloc(tx.cap * sizeof *tx.emit);
     tx.msgs = calloc(tx.cap, sizeof *tx.msgs);
     tx.iov = calloc(tx.cap, sizeof *tx.iov);
+    tx.cnt = calloc(tx.cap, sizeof *tx.cnt);
+    tx.ctl = calloc(tx.cap, GSO_CTL);
     tx.backlog = 0;
     tx.base = s->L.base;
     tx.sw = sw;
-    if (!tx.emit || !tx.msgs || !tx.iov) {
+    if (!tx.emit || !tx.msgs || !tx.iov || !tx.cnt || !tx.ctl) {
         tx.cap = 0;
         return -1;
     }
@@ -125,6 +134,64 @@ static u64 tx_take(SegmentObject *s, send_t *t, u64 sw, u64 *take, u64 max, int 
     return n;
 }
 
+/* Send tx.iov[0..np) in order, counting sent and failed packets.  Runs of
+ * equal-sized datagrams go as one UDP GSO message (UDP_SEGMENT: the kernel
+ * splits it; one pass through the stack for up to GSO_SEGS datagrams); if
+ * the socket refuses GSO, every datagram goes alone from then on. */
+#define GSO_SEGS 64
+#define GSO_BYTES 65000
+static int gso_off;
+static void tx_send(int fd, u64 np, u64 *sent, u64 *errors) {
+    u64 q = 0;
+    for (u64 i = 0; i < np;) { /* group */
+        u64 len = tx.iov[i].iov_len, c = 1;
+        while (!gso_off && i + c < np && c < GSO_SEGS && tx.iov[i + c].iov_len == len &&
+               (c + 1) * len <= GSO_BYTES)
+            c++;
+        struct msghdr *h = &tx.msgs[q].msg_hdr;
+        *h = (struct msghdr){NULL, 0, &tx.iov[i], c, NULL, 0, 0};
+        if (c > 1) {
+            char *ctl = tx.ctl + q * GSO_CTL;
+            memset(ctl, 0, GSO_CTL);
+            h->msg_control = ctl;
+            h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+            struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg = (uint16_t)len;
+            memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+        }
+        tx.cnt[q++] = c;
+        i += c;
+    }
+    for (u64 i = 0; i < q;) {
+        u64 chunk = q - i < SENDMMSG_MAX ? q - i : SENDMMSG_MAX;
+        int r = sendmmsg(fd, tx.msgs + i, (unsigned)chunk, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r > 0) {
+            for (int j = 0; j < r; j++) *sent += tx.cnt[i + (u64)j];
+            i += (u64)r;
+            continue;
+        }
+        u64 c = tx.cnt[i];
+        if (c > 1 && (errno == EINVAL || errno == EIO || errno == ENOPROTOOPT ||
+                      errno == EOPNOTSUPP)) {
+            gso_off = 1; /* no GSO here: this group one by one, and all later ones */
+            for (u64 j = 0; j < c; j++) {
+                struct msghdr h = {NULL, 0, &tx.msgs[i].msg_hdr.msg_iov[j], 1, NULL, 0, 0};
+                if (sendmsg(fd, &h, 0) >= 0)
+                    (*sent)++;
+                else
+                    (*errors)++;
+            }
+        } else { /* that message failed (e.g. ECONNREFUSED): its packets dropped, counted */
+            *errors += c;
+        }
+        i++;
+    }
+}
+
 /* relay_udp_send(sw, fd, ordered, batch=256, wait=0.5, linger=5e-5) -> packets
  * taken (0: none came within `wait`).  An empty ring is given `linger` s
  * (a nap: no spinning, and the CPU workers need not wake us) before the send
@@ -187,23 +254,10 @@ PyObject *udp_send_py(SegmentObject *s, PyObject *args) {
             break;
         }
         FETCH_OR_ACQREL(&sl->flags, SLOT_F_SENDING); /* read by the reclaim after busy == 0 */
-        tx.iov[m] = (struct iovec){data, len};
-        tx.msgs[m].msg_hdr = (struct msghdr){NULL, 0, &tx.iov[m], 1, NULL, 0, 0};
-        m++;
+        tx.iov[m++] = (struct iovec){data, len};
     }
     section_leave(s);
-    for (u64 i = 0; i < m && !bad;) { /* no section: the packets are marked and held */
-        u64 chunk = m - i < SENDMMSG_MAX ? m - i : SENDMMSG_MAX;
-        int r = sendmmsg(fd, tx.msgs + i, (unsigned)chunk, 0);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) { /* that packet failed (e.g. ECONNREFUSED): dropped, counted */
-            errors++;
-            i++;
-            continue;
-        }
-        sent += (u64)r;
-        i += (u64)r;
-    }
+    if (!bad) tx_send(fd, m, &sent, &errors); /* no section: the packets are marked and held */
     if (m) CRASH_POINT(CP_PY_SUNK);
     if (!bad) {
         section_enter(s);
