@@ -38,7 +38,7 @@ from shmrt import _core
 BATCH = 256
 WAIT_S = 0.5
 SPIN_S = 50e-6  # poll the ring this long before sleeping (a futex wake costs ~50 us)
-LINGER_S = 50e-6  # C send path: nap this long on an empty ring before sleeping (udp_send.c)
+LINGER_S = 200e-6  # C send path: nap this long on an empty ring before sleeping (udp_send.c)
 
 
 class UdpSender:
