@@ -129,7 +129,26 @@ class _Feeder:
     _salt: int  # XORed into flow ids: another feeder's flow 7 is another flow
     _flows: dict[Hashable, tuple[int, Any]]
     _closed: bool
+    _builtin: bool  # identity: done in C at the ingress (serve_udp), no CPU worker
+    _sock: socket.socket | None = None
 
+    # ---- UDP ingress ---------------------------------------------------------
+    def serve_udp(self, sock: socket.socket, timeout: float = 0.2, limit: int = 0,
+                  batch: int = 64) -> int:
+        """Receive datagrams from ``sock`` into the relay until ``timeout``
+        seconds pass with none, or ``limit`` (> 0) have come; returns how
+        many.  Each source address is a flow (of this sender: see the
+        module docstring).  In C with the GIL released:
+        recvmmsg straight into task slots, and with the built-in identity
+        transform no CPU worker is involved either (shmrt/_core/udp.c).
+        Kernel drops at the socket are counted (``statistics()``)."""
+        if self._closed:
+            raise RuntimeError("relay is closed")
+        self._sock = sock
+        return self._seg.relay_udp_recv(sock.fileno(), self._fid, self._builtin, batch, timeout,
+                                        limit, 30e-6, self._salt)
+
+    # ---- draining ------------------------------------------------------------
     def _running(self) -> bool:
         raise NotImplementedError
 
@@ -286,22 +305,6 @@ class Relay(_Feeder):
     def _running(self) -> bool:
         return self._pool._runtime_running()
 
-    # ---- UDP ingress ---------------------------------------------------------
-    def serve_udp(self, sock: socket.socket, timeout: float = 0.2, limit: int = 0,
-                  batch: int = 64) -> int:
-        """Receive datagrams from ``sock`` into the relay until ``timeout``
-        seconds pass with none, or ``limit`` (> 0) have come; returns how
-        many.  Each source address is a flow.  In C with the GIL released:
-        recvmmsg straight into task slots, and with the built-in identity
-        transform no CPU worker is involved either (shmrt/_core/udp.c).
-        Kernel drops at the socket are counted (``statistics()``)."""
-        if self._closed:
-            raise RuntimeError("relay is closed")
-        self._sock = sock
-        return self._seg.relay_udp_recv(sock.fileno(), self._fid, self._builtin, batch, timeout,
-                                        limit)
-
-    # ---- draining ------------------------------------------------------------
     def statistics(self) -> dict[str, Any]:
         """Budget and waiter counters, per send ring counters (depth,
         waitlist, reorder backlog, sent / filtered / errors / crashed), and
@@ -381,6 +384,7 @@ class RelaySender(_Feeder):
             self._client.shutdown(wait=False)
             raise RuntimeNotFound(f"runtime {name!r} is not a relay")
         self._fid = fid
+        self._builtin = False  # the transform is known here only by its id: CPU workers run it
         self._inline = self._seg.layout["slot_size"] - _core.SLOT_HEADER_SIZE
         self._on_full = on_full
         self._salt = int.from_bytes(os.urandom(8), "little") | 1

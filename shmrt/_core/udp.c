@@ -77,6 +77,7 @@ void udp_timer_slack(void) {
 /* ---- ingress ------------------------------------------------------------- */
 typedef struct {
     char *base; /* the relay the flow numbers belong to */
+    u64 salt;   /* XORed into flow ids: this sender's flows (relay.py) */
     map_t flows; /* flow id -> next sequence number */
     struct mmsghdr msgs[UDP_BATCH_MAX];
     struct iovec iov[UDP_BATCH_MAX][2];
@@ -139,7 +140,7 @@ static int rx_one(SegmentObject *s, rx_t *st, int j, u64 fn_id, int builtin, sen
         memcpy(data, slot_payload(s, sl), cap);
         memcpy(data + cap, st->iov[j][1].iov_base, len - cap);
     }
-    u64 fid = flow_of_addr(&st->addr[j]);
+    u64 fid = flow_of_addr(&st->addr[j]) ^ st->salt;
     ment_t *e = map_find(&st->flows, fid, 0);
     u64 seq = e ? e->v : 0;
     if (map_put(&st->flows, fid, 0, seq + 1)) { /* out of memory: not numbered, dropped */
@@ -273,14 +274,15 @@ static int rx_loop(SegmentObject *s, rx_t *st, int fd, u64 fn_id, int builtin, u
 }
 
 /* relay_udp_recv(fd, fn_id, builtin, batch=64, timeout=0.2, limit=0,
- * linger=3e-5) -> received */
+ * linger=3e-5, salt=0) -> received.  salt: XORed into the flow ids (each
+ * sender's flows are its own: relay.py). */
 static PyObject *U_recv(SegmentObject *s, PyObject *args) {
     int fd, builtin;
-    unsigned long long fn_id, limit = 0;
+    unsigned long long fn_id, limit = 0, salt = 0;
     long batch = 64;
     double timeout = 0.2, linger = 30e-6;
-    if (!PyArg_ParseTuple(args, "iKp|ldKd", &fd, &fn_id, &builtin, &batch, &timeout, &limit,
-                          &linger) ||
+    if (!PyArg_ParseTuple(args, "iKp|ldKdK", &fd, &fn_id, &builtin, &batch, &timeout, &limit,
+                          &linger, &salt) ||
         seg_check_open(s, 1))
         return NULL;
     if (!s->L.n_send) return PyErr_Format(SegmentError, "this runtime has no relay region");
@@ -296,6 +298,7 @@ static PyObject *U_recv(SegmentObject *s, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&rx_lock);
     rx_t *st = rx_get(s);
+    if (st) st->salt = salt;
     rc = st ? rx_loop(s, st, fd, fn_id, builtin, (u64)batch, timeout, limit, linger, &got)
             : ENOMEM;
     pthread_mutex_unlock(&rx_lock);
@@ -310,7 +313,7 @@ static PyObject *U_recv(SegmentObject *s, PyObject *args) {
 
 PyMethodDef udp_methods[] = {
     {"relay_udp_recv", (PyCFunction)U_recv, METH_VARARGS,
-     "relay_udp_recv(fd, fn_id, builtin, batch=64, timeout=0.2, limit=0, linger=3e-5) -> "
+     "relay_udp_recv(fd, fn_id, builtin, batch=64, timeout=0.2, limit=0, linger=3e-5, salt=0) -> "
      "received "
      "(recvmmsg into slots, GIL released)"},
     {"relay_udp_send", (PyCFunction)udp_send_py, METH_VARARGS,
