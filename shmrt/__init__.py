@@ -8,6 +8,7 @@ Public API (pinned by tests/test_api.py):
 * ``retry(n)`` -- decorator: re-run a task up to n times if its worker dies;
 * ``time_limit(s)`` -- decorator: stop a task that runs longer than s seconds;
 * ``Relay``, ``UdpSink`` -- a CPU-parallel packet relay with per-flow order;
+  ``RelaySender`` (``Relay.connect(name)``) feeds a named relay from another process;
 * errors: ``ShmrtError``, ``WorkerCrashed``, ``PayloadTooLarge``,
   ``RuntimeNotFound``, ``RuntimeExists``, ``NotInWorker``, ``BrokenPool``,
   ``SegmentError``, ``RemoteTraceback``, ``Full``, ``TaskTimeout``,
@@ -36,11 +37,11 @@ if TYPE_CHECKING:
     from .client import Client, connect
     from .errors import BrokenPool, RemoteTraceback, TaskCancelled, WorkerCrashed
     from .pool import Pool
-    from .relay import Relay, UdpSink
+    from .relay import Relay, RelaySender, UdpSink
     from .workers.cpu import Handle, InlineHandle
 
 _LAZY = {"Pool": ".pool", "Client": ".client", "connect": ".client", "Handle": ".workers.cpu",
-         "Relay": ".relay", "UdpSink": ".relay", "BrokenPool": ".errors",
+         "Relay": ".relay", "RelaySender": ".relay", "UdpSink": ".relay", "BrokenPool": ".errors",
          "TaskCancelled": ".errors", "WorkerCrashed": ".errors", "RemoteTraceback": ".errors"}
 
 
@@ -98,7 +99,7 @@ def retry(n: int) -> Callable[[F], F]:
 
 
 __all__ = [
-    "Pool", "Client", "Handle", "connect", "spawn", "retry", "Relay", "UdpSink",
+    "Pool", "Client", "Handle", "connect", "spawn", "retry", "Relay", "RelaySender", "UdpSink",
     "ShmrtError", "WorkerCrashed", "PayloadTooLarge", "RuntimeNotFound", "RuntimeExists",
     "NotInWorker", "BrokenPool", "SegmentError", "RemoteTraceback", "Full", "time_limit",
     "TaskTimeout", "TaskCancelled",

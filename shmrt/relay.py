@@ -15,8 +15,9 @@ shmrt/_core/relay.c), ``send_nowait()`` raises ``Full``, and with
 ``on_full="drop"`` a full relay drops the packet and counts it.  CPU workers
 never block: a packet whose send ring is full waits on the ring's waitlist.
 
-Ordering is per (relay object, flow): packets given to one ``Relay`` with
-the same ``flow`` leave in the order they were given.
+Ordering is per (sender, flow): packets given to one ``Relay`` (or one
+``RelaySender`` connected to a named relay from another process) with the
+same ``flow`` leave in the order they were given (docs/relay.md).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from dataclasses import dataclass
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
-from . import _core
+from . import _core, transforms
 from .errors import Full, PayloadTooLarge
+from .layout import Header
 from .pool import Pool
 from .protocol import NO_FN, fn_id_for
 from .resolve import resolve
@@ -118,43 +120,41 @@ def flow_id(flow: Hashable) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
-class Relay:
-    """A CPU-parallel relay.  See the module docstring.
+class _Feeder:
+    """What puts packets into a relay: the ``Relay`` that owns it, or a
+    ``RelaySender`` connected to a named one.  Each numbers its own flows,
+    so per-flow order holds per (feeder, flow)."""
 
-    ``transform(packet: memoryview) -> bytes | None`` runs on the CPU
-    workers (``None`` drops the packet, counted as filtered; an exception
-    drops it, counted as an error).  ``sink`` is a ``UdpSink`` or a callable
-    ``sink(packet, flow_id)`` run in the send workers.  Both must be
-    importable by the worker processes (module-level functions).
-    """
+    _seg: _core.Segment
+    _cid: int
+    _fid: int
+    _inline: int
+    _on_full: str
+    _salt: int  # XORed into flow ids: another feeder's flow 7 is another flow
+    _flows: dict[Hashable, tuple[int, Any]]
+    _closed: bool
+    _builtin: bool  # identity: done in C at the ingress (serve_udp), no CPU worker
+    _sock: socket.socket | None = None
 
-    def __init__(self, transform: str | Callable[[memoryview], Any], sink: Any, *,
-                 workers: int | None = None, send_workers: int = 1, ordered: bool = True,
-                 max_inflight: int = 4096, on_full: str = "block", name: str | None = None,
-                 ring_capacity: int = 1024, slot_size: int = 2048, waiters: int = 64):
-        if on_full not in ("block", "drop"):
-            raise ValueError("on_full must be 'block' or 'drop'")
-        if send_workers < 1:
-            raise ValueError("send_workers must be >= 1")
-        if max_inflight < 1:
-            raise ValueError("max_inflight must be >= 1")
-        fn = _resolve(transform, "transform")
-        spec = RelaySpec(send_workers=send_workers, max_inflight=max_inflight,
-                         ring_capacity=ring_capacity, waiters=waiters, sink=_sink_spec(sink),
-                         ordered=ordered)
-        slots = max(1024, 1 << (max_inflight + 1024 - 1).bit_length())
-        self._pool = Pool(workers, name=name, slots=slots, slot_size=slot_size, _relay=spec)
-        self._seg = self._pool._seg
-        self._cid = self._pool._cid
-        self._inline = slot_size - _core.SLOT_HEADER_SIZE
-        self._on_full = on_full
-        self._fid = fn_id_for(self._seg, {}, fn)
-        if self._fid == NO_FN:
-            self._pool.shutdown()
-            raise TypeError("transform must be a module-level function (it is sent once, by name)")
-        self._flows: dict[Hashable, tuple[int, Any]] = {}
-        self._closed = False
-        self.name = self._pool.name
+    # ---- UDP ingress ---------------------------------------------------------
+    def serve_udp(self, sock: socket.socket, timeout: float = 0.2, limit: int = 0,
+                  batch: int = 64) -> int:
+        """Receive datagrams from ``sock`` into the relay until ``timeout``
+        seconds pass with none, or ``limit`` (> 0) have come; returns how
+        many.  Each source address is a flow (of this sender: see the
+        module docstring).  In C with the GIL released:
+        recvmmsg straight into task slots, and with the built-in identity
+        transform no CPU worker is involved either (shmrt/_core/udp.c).
+        Kernel drops at the socket are counted (``statistics()``)."""
+        if self._closed:
+            raise RuntimeError("relay is closed")
+        self._sock = sock
+        return self._seg.relay_udp_recv(sock.fileno(), self._fid, self._builtin, batch, timeout,
+                                        limit, 30e-6, self._salt)
+
+    # ---- draining ------------------------------------------------------------
+    def _running(self) -> bool:
+        raise NotImplementedError
 
     # ---- sending -------------------------------------------------------------
     def send(self, packet: Any, flow: Hashable = 0, timeout: float | None = None) -> bool:
@@ -219,7 +219,7 @@ class Relay:
     def _submit(self, mv: memoryview, flow: Hashable) -> None:
         got = self._flows.get(flow)
         if got is None:
-            got = self._flows.setdefault(flow, (flow_id(flow), count()))
+            got = self._flows.setdefault(flow, (flow_id(flow) ^ self._salt, count()))
         fid, seqs = got
         seq = next(seqs)
         seg = self._seg
@@ -241,7 +241,6 @@ class Relay:
                 seg.blob_release(blob)
             raise RuntimeError("relay: no free slot")
 
-    # ---- draining ------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
         """Return when every packet sent so far has left the relay (True), or
         False if ``timeout`` passed first."""
@@ -254,16 +253,73 @@ class Relay:
                 return False
             if self._seg.relay_flush_wait(left):
                 return True
-            if not self._pool._runtime_running():
+            if not self._running():
                 raise RuntimeError("relay runtime stopped")
+
+
+class Relay(_Feeder):
+    """A CPU-parallel relay.  See the module docstring.
+
+    ``transform(packet: memoryview) -> bytes | None`` runs on the CPU
+    workers (``None`` drops the packet, counted as filtered; an exception
+    drops it, counted as an error).  ``sink`` is a ``UdpSink`` or a callable
+    ``sink(packet, flow_id)`` run in the send workers.  Both must be
+    importable by the worker processes (module-level functions).
+    """
+
+    def __init__(self, transform: str | Callable[[memoryview], Any], sink: Any, *,
+                 workers: int | None = None, send_workers: int = 1, ordered: bool = True,
+                 max_inflight: int = 4096, on_full: str = "block", name: str | None = None,
+                 ring_capacity: int = 1024, slot_size: int = 2048, waiters: int = 64):
+        if on_full not in ("block", "drop"):
+            raise ValueError("on_full must be 'block' or 'drop'")
+        if send_workers < 1:
+            raise ValueError("send_workers must be >= 1")
+        if max_inflight < 1:
+            raise ValueError("max_inflight must be >= 1")
+        fn = _resolve(transform, "transform")
+        spec = RelaySpec(send_workers=send_workers, max_inflight=max_inflight,
+                         ring_capacity=ring_capacity, waiters=waiters, sink=_sink_spec(sink),
+                         ordered=ordered)
+        slots = max(1024, 1 << (max_inflight + 1024 - 1).bit_length())
+        self._pool = Pool(workers, name=name, slots=slots, slot_size=slot_size, _relay=spec)
+        self._seg = self._pool._seg
+        self._cid = self._pool._cid
+        self._inline = slot_size - _core.SLOT_HEADER_SIZE
+        self._on_full = on_full
+        self._fid = fn_id_for(self._seg, {}, fn)
+        if self._fid == NO_FN:
+            self._pool.shutdown()
+            raise TypeError("transform must be a module-level function (it is sent once, by name)")
+        # identity runs in C, at the ingress (serve_udp); others on the CPU workers
+        self._builtin = fn is transforms.identity
+        self._sock: socket.socket | None = None
+        self._flows = {}
+        self._salt = 0
+        self._closed = False
+        self.name = self._pool.name
+        self._seg.relay_fn(self._fid)  # for RelaySender (named relays)
+
+    @staticmethod
+    def connect(name: str, on_full: str = "block") -> RelaySender:
+        """A sender into the relay named ``name`` (``Relay(..., name=NAME)``
+        or ``shmrt relay --name NAME``), from any process of the same user."""
+        return RelaySender(name, on_full=on_full)
+
+    def _running(self) -> bool:
+        return self._pool._runtime_running()
 
     def statistics(self) -> RelayStatistics:
         """Budget and waiter counters, per send ring counters (depth,
-        waitlist, reorder backlog, sent / filtered / errors / crashed), and
-        the runtime's scheduler counters (docs/statistics.md)."""
+        waitlist, reorder backlog, sent / filtered / errors / crashed), the
+        UDP ingress's counters and every named drop reason, and the
+        runtime's scheduler counters (docs/statistics.md)."""
         from .stats import relay_statistics
 
-        return relay_statistics(self._seg, self._pool.statistics())
+        kd = None
+        if self._sock is not None and self._sock.fileno() >= 0:
+            kd = udp_kernel_drops(self._sock)
+        return relay_statistics(self._seg, self._pool.statistics(), kd)
 
     def close(self, flush: bool = True) -> None:
         if self._closed:
@@ -285,6 +341,62 @@ class Relay:
         return self._pool.worker_pids
 
     def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(flush=exc_type is None)
+
+
+class RelaySender(_Feeder):
+    """Sends into a named relay from another process (``Relay.connect``).
+
+    ``send`` / ``send_nowait`` / ``asend`` / ``flush`` behave as the
+    ``Relay``'s, under the same in-flight budget.  Per-flow order holds per
+    (sender, flow): this sender's packets of one flow leave in the order it
+    sent them; flows of different senders are different flows, even with
+    the same name (docs/relay.md)."""
+
+    def __init__(self, name: str, on_full: str = "block"):
+        from .client import connect
+        from .errors import RuntimeNotFound
+
+        if on_full not in ("block", "drop"):
+            raise ValueError("on_full must be 'block' or 'drop'")
+        self._client = connect(name)
+        self._seg = self._client._seg
+        self._cid = self._client._cid
+        try:
+            fid = self._seg.relay_fn()
+        except _core.SegmentError:
+            fid = None
+        if fid is None:
+            self._client.shutdown(wait=False)
+            raise RuntimeNotFound(f"runtime {name!r} is not a relay")
+        self._fid = fid
+        self._builtin = False  # the transform is known here only by its id: CPU workers run it
+        self._inline = self._seg.layout["slot_size"] - _core.SLOT_HEADER_SIZE
+        self._on_full = on_full
+        self._salt = int.from_bytes(os.urandom(8), "little") | 1
+        self._flows = {}
+        self._closed = False
+        self.name = name
+
+    def _running(self) -> bool:
+        from .client import coordinator_alive
+
+        return (self._seg.load64(Header.TABLE["run_state"]) == _core.RUN_RUNNING
+                and coordinator_alive(self._seg))
+
+    def close(self, flush: bool = True) -> None:
+        """Detach (after the packets sent so far left the relay, by default)."""
+        if self._closed:
+            return
+        if flush:
+            self.flush()
+        self._closed = True
+        self._client.shutdown(wait=False)
+
+    def __enter__(self) -> RelaySender:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:

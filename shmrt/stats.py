@@ -131,6 +131,17 @@ class DroppedStatistics(_Record):
     crashed: int  # a worker died on the packet
     in_doubt: int  # a send worker died while handing the packet to the sink
     full: int  # send_nowait refused: no budget
+    kernel: int  # the UDP ingress's socket queue overflowed (SO_RXQ_OVFL or /proc/net/udp)
+    no_space: int  # a datagram past the slot found no arena room at the ingress
+
+
+@dataclass(frozen=True, eq=True)
+class IngressStatistics(_Record):
+    """The relay's UDP ingress (udp.c), when it has one."""
+
+    received: int  # datagrams received
+    kernel_drops: int  # dropped by the kernel before we read them
+    no_space: int  # dropped: no arena room for a datagram past the slot
 
 
 @dataclass(frozen=True, eq=True)
@@ -152,6 +163,9 @@ class RelayStatistics(_Record):
     rings: list[SendRingStatistics]  # one per send worker
     sent: int  # packets handed to the sink
     dropped: DroppedStatistics  # packets not sent, by reason
+    ingress: IngressStatistics  # the UDP ingress's counters (zeros without one)
+    received: int  # datagrams the UDP ingress received
+    kernel_drops: int  # = dropped.kernel
     runtime: Statistics  # the relay's runtime
 
 
@@ -175,18 +189,27 @@ def runtime_statistics(seg: _core.Segment) -> Statistics:
     )
 
 
-def relay_statistics(seg: _core.Segment, runtime: Statistics) -> RelayStatistics:
-    """The relay counters of ``seg`` (relay.c's relay_stats) and their sums."""
+def relay_statistics(seg: _core.Segment, runtime: Statistics,
+                     socket_drops: int | None = None) -> RelayStatistics:
+    """The relay counters of ``seg`` (relay.c's relay_stats) and their sums.
+    socket_drops: the kernel's count for the ingress socket (/proc/net/udp),
+    when this process has it; the larger of it and SO_RXQ_OVFL's is used."""
     d = seg.relay_stats()
     rings = [SendRingStatistics._from(r) for r in d["rings"]]
+    ing = d["ingress"]
+    kernel = max(ing["kernel_drops"], socket_drops or 0)
+    ingress = IngressStatistics(received=ing["received"], kernel_drops=kernel,
+                                no_space=ing["no_space"])
     dropped = DroppedStatistics(
         filtered=sum(r.filtered for r in rings), error=sum(r.errors for r in rings),
         crashed=sum(r.crashed for r in rings), in_doubt=sum(r.in_doubt for r in rings),
-        full=d["full"])
+        full=d["full"], kernel=kernel, no_space=ing["no_space"])
     return RelayStatistics._from(d, rings=rings, sent=sum(r.sent for r in rings),
-                                 dropped=dropped, runtime=runtime)
+                                 dropped=dropped, ingress=ingress, received=ing["received"],
+                                 kernel_drops=kernel, runtime=runtime)
 
 
 __all__ = ["Statistics", "WorkerStatistics", "ArenaStatistics", "ClientStatistics",
-           "RelayStatistics", "SendRingStatistics", "DroppedStatistics", "runtime_statistics",
+           "RelayStatistics", "SendRingStatistics", "DroppedStatistics", "IngressStatistics",
+           "runtime_statistics",
            "relay_statistics"]

@@ -90,3 +90,34 @@ def slow_record(packet: Any, flow: int) -> None:
 
 def identity_packet(packet: memoryview) -> bytes:
     return bytes(packet)
+
+
+def feed_named(name: str, proc: int, n: int, flows: int) -> None:
+    """A process of its own feeding the named relay: n packets
+    (seq u32, proc u16, flow u16, padding) round-robin over `flows` flows."""
+    import struct
+
+    import shmrt
+
+    seqs = [0] * flows
+    with shmrt.Relay.connect(name) as r:
+        for i in range(n):
+            f = i % flows
+            r.send(struct.pack("<IHH", seqs[f], proc, f) + b"n" * (40 + i % 300), flow=f)
+            seqs[f] += 1
+
+
+def ingress_named(name: str, port_file: str) -> None:
+    """A process of its own running the UDP ingress of a named relay: binds a
+    socket, writes its port to `port_file`, receives until killed (a crash
+    test arms it) or idle for 5 s."""
+    import shmrt
+    from shmrt.relay import udp_socket
+
+    sock = udp_socket(("127.0.0.1", 0), 8 << 20)
+    with shmrt.Relay.connect(name) as r:
+        with open(port_file + ".tmp", "w") as f:
+            f.write(str(sock.getsockname()[1]))
+        os.rename(port_file + ".tmp", port_file)
+        while r.serve_udp(sock, timeout=5.0):
+            pass

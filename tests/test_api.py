@@ -22,6 +22,7 @@ EXPECTED_ALL = [
     "PayloadTooLarge",
     "Pool",
     "Relay",
+    "RelaySender",
     "RemoteTraceback",
     "RuntimeExists",
     "RuntimeNotFound",

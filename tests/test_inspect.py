@@ -522,7 +522,8 @@ def test_relay_view_and_lints(
         {"index": 0, "pid": os.getpid(), "state": "waiting", "gen": 5},
         {"index": 1, "pid": 123, "state": "woken", "gen": 1},
     ]
-    assert relay["drops"] == {"filtered": 2, "error": 1, "crashed": 1, "in_doubt": 0, "full": 7}
+    assert relay["drops"] == {"filtered": 2, "error": 1, "crashed": 1, "in_doubt": 0, "full": 7,
+                              "kernel": 0, "no_space": 0}
     assert (relay["registrations"], relay["wakes"], relay["recheck"]) == (9, 6, 2)
     r0, r1 = relay["rings"]
     assert (r0["depth"], r0["waitlist"], r0["capacity"], r0["pid"]) == (2, 1, 4, 0)
@@ -731,7 +732,7 @@ def test_live_relay(capsys: pytest.CaptureFixture[str]) -> None:
         assert ring["pid"] > 0 and ring["depth"] == ring["waitlist"] == 0
         assert ring["pushed"] == ring["popped"] == 100
         assert relay["drops"] == {"filtered": 0, "error": 0, "crashed": 0, "in_doubt": 0,
-                                  "full": 0}
+                                  "full": 0, "kernel": 0, "no_space": 0}
         assert relay["pending_with_capacity"] == 0 and relay["waiters"] == []
         assert not [x for x in rep["lints"] if x["name"] != "long-running"]
         # the send worker's pid finds the runtime

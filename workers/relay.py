@@ -38,10 +38,13 @@ from shmrt import _core
 BATCH = 256
 WAIT_S = 0.5
 SPIN_S = 50e-6  # poll the ring this long before sleeping (a futex wake costs ~50 us)
+LINGER_S = 200e-6  # C send path: nap this long on an empty ring before sleeping (udp_send.c)
 
 
 class UdpSender:
-    """The send side of shmrt.UdpSink, built inside the send worker."""
+    """The send side of shmrt.UdpSink, built inside the send worker.  main()
+    does not call it per packet: it hands the socket to relay_udp_send (C:
+    batches, per-flow order, sendmmsg; shmrt/_core/udp_send.c)."""
 
     def __init__(self, addr: tuple[str, int]):
         self.addr = addr
@@ -159,6 +162,17 @@ def main(shm_file: str, sw: int, sink_spec: tuple[str, Any], ordered: bool, pdea
     seg.relay_register(sw, pid, proc_start_time(pid))
     seg.relay_set_backlog(sw, 0, pid)
     run_off = h["run_state"]
+    if isinstance(me.sink, UdpSender):  # all in C: take, reorder, sendmmsg, done (udp.c)
+        me.sink.sock.connect(me.sink.addr)
+        fd = me.sink.sock.fileno()
+        while True:
+            if seg.relay_udp_send(sw, fd, ordered, BATCH, WAIT_S, LINGER_S):
+                continue
+            if seg.load64(run_off) != _core.RUN_RUNNING:
+                break
+            if not process_alive(*coord):
+                break
+        return
     while True:
         items = seg.relay_take(sw, BATCH)
         if not items:

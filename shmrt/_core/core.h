@@ -9,8 +9,9 @@
  *   arena.h       arena.c: blocks, views, hold tables, process records
  *   slots.h       slots.c: slots, references, completion and delivery
  *   scheduler.h   sched.c: idle word, park / notify, run queues
- *   task.c, relay.c, admin.c, kill.c, reclaim.c: Python methods over the
- *                 layers below; they never call each other
+ *   task.c, relay.c (relay.h), admin.c, kill.c, reclaim.c: Python methods
+ *                 over the layers below; they never call each other
+ *   udp.h         udp.c, udp_send.c: the relay's batched UDP I/O, on relay.h
  *   methods.h     every unit's method table; module.c assembles them
  *
  * Error convention (one, everywhere):

@@ -334,7 +334,12 @@ typedef struct {
     u64 errors;
     u64 crashed;
     u64 in_doubt;   /* packets a send worker died while handing to the sink (reclaim.c) */
-    u64 _ctr[6];
+    /* on send worker 0's entry only: the UDP ingress (udp.c) and the relay */
+    u64 rx_received;     /* datagrams the UDP ingress received */
+    u64 rx_kernel_drops; /* kernel receive-queue drops at its socket (SO_RXQ_OVFL) */
+    u64 rx_no_space;     /* datagrams dropped: arena exhausted for a large one */
+    u64 relay_fn;        /* the relay's transform fn id + 1 (named relays connect by it) */
+    u64 _ctr[2];
     _Alignas(CACHE_LINE) u64 rings[]; /* ring_t (send_cap), then ring_t (inject_cap) */
 } send_t;
 

@@ -16,6 +16,7 @@ extern PyMethodDef relay_methods[];
 extern PyMethodDef reclaim_methods[];
 extern PyMethodDef kill_methods[];
 extern PyMethodDef broken_methods[];
+extern PyMethodDef udp_methods[];    /* udp.c: the relay's batched UDP I/O */
 
 PyObject *core_compute_layout(PyObject *self, PyObject *arg); /* segment.c */
 void crash_init(void);                                         /* crash.c */

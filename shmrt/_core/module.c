@@ -138,6 +138,8 @@ static int relay_fields(PyObject *m) {
     FIELD(e, send_t, pending_with_capacity); FIELD(e, send_t, sent); FIELD(e, send_t, filtered);
     FIELD(e, send_t, errors); FIELD(e, send_t, crashed); FIELD(e, send_t, in_doubt);
     FIELD(e, send_t, rings);
+    FIELD(e, send_t, rx_received); FIELD(e, send_t, rx_kernel_drops);
+    FIELD(e, send_t, rx_no_space); FIELD(e, send_t, relay_fn);
     FIELD(w, waiter_t, state); FIELD(w, waiter_t, pid);
     if (add_table(m, "SEND_FIELDS", e)) { Py_DECREF(d); Py_DECREF(w); return -1; }
     if (add_table(m, "WAITER_FIELDS", w)) { Py_DECREF(d); return -1; }
@@ -233,7 +235,8 @@ static PyMethodDef all_methods[MAX_METHODS];
 static int segment_type_ready(void) {
     PyMethodDef *tables[] = {segment_methods, sched_methods,   task_methods,
                              admin_methods,   arena_methods,   relay_methods,
-                             reclaim_methods, kill_methods,    broken_methods};
+                             reclaim_methods, kill_methods,    broken_methods,
+                             udp_methods};
     int n = 0;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (PyMethodDef *md = tables[t]; md->ml_name; md++) {

@@ -125,6 +125,57 @@ static void unit_given(SegmentObject *s) {
 }
 
 #define ACQUIRE_SLICE_S 0.5
+/* One unit, waiting as long as it takes (in slices: a runtime that breaks
+ * meanwhile ends the wait, broken.c).  Runs without the GIL; counted in
+ * s->units in the step that takes it (budget.h).  BUDGET_OK, or
+ * BUDGET_TIMEOUT when the runtime broke. */
+static int acquire_sliced(SegmentObject *s, relay_t *r, double timeout, int nowait) {
+    double end = timeout >= 0 ? (double)now_ns() * 1e-9 + timeout : -1;
+    int rc;
+    for (;;) {
+        double left = end >= 0 ? end - (double)now_ns() * 1e-9 : ACQUIRE_SLICE_S;
+        rc = acquire(s, r, left < 0 ? 0 : left < ACQUIRE_SLICE_S ? left : ACQUIRE_SLICE_S, nowait);
+        if (rc != BUDGET_TIMEOUT || seg_broken(s) || (end >= 0 && left <= ACQUIRE_SLICE_S)) break;
+    }
+    return rc;
+}
+
+/* For udp.c (GIL released): up to `want` units without waiting, counted in
+ * s->units, inside the caller's section.  Returns how many. */
+u64 relay_units_try(SegmentObject *s, u64 want) {
+    relay_t *r = relay_of(s);
+    u64 got = 0;
+    while (r && got < want && sem_try(r)) {
+        unit_taken(s);
+        got++;
+    }
+    if (got) FETCH_ADD_RLX(&r->fast, got);
+    return got;
+}
+/* One unit, waiting (outside any section): BUDGET_OK or BUDGET_TIMEOUT. */
+int relay_units_wait(SegmentObject *s, double timeout) {
+    relay_t *r = relay_of(s);
+    return r ? acquire_sliced(s, r, timeout, 0) : BUDGET_TIMEOUT;
+}
+/* A unit a packet now holds (inside the step that filled it). */
+void relay_unit_in_packet(SegmentObject *s) { unit_given(s); }
+/* A unit given back unused (inside a section). */
+void relay_unit_back(SegmentObject *s) {
+    unit_given(s);
+    sem_release_one(s, relay_of(s));
+}
+/* The unit of a packet that left the relay (relay_done's per-packet part). */
+void relay_packet_done(SegmentObject *s, u64 idx) {
+    drop_handle_ref(s, idx); /* the pipeline's handle (state.h drop_handle): the slot is free now */
+    sem_release_one(s, relay_of(s));
+}
+/* flush(): packets left; wake a flusher.  After the counters are bumped. */
+void relay_done_bump(SegmentObject *s) {
+    relay_t *r = relay_of(s);
+    FETCH_ADD_SEQ(&r->done_seq, 1);
+    if (LOAD_SEQ(&r->flushing)) futex_wake_u32(&r->done_seq, 64);
+}
+
 static PyObject *R_acquire(SegmentObject *s, PyObject *args) {
     double timeout = -1;
     int nowait = 0;
@@ -147,13 +198,7 @@ static PyObject *R_acquire(SegmentObject *s, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     /* The slow path sleeps: its stretches between sleeps are steps, and the
      * unit it obtains is counted in the step that takes it (budget.h). */
-    /* in slices: a runtime that breaks meanwhile ends the wait (broken.c) */
-    double end = timeout >= 0 ? (double)now_ns() * 1e-9 + timeout : -1;
-    for (;;) {
-        double left = end >= 0 ? end - (double)now_ns() * 1e-9 : ACQUIRE_SLICE_S;
-        rc = acquire(s, r, left < 0 ? 0 : left < ACQUIRE_SLICE_S ? left : ACQUIRE_SLICE_S, nowait);
-        if (rc != BUDGET_TIMEOUT || seg_broken(s) || (end >= 0 && left <= ACQUIRE_SLICE_S)) break;
-    }
+    rc = acquire_sliced(s, r, timeout, nowait);
     Py_END_ALLOW_THREADS
     if (rc == BUDGET_TIMEOUT && seg_broken(s)) return seg_raise_broken(s);
     /* one per acquire that gave up, not per slice (a wait of more than a
@@ -208,11 +253,8 @@ static void move_waiters(SegmentObject *s, send_t *t) { sendq_move_waiters(&s->L
  * worker that meets a flow it has no state for (it was just started, e.g.
  * replacing a dead one) starts that flow there: everything below was handed
  * to the sink already.  O(slots); once per unknown flow. */
-static PyObject *R_flow_min(SegmentObject *s, PyObject *arg) {
-    unsigned long long flow = PyLong_AsUnsignedLongLong(arg);
-    relay_t *r;
-    if (PyErr_Occurred() || relay_check(s, &r, 0)) return NULL;
-    u64 carved = LOAD_ACQ(&HDR(s)->slots_carved), best = 0;
+int relay_flow_min(SegmentObject *s, u64 flow, u64 *best) {
+    u64 carved = LOAD_ACQ(&HDR(s)->slots_carved); /* pairs with slots_alloc's CAS */
     int found = 0;
     if (carved > s->L.n_slots) carved = s->L.n_slots;
     for (u64 i = 0; i < carved; i++) {
@@ -221,10 +263,18 @@ static PyObject *R_flow_min(SegmentObject *s, PyObject *arg) {
             LOAD_RLX(&sl->flow) != flow)
             continue;
         u64 q = LOAD_RLX(&sl->seq);
-        if (!found || q < best) best = q;
+        if (!found || q < *best) *best = q;
         found = 1;
     }
-    if (!found) Py_RETURN_NONE;
+    return found;
+}
+
+static PyObject *R_flow_min(SegmentObject *s, PyObject *arg) {
+    unsigned long long flow = PyLong_AsUnsignedLongLong(arg);
+    relay_t *r;
+    if (PyErr_Occurred() || relay_check(s, &r, 0)) return NULL;
+    u64 best = 0;
+    if (!relay_flow_min(s, flow, &best)) Py_RETURN_NONE;
     return PyLong_FromUnsignedLongLong(best);
 }
 
@@ -325,12 +375,10 @@ static PyObject *R_done(SegmentObject *s, PyObject *args) {
             if (!PyErr_Occurred()) PyErr_Format(SegmentError, "bad slot index %llu", idx);
             return NULL;
         }
-        drop_handle_ref(s, idx); /* the pipeline's handle (state.h drop_handle): the slot is free now */
-        sem_release_one(s, r);
+        relay_packet_done(s, idx);
     }
     Py_DECREF(seq);
-    FETCH_ADD_SEQ(&r->done_seq, 1);
-    if (LOAD_SEQ(&r->flushing)) futex_wake_u32(&r->done_seq, 64);
+    relay_done_bump(s);
     Py_RETURN_NONE;
 }
 
@@ -419,6 +467,19 @@ static PyObject *R_register(SegmentObject *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* relay_fn(fid=-1) -> int | None: the relay's transform (function id), set
+ * by its owner, read by processes that connect to a named relay. */
+static PyObject *R_fn(SegmentObject *s, PyObject *args) {
+    long long fid = -1;
+    relay_t *r;
+    if (!PyArg_ParseTuple(args, "|L", &fid) || relay_check(s, &r, fid >= 0)) return NULL;
+    u64 *w = &send_at(s, 0)->relay_fn;
+    if (fid >= 0) STORE_REL(w, (u64)fid + 1); /* pairs with the acquire below */
+    u64 v = LOAD_ACQ(w);
+    if (!v || v - 1 >= s->L.n_funcs) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(v - 1);
+}
+
 /* relay_stats() -> dict (budget + waiter counters, per ring counters) */
 static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
     relay_t *r;
@@ -446,14 +507,22 @@ static PyObject *R_stats(SegmentObject *s, PyObject *unused) {
         }
         Py_DECREF(d);
     }
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsN}", "avail", LOAD_RLX(&r->avail), "capacity",
+    send_t *t0 = send_at(s, 0); /* the UDP ingress's counters (layout.h) */
+    PyObject *ingress = Py_BuildValue("{sKsKsK}", "received", LOAD_RLX(&t0->rx_received),
+                                      "kernel_drops", LOAD_RLX(&t0->rx_kernel_drops),
+                                      "no_space", LOAD_RLX(&t0->rx_no_space));
+    if (!ingress) {
+        Py_DECREF(rings);
+        return NULL;
+    }
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsNsN}", "avail", LOAD_RLX(&r->avail), "capacity",
                          LOAD_RLX(&r->capacity), "registrations", LOAD_RLX(&r->registrations),
                          "wakes", LOAD_RLX(&r->wakes), "spurious", LOAD_RLX(&r->spurious),
                          "pending_with_capacity", LOAD_RLX(&r->pending_with_capacity),
                          "passed_on", LOAD_RLX(&r->passed_on), "fast", LOAD_RLX(&r->fast), "full",
                          LOAD_RLX(&r->full), "timeouts", LOAD_RLX(&r->timeouts), "recheck",
                          LOAD_RLX(&r->recheck), "withdrawn", LOAD_RLX(&r->withdrawn), "rings",
-                         rings);
+                         rings, "ingress", ingress);
 }
 
 SECTIONED(R_release)
@@ -481,4 +550,5 @@ PyMethodDef relay_methods[] = {
     {"relay_wake_send", (PyCFunction)R_wake_send, METH_NOARGS, "relay_wake_send()"},
     {"relay_register", (PyCFunction)R_register, METH_VARARGS, "relay_register(sw, pid, start)"},
     {"relay_stats", (PyCFunction)R_stats, METH_NOARGS, "relay_stats() -> dict"},
+    {"relay_fn", (PyCFunction)R_fn, METH_VARARGS, "relay_fn(fid=-1) -> the transform's id | None"},
     {NULL}};

@@ -32,21 +32,22 @@ static u64 slot_index(SegmentObject *s, slot_t *sl) {
     return (u64)((char *)sl - (s->L.base + s->L.slots_off)) / s->L.slot_size;
 }
 
-/* A free slot index, -1 when none is left, -2 (broken, SegmentError set)
- * when the allocator handed out a slot that is in use: a scribbled free
- * stack or carve counter would otherwise give one slot to two tasks. */
+/* A free slot index, -1 when none is left, -2 (marked broken; no Python
+ * error set, so it runs without the GIL: udp.c) when the allocator handed
+ * out a slot that is in use: a scribbled free stack or carve counter would
+ * otherwise give one slot to two tasks. */
 static long slot_alloc(SegmentObject *s) {
     long i = slots_alloc(&s->L);
     if (i == -2) {
-        seg_corrupt(s, "free-slot stack: head %#llx is not a free slot",
-                    (unsigned long long)LOAD_RLX(&HDR(s)->free_head));
+        seg_mark_broken(s, "free-slot stack: head %#llx is not a free slot",
+                        (unsigned long long)LOAD_RLX(&HDR(s)->free_head));
         return -2;
     }
     if (i < 0) return i;
     u64 st = LOAD_ACQ(&slot_at(s, (u64)i)->state); /* pairs with the last dropper's release */
     if (st_refs(st) != 0) {
-        seg_corrupt(s, "free-slot stack: slot %ld is in use (state %#llx; free head %#llx, "
-                    "carved %llu)", i, (unsigned long long)st,
+        seg_mark_broken(s, "free-slot stack: slot %ld is in use (state %#llx; free head %#llx, "
+                        "carved %llu)", i, (unsigned long long)st,
                     (unsigned long long)LOAD_RLX(&HDR(s)->free_head),
                     (unsigned long long)LOAD_RLX(&HDR(s)->slots_carved));
         return -2;
@@ -142,7 +143,7 @@ static u64 slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer
     STORE_PLAIN(&sl->limit_ns, 0);
     STORE_PLAIN(&sl->flow, packet ? packet[0] : 0);
     STORE_PLAIN(&sl->seq, packet ? packet[1] : 0);
-    if (b->len) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len);
+    if (b->len && b->buf) memcpy(slot_payload(s, sl), b->buf, (size_t)b->len); /* NULL: in place (udp.c) */
     STORE_REL(&sl->state, STATE_INITIAL); /* publishes the fields above */
     return (gen << 32) | idx;
 }
@@ -156,6 +157,15 @@ static int check_payload(SegmentObject *s, Py_buffer *b) {
     return 0;
 }
 
+/* udp.c receives datagrams straight into slots: it allocates first and
+ * fills after the receive (b->buf NULL: the payload is already written). */
+long task_slot_alloc(SegmentObject *s) { return slot_alloc(s); }
+u64 task_slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
+                   long long blob, const u64 *packet) {
+    FETCH_ADD_RLX(&HDR(s)->submitted, 1);
+    return slot_fill(s, idx, holder, fn_id, b, blob, 0, 0, packet);
+}
+
 /* Allocate and fill a slot for a new task (not yet queued: the caller pushes
  * it, which publishes the slot to the worker that pops it).  Returns 0 and
  * the key / index, 1 when no slot is free, or -1 with an exception set. */
@@ -164,7 +174,7 @@ int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long bl
     if (seg_check_open(s, 1) || check_payload(s, b) || arena_check_held(s, blob, "args"))
         return -1;
     long i = slot_alloc(s);
-    if (i == -2) return -1; /* corrupt: broken, SegmentError set */
+    if (i == -2) return seg_raise_broken(s), -1; /* corrupt: broken */
     if (i < 0) return 1;
     CRASH_POINT(CP_ALLOC);
     *idx = (u64)i;
@@ -177,7 +187,7 @@ int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long bl
 
 /* Called by deliver() when a relay packet completes (CPU worker, or the
  * coordinator for a crashed one).  Never blocks. */
-static int deliver_packet(SegmentObject *s, u64 idx, slot_t *sl) {
+int slot_deliver_packet(SegmentObject *s, u64 idx, slot_t *sl) {
     u64 flow = LOAD_RLX(&sl->flow);
     send_t *t = sendq_of_flow(&s->L, flow); /* sendq.h: flow hash % send workers */
     if (!t) {
@@ -197,7 +207,7 @@ static int deliver_packet(SegmentObject *s, u64 idx, slot_t *sl) {
  * runtime broken (a holder that names nobody, a ring that refuses it). */
 static int deliver(SegmentObject *s, u64 idx, slot_t *sl, u64 prev_state) {
     u64 holder = LOAD_RLX(&sl->holder);
-    if (holder == HOLDER_RELAY) return deliver_packet(s, idx, sl);
+    if (holder == HOLDER_RELAY) return slot_deliver_packet(s, idx, sl);
     if ((holder & ~0xffffULL) == HOLDER_WORKER && (holder & 0xffff) < s->L.n_workers) {
         join_wake(worker_at(s, holder & 0xffff), prev_state); /* park.h: wake a joiner */
         return 0;

@@ -23,6 +23,13 @@ slot_t *slot_of_key_arg(SegmentObject *s, PyObject *arg, int need_write, u64 *id
 /* raising: allocate and fill a slot (not yet queued): 0, 1 no free slot, -1 */
 int task_new(SegmentObject *s, u64 holder, u64 fn_id, Py_buffer *b, long long blob,
              u64 retries, u64 parent, const u64 *packet, u64 *key, u64 *idx);
+/* for udp.c (no GIL): a free slot (-1 none, -2 corrupt: marked broken), and
+ * its fill once the datagram is in its payload (b->buf NULL) or in blob */
+long task_slot_alloc(SegmentObject *s);
+u64 task_slot_fill(SegmentObject *s, u64 idx, u64 holder, u64 fn_id, Py_buffer *b,
+                   long long blob, const u64 *packet);
+/* a completed relay packet to its send ring (never blocks; -1: broken) */
+int slot_deliver_packet(SegmentObject *s, u64 idx, slot_t *sl);
 /* raising: write the result, RUNNING -> COMPLETE, deliver, drop the
  * scheduler's reference */
 int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *b,

@@ -49,6 +49,15 @@ static inline u64 st_refs(u64 s) { return s >> REF_SHIFT; }
  * result, two references (handle + scheduler). */
 #define STATE_INITIAL (S_NOTIFIED | S_JOIN_INTEREST | 2 * REF_ONE)
 
+/* A fresh relay packet whose transform is built in (identity) is complete
+ * as soon as it is filled: INITIAL -> COMPLETE | JOIN_INTEREST, one ref (the
+ * scheduler's is dropped; the pipeline's handle stays).  Release: publishes
+ * the result; pairs with the send worker's acquire load (relay_take). */
+static inline tr_t transition_initial_to_complete(u64 *w) {
+    u64 cur = STATE_INITIAL;
+    return CAS_ACQREL(w, &cur, S_COMPLETE | S_JOIN_INTEREST | REF_ONE) ? TR_OK : TR_INVALID;
+}
+
 /* NOTIFIED -> RUNNING (or drop it when CANCELLED). Acquire: pairs with the
  * release CAS/store that published the slot's contents (submit/spawn). */
 static inline tr_t transition_to_running(u64 *w) {

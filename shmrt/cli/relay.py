@@ -10,13 +10,16 @@ socket's receive queue was full are read from /proc/net/udp and reported
 the last datagrams never reached the relay.  (Datagrams lost before the
 socket, e.g. in a full loopback device backlog, are seen by no per-socket
 counter: /proc/net/softnet_stat has them.)
+
+The datagrams are read by ``Relay.serve_udp`` (recvmmsg straight into task
+slots, in C), and with ``--name NAME`` other processes feed the relay too
+(``shmrt.Relay.connect(NAME)``; per-flow order holds per sender and flow,
+docs/relay.md); ``--listen`` may then be left out.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import select
 import socket
 import sys
 import time
@@ -52,8 +55,11 @@ def _bind(addr: tuple[str, int], rcvbuf: int) -> socket.socket:
 
 
 @main.command("relay")
-@click.option("--listen", "listen", required=True, metavar="HOST:PORT",
-              help="UDP address to receive on (port 0: pick one; the ready line says which).")
+@click.option("--listen", "listen", default=None, metavar="HOST:PORT",
+              help="UDP address to receive on (port 0: pick one; the ready line says which). "
+              "Needed unless --name is given.")
+@click.option("--name", default=None, metavar="NAME",
+              help="Name the relay: other processes feed it with shmrt.Relay.connect(NAME).")
 @click.option("--to", "to", required=True, metavar="HOST:PORT", help="UDP address to send to.")
 @click.option("--transform", default="shmrt.transforms:identity", show_default=True,
               metavar="MOD:FN", help="Per-packet transform (shmrt.transforms has identity, "
@@ -69,32 +75,45 @@ def _bind(addr: tuple[str, int], rcvbuf: int) -> socket.socket:
 @click.option("--rcvbuf", type=click.IntRange(min=1024), default=16 << 20, show_default=True,
               help="Receive buffer of the listening socket, bytes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def relay(listen: str, to: str, transform: str, workers: int | None, send_workers: int,
-          unordered: bool, max_inflight: int, count: int | None, rcvbuf: int,
+def relay(listen: str | None, name: str | None, to: str, transform: str, workers: int | None,
+          send_workers: int, unordered: bool, max_inflight: int, count: int | None, rcvbuf: int,
           as_json: bool) -> None:
-    """A UDP relay: --listen -> transform on every core -> --to, per-source order."""
+    """A UDP relay: --listen -> transform on every core -> --to, per-source order.
+    With --name, other processes feed it too (shmrt.Relay.connect(NAME))."""
+    from ..errors import RuntimeExists
     from ..relay import Relay, UdpSink
 
+    if listen is None and name is None:
+        raise click.UsageError("give --listen HOST:PORT, --name NAME, or both")
     try:
         fn = resolve(transform, "--transform")
     except ResolveError as e:
         raise click.ClickException(str(e)) from None
     target = _addr(to)
-    sock = _bind(_addr(listen), rcvbuf)
+    sock = _bind(_addr(listen), rcvbuf) if listen is not None else None
     sigs = _Signals()
     try:
         with Relay(fn, UdpSink(target), workers=workers, send_workers=send_workers,
-                   ordered=not unordered, max_inflight=max_inflight) as r:
+                   ordered=not unordered, max_inflight=max_inflight, name=name) as r:
             r.wait_ready(30)
-            host, port = sock.getsockname()[:2]
-            click.echo(f"shmrt relay: listening on {host}:{port} -> {to} "
+            where = "listening on {}:{}".format(*sock.getsockname()[:2]) if sock else "named"
+            click.echo(f"shmrt relay: {where} -> {to} "
                        f"({len(r.worker_pids)} workers, {send_workers} send workers, "
-                       f"transform {transform})", err=True)
-            received, drops, started = _pump(sock, r, sigs, count)
+                       f"transform {transform}"
+                       + (f", name {r.name}: shmrt.Relay.connect({r.name!r})" if name else "")
+                       + ")", err=True)
+            if sock is not None:
+                received, drops, started = _pump(sock, r, sigs, count)
+            else:
+                received, drops, started = 0, 0, time.monotonic()
+                sigs.wait()
             r.flush(10)
             st = r.statistics().as_dict()
+    except RuntimeExists as e:
+        raise click.ClickException(f"--name {name}: {e}") from None
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
         sigs.restore()
     elapsed = time.monotonic() - started
     summary: dict[str, Any] = {"received": received, "kernel_drops": drops,
@@ -117,30 +136,20 @@ def _pump(sock: socket.socket, r: Any, sigs: Any,
           count: int | None) -> tuple[int, int, float]:
     """Receive until a signal, or until ``count`` datagrams arrived at the
     socket (received, or dropped by the kernel); returns (received, kernel
-    drops, t0)."""
+    drops, t0).  The receiving is Relay.serve_udp (recvmmsg in C, GIL
+    released), in calls of at most KERNEL_DROPS_POLL_S."""
     from ..relay import udp_kernel_drops
 
     received = 0
     drops = udp_kernel_drops(sock)  # since the bind: the burst may start before we do
     started = time.monotonic()
-    send = r.send
-    wake = sigs._r
     while sigs.received is None and (count is None or received + drops < count):
-        ready, _, _ = select.select([sock, wake], [], [], KERNEL_DROPS_POLL_S)
-        drops = udp_kernel_drops(sock)
-        if wake in ready:
-            os.read(wake, 512)
-        if sock not in ready:
-            continue
-        while count is None or received + drops < count:
-            try:
-                data, src = sock.recvfrom(65536)
-            except BlockingIOError:
-                break
-            if received == 0:
-                started = time.monotonic()
-            send(data, src)
-            received += 1
+        t0 = time.monotonic()
+        got = r.serve_udp(sock, KERNEL_DROPS_POLL_S, 0 if count is None else count - received - drops)
+        if got and received == 0:
+            started = t0
+        received += got
+        drops = r.statistics()["kernel_drops"]  # SO_RXQ_OVFL or /proc/net/udp, the larger
     if sigs.received is not None:
         print(file=sys.stderr)
-    return received, udp_kernel_drops(sock), started
+    return received, r.statistics()["kernel_drops"], started

@@ -418,6 +418,10 @@ class Send(Record, table=_core.SEND_FIELDS, size=_core.SEND_SIZE,
     errors: int
     crashed: int
     in_doubt: int
+    rx_received: int  # the UDP ingress's counters (send worker 0's entry; udp.c)
+    rx_kernel_drops: int
+    rx_no_space: int
+    relay_fn: int  # the relay's transform fn id + 1 (named relays connect by it)
 
 
 RECORDS: tuple[type[Record], ...] = (Header, Worker, Client, LocalQueue, Ring, Func, Slot, Block,

@@ -49,7 +49,7 @@ from .scenarios import WORKLOADS
 __all__ = ["format_all", "format_relay", "run_all"]
 
 RELAY_HEAVY, RELAY_LIGHT = 20_000, 50_000
-RELAY_KINDS = {"heavy": 3, "identity": 4}  # relays per transform in relay.run
+RELAY_KINDS = {"heavy": 3, "identity": 5}  # relays per transform in relay.run
 
 
 def _relay_packets(scale: float) -> tuple[int, int]:
@@ -317,7 +317,8 @@ def _run_relay(repeat: int, workers: int, scale: float, prog: Progress) -> dict[
 
 
 _RELAY_LABELS = {"shmrt": "shmrt relay", "asyncio": "asyncio (1 process)",
-                 "ppe": "asyncio + PPE", "plain": "plain forwarder (no transform)"}
+                 "ppe": "asyncio + PPE", "plain": "plain forwarder (no transform)",
+                 "mmsg": "recvmmsg/sendmmsg forwarder"}
 
 
 def format_relay(relay: dict[str, Any], markdown: bool = False) -> str:

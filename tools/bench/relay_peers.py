@@ -6,7 +6,8 @@ KIND is ``asyncio`` (one process: receive, transform, send, on one core),
 ``ppe`` (asyncio front end, the transform on a ProcessPoolExecutor with
 the spawn method, outputs sent in arrival order), or ``plain`` (a blocking
 recvfrom/sendto loop that forwards unchanged: the floor for a Python UDP
-forwarder).  Each prints ``listening on 127.0.0.1:PORT`` on stderr when
+forwarder), or ``mmsg`` (a recvmmsg/sendmmsg forwarder, batches of 64,
+through ctypes: what batching alone gives one Python process).  Each prints ``listening on 127.0.0.1:PORT`` on stderr when
 ready and exits after COUNT datagrams.
 """
 
@@ -109,6 +110,15 @@ def main(argv: list[str]) -> None:
     workers = int(argv[5]) if len(argv) > 5 else 2
     if kind == "plain":
         plain(listen, to, count)
+    elif kind == "mmsg":
+        from .mmsg import forward
+
+        s = _sock(listen)
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        out.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        out.connect(("127.0.0.1", to))
+        print(f"listening on 127.0.0.1:{s.getsockname()[1]}", file=sys.stderr, flush=True)
+        forward(s, out, count)
     elif kind in ("asyncio", "ppe"):
         asyncio.run(_asyncio_relay(listen, to, spec, count, workers, kind == "ppe"))
     else:

@@ -435,9 +435,11 @@ def _relay(img: Image, lints: _Lints, where: dict[int, list[str]]) -> model.Rela
         )
 
     rings: list[model.SendRing] = []
+    ingress: dict[str, int] = {}  # the UDP ingress's words, on send worker 0 (udp.c)
     for i in range(lay.n_send):
         t = decode_send(buf, lay, i)
         tf = t.fields
+        ingress = ingress or tf
         for ring, label in ((t.ring, "send"), (t.waitlist, "waitlist")):
             if ring.corrupt:
                 lints.add("corrupt", ring.corrupt)
@@ -513,6 +515,8 @@ def _relay(img: Image, lints: _Lints, where: dict[int, list[str]]) -> model.Rela
             crashed=sum(x.crashed for x in rings),
             in_doubt=sum(x.in_doubt for x in rings),
             full=f["full"],
+            kernel=ingress.get("rx_kernel_drops", 0),
+            no_space=ingress.get("rx_no_space", 0),
         ),
         waiters=waiters,
         rings=rings,

@@ -180,6 +180,8 @@ class RelayDrops(msgspec.Struct, kw_only=True):
     crashed: int  # the CPU worker died running the transform
     in_doubt: int = 0  # a send worker died handing them to the sink: sent or not
     full: int  # refused by send_nowait / dropped by on_full="drop"
+    kernel: int = 0  # UDP ingress: the kernel's receive queue was full (SO_RXQ_OVFL)
+    no_space: int = 0  # UDP ingress: a datagram past the slot found no arena room
 
 
 class Relay(msgspec.Struct, kw_only=True):

@@ -212,7 +212,8 @@ def relay_view(r: model.Relay) -> Group:
         ("relay sends", f"{r.fast} without waiting; {r.full} refused (full)"),
         (
             "relay drops",
-            f"{d.filtered} filtered, {d.error} errors, {d.crashed} crashed, {d.full} full",
+            f"{d.filtered} filtered, {d.error} errors, {d.crashed} crashed, {d.full} full, "
+            f"{d.in_doubt} in doubt, {d.kernel} kernel (socket full), {d.no_space} no space",
         ),
     ]
     for k, v in rows:
