@@ -179,9 +179,9 @@ def main(spec: WorkerSpec, wid: int, epoch: int, err_file: str | None = None,
     _become_worker(seg, coord, spec, wid, epoch)
 
 
-def _zygote(seg: _core.Segment, coord: tuple[int, int], spec: WorkerSpec, conn: Any) -> None:
-    """Fork a worker for each (wid, epoch) received; report each child's
-    pid, and its exit code once reaped (SIGCHLD).  EOF: the pool stops."""
+def report_exits(conn: Any) -> None:
+    """On SIGCHLD, reap every exited child and report (EXITED, pid, exit
+    code) on ``conn`` (a zygote's connection to its pool)."""
     def reap(_sig: int, _frame: Any) -> None:
         while True:
             try:
@@ -196,6 +196,12 @@ def _zygote(seg: _core.Segment, coord: tuple[int, int], spec: WorkerSpec, conn: 
                 return
 
     signal.signal(signal.SIGCHLD, reap)
+
+
+def _zygote(seg: _core.Segment, coord: tuple[int, int], spec: WorkerSpec, conn: Any) -> None:
+    """Fork a worker for each (wid, epoch) received; report each child's
+    pid, and its exit code once reaped (SIGCHLD).  EOF: the pool stops."""
+    report_exits(conn)
     while True:
         try:
             wid, epoch = ASSIGN.unpack(conn.recv_bytes(ASSIGN.size))

@@ -55,21 +55,7 @@ def main(conn: Any, coord_pid: int, pdeathsig: bool) -> None:
 
     from shmrt import segment  # noqa: F401 - what every child attaches with
 
-    def reap(_sig: int, _frame: Any) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            try:
-                conn.send_bytes(boot.REPORT.pack(boot.EXITED, pid,
-                                                 os.waitstatus_to_exitcode(status)))
-            except OSError:
-                return
-
-    signal.signal(signal.SIGCHLD, reap)
+    boot.report_exits(conn)
     sock = socket.socket(fileno=os.dup(conn.fileno()))
     try:
         while True:
