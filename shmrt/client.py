@@ -303,10 +303,7 @@ class Client(cf.Executor):
         except BaseException as e:  # noqa: B036 - a result that cannot be decoded goes there too
             value, exc = None, e
         del data  # the result's arena block: a failed task's exception must not keep it
-        if exc is not None:
-            fut._fail(exc)
-            return
-        fut._finish(value)
+        fut._settle(value, exc)
 
     def _drain(self) -> int:
         """Deliver what is on the completion ring.  The items are ours alone
@@ -449,7 +446,7 @@ class Client(cf.Executor):
             if fut is not None:
                 failed.append(fut)
         for fut in failed:
-            fut._fail(exc)
+            fut._settle(None, exc)
 
     def _close(self) -> None:
         with self._lock:

@@ -145,19 +145,21 @@ def main_by_value() -> bool:
     return not _main_ok
 
 
-class _Keeper:
-    """pickle's buffer_callback: buffers of OOB_MIN bytes and more go out of
-    band, and (with ``seg``) any buffer that already lives in seg's arena, so
-    that a shared array is sent by reference whatever its size."""
+class Keeper:
+    """pickle's buffer_callback: buffers of ``min_bytes`` and more go out of
+    band (kept in ``bufs``), and (with ``seg``) any buffer that already lives
+    in seg's arena, so that a shared array is sent by reference whatever its
+    size.  Also the Ray backend's (cluster/payload.py)."""
 
-    __slots__ = ("bufs", "seg")
+    __slots__ = ("bufs", "seg", "min_bytes")
 
-    def __init__(self, seg: Any):
+    def __init__(self, seg: Any = None, min_bytes: int = OOB_MIN):
         self.bufs: list[pickle.PickleBuffer] = []
         self.seg = seg
+        self.min_bytes = min_bytes
 
     def __call__(self, pb: pickle.PickleBuffer) -> bool:
-        if pb.raw().nbytes >= OOB_MIN or (
+        if pb.raw().nbytes >= self.min_bytes or (
                 self.seg is not None and _arena_home(self.seg, pb) is not None):
             self.bufs.append(pb)
             return False  # out of band
@@ -166,7 +168,7 @@ class _Keeper:
 
 def _pickle(value: Any, raw_oob: bool,
             seg: Any = None) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    keep = _Keeper(seg)
+    keep = Keeper(seg)
     bufs = keep.bufs
     try:
         if not raw_oob:
@@ -204,7 +206,7 @@ def _cloudpickle(value: Any, raw_oob: bool,
                 return super().reducer_override(obj)
 
         _CloudOOB = CloudOOB
-    keep = _Keeper(seg)
+    keep = Keeper(seg)
     f = io.BytesIO()
     p = _CloudOOB(f, protocol=5, buffer_callback=keep)
     p.raw_oob = raw_oob

@@ -89,36 +89,26 @@ class SharedConditionFuture(cf.Future):
         if self._cb is not None:
             super()._invoke_callbacks()  # type: ignore[misc]
 
-    def _finish(self, result: Any) -> None:
-        """``set_result`` by the executor; a future already done (cancelled,
-        or resolved by another thread that found the same completion) is
-        left alone."""
+    def _settle(self, result: Any, exc: BaseException | None) -> None:
+        """``set_result`` (exc None) or ``set_exception`` by the executor; a
+        future already done (cancelled, or resolved by another thread that
+        found the same completion) is left alone."""
         cond = self._condition
         with cond:
             if self._state in _DONE:
                 return
-            self._result = result
+            if exc is None:
+                self._result = result
+            else:
+                self._exception = exc
             self._state = "FINISHED"
             if self._w:
                 for waiter in self._w:
-                    waiter.add_result(self)
+                    if exc is None:
+                        waiter.add_result(self)
+                    else:
+                        waiter.add_exception(self)
             if cond._waiters:  # type: ignore[attr-defined]  # threading.Condition's, under its lock
-                cond.notify_all()
-        if self._cb is not None:
-            super()._invoke_callbacks()  # type: ignore[misc]
-
-    def _fail(self, exc: BaseException) -> None:
-        """``set_exception`` by the executor (``_finish``'s rules)."""
-        cond = self._condition
-        with cond:
-            if self._state in _DONE:
-                return
-            self._exception = exc
-            self._state = "FINISHED"
-            if self._w:
-                for waiter in self._w:
-                    waiter.add_exception(self)
-            if cond._waiters:  # type: ignore[attr-defined]
                 cond.notify_all()
         if self._cb is not None:
             super()._invoke_callbacks()  # type: ignore[misc]

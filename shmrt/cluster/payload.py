@@ -36,6 +36,8 @@ from collections.abc import Callable
 from itertools import starmap
 from typing import Any
 
+from ..codec import Keeper
+
 BIG = 64 * 1024
 _RAW = (bytes, bytearray, memoryview)
 
@@ -93,13 +95,8 @@ def dumps_call(fn: Callable[..., Any] | None, args: tuple,
     """Pickle a call's arguments (with its callable, unless ``fn`` is None)
     once: the stream, and its buffers of ``BIG`` bytes and more, out of
     band."""
-    bufs: list[pickle.PickleBuffer] = []
-
-    def keep(pb: pickle.PickleBuffer) -> bool:
-        if pb.raw().nbytes >= BIG:
-            bufs.append(pb)
-            return False
-        return True
+    keep = Keeper(min_bytes=BIG)
+    bufs = keep.bufs
 
     if _has_big_raw(args, kwargs):
         args = tuple(map(raw, args))
@@ -137,13 +134,8 @@ def pack(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
     ~0.1 us; Ray then carries one bytes object, and the buffers out of
     band.  Plain pickle by reference unless that fails (a class only a
     by-value function defines): then cloudpickle."""
-    bufs: list[pickle.PickleBuffer] = []
-
-    def keep(pb: pickle.PickleBuffer) -> bool:
-        if pb.raw().nbytes >= BIG:
-            bufs.append(pb)
-            return False
-        return True
+    keep = Keeper(min_bytes=BIG)
+    bufs = keep.bufs
 
     try:
         return pickle.dumps(value, protocol=5, buffer_callback=keep), bufs
