@@ -237,7 +237,10 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
      * step (after storing it, before COMPLETE): that attempt is over (its
      * task was returned by the crash reclaim, then retried or crashed), so
      * its block goes, or this completion would be decoded from it. */
-    if ((FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_RESULT_BLOB) & SLOT_F_RESULT_BLOB) &&
+    /* (a plain look first: the rare case pays the RMW, not every task; the
+     * flag is only set by the worker running the slot, which is us) */
+    if ((LOAD_RLX(&sl->flags) & SLOT_F_RESULT_BLOB) &&
+        (FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_RESULT_BLOB) & SLOT_F_RESULT_BLOB) &&
         arena_release_block(s, LOAD_RLX(&sl->result_blob))) {
         seg_corrupt(s, "slot %llu: result block at arena offset %llu is not a live block",
                     (unsigned long long)idx, (unsigned long long)LOAD_RLX(&sl->result_blob));
@@ -269,7 +272,8 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
      * leaves them for the retry.  Dropped exactly once (see
      * slot_release_blobs); we still hold the scheduler's reference, so
      * nobody frees the slot meanwhile. */
-    if ((FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB) &&
+    if ((LOAD_RLX(&sl->flags) & SLOT_F_ARGS_BLOB) &&
+        (FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB) &&
         arena_release_block(s, LOAD_RLX(&sl->args_blob)))
         seg_mark_broken(s, "slot %llu: args block at arena offset %llu is not a live block",
                         (unsigned long long)idx, (unsigned long long)LOAD_RLX(&sl->args_blob));
