@@ -1,8 +1,10 @@
 """Payload encoding: how arguments and results travel between processes.
 
 Why: per-task cost is the product, and most task arguments are a few small
-scalars.  Those go through msgspec (a fraction of a microsecond); anything
-else goes through pickle protocol 5.  Large buffers (bytes, bytearray,
+scalars.  Those go through marshal (a few tens of nanoseconds, and built
+into the interpreter: a worker's start-up imports nothing for it, where
+msgspec's import cost ~15 ms of every cold pool's time to its first result);
+anything else goes through pickle protocol 5.  Large buffers (bytes, bytearray,
 memoryview, numpy arrays of 64 KiB and more) are taken out of band by
 pickle 5 and copied once into one arena block next to the pickle stream;
 the receiver unpickles on top of a zero-copy view of that block, so a 16 MiB
@@ -28,11 +30,11 @@ prefix at all:
                 (an array that already lives in the arena: shared arrays,
                 sent by reference, never copied; the sender keeps the block
                 alive until the task is done: Encoded.pins)
-    anything    msgpack (msgspec) of the value: 0xc1 is never used by
-    else        msgpack, and a msgpack value never starts with 0x80 here
-                because only tuples of scalars (calls: 0x90-0x9f, 0xdc,
-                0xdd) and scalars/lists of scalars (results) take this path
-                (0x80 would be an empty map, which is never encoded so)
+    anything    marshal (format version 2) of the value: only tuples of
+    else        scalars (calls) and scalars or short lists of scalars
+                (results) take this path; version 2 writes no reference
+                flag, so its first byte is an ASCII type code (< 0x80) and
+                never 0x80 or 0xc1.  A call must decode to a tuple.
 
 A message that fits in the slot payload travels inline; otherwise (or when it
 has out-of-band buffers) the whole message lives in one arena block.  Every
@@ -52,13 +54,12 @@ importable modules never pay for it; cloudpickle is imported on first need.
 from __future__ import annotations
 
 import io
+import marshal
 import os
 import pickle
 import struct
 import sys
 from typing import Any
-
-import msgspec
 
 from . import _core
 from .errors import PayloadTooLarge
@@ -68,9 +69,9 @@ PICKLE_START = 0x80
 SPECIAL = 0xC1
 K_OOB, K_SHARED, K_KW = 0x02, 0x04, 0x10
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
-_enc = msgspec.msgpack.Encoder()
-_dec_any = msgspec.msgpack.Decoder()
-_dec_tuple = msgspec.msgpack.Decoder(tuple)
+MARSHAL_VERSION = 2  # no reference flags: the first byte stays below 0x80
+_marshal_dumps = marshal.dumps
+_marshal_loads = marshal.loads
 _U32 = struct.Struct("<I")
 _PAIR = struct.Struct("<QQ")
 _TRIPLE = struct.Struct("<QQQ")
@@ -260,12 +261,9 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
                 if type(a) not in _PLAIN or (type(a) in (bytes, str) and len(a) > inline_cap):
                     break  # cannot be inline: no msgpack copy of a big string
             else:
-                try:
-                    msg = _enc.encode(value)
-                    if len(msg) <= inline_cap:
-                        return Encoded(msg, -1, len(msg))
-                except (OverflowError, TypeError, ValueError):  # big ints, lone surrogates
-                    pass
+                msg = _marshal_dumps(value, MARSHAL_VERSION)
+                if len(msg) <= inline_cap:
+                    return Encoded(msg, -1, len(msg))
         kw = bool(kwargs)
         obj = (value, kwargs) if kw else value
         raw_oob = any(type(a) in _BIG_RAW for a in value) or bool(
@@ -273,12 +271,9 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
     else:
         t = type(value)
         if t in _PLAIN or (t is list and len(value) <= 64 and all(type(x) in _PLAIN for x in value)):
-            try:
-                msg = _enc.encode(value)
-                if len(msg) <= inline_cap and msg[0] != PICKLE_START:
-                    return Encoded(msg, -1, len(msg))
-            except (OverflowError, TypeError, ValueError):  # big ints, lone surrogates
-                pass
+            msg = _marshal_dumps(value, MARSHAL_VERSION)
+            if len(msg) <= inline_cap:
+                return Encoded(msg, -1, len(msg))
         kw = False
         obj = value
         raw_oob = t in _BIG_RAW
@@ -402,6 +397,23 @@ def _shared_buffers(mv: memoryview, n: int, seg: Any) -> tuple[list, int]:
     return buffers, 6 + count * _TRIPLE.size
 
 
+def _unmarshal(mv: memoryview, call: bool) -> Any:
+    """A marshal message: bounded by ``mv`` (marshal never reads past the
+    buffer: a truncated one raises EOFError), version 2 only (a reference
+    flag means it is not one of ours), a tuple for calls."""
+    if mv[0] & 0x80:
+        raise ValueError("malformed message: not a marshal v2 value")
+    try:
+        obj = _marshal_loads(mv)
+    except (EOFError, TypeError, ValueError) as e:
+        raise ValueError(f"malformed message: {e}") from None
+    if call:
+        if type(obj) is not tuple:
+            raise ValueError("malformed message: call arguments are not a tuple")
+        return obj, {}
+    return obj
+
+
 def decode(data: Any, *, call: bool, seg: Any = None) -> Any:
     """Decode a message (bytes or a BlobView).  For calls: (args, kwargs).
     seg: the segment shared arrays are read from (K_SHARED messages)."""
@@ -414,7 +426,7 @@ def decode(data: Any, *, call: bool, seg: Any = None) -> Any:
         obj = pickle.loads(mv)
         return (tuple(obj), {}) if call else obj
     if first != SPECIAL:
-        return (_dec_tuple.decode(mv), {}) if call else _dec_any.decode(mv)
+        return _unmarshal(mv, call)
     if n < 2:
         raise ValueError("truncated message")
     kind = mv[1]

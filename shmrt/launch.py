@@ -188,7 +188,7 @@ class Launcher:
         either way.  None: no zygote here (start them with ``start``)."""
         if self.zygote_spec is None:
             return None
-        z = zygote.get(self.ctx, SpawnWorkerProcess)
+        z = zygote.get()
         if z is None:
             return None
         log = self.spec.log

@@ -29,6 +29,8 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -50,20 +52,25 @@ def enabled() -> bool:
 class Zygote:
     """The connection to one zygote process."""
 
-    def __init__(self, ctx: Any, proc_cls: type):
-        from multiprocessing import spawn
+    def __init__(self) -> None:
+        from multiprocessing import connection, spawn
 
         self.executable = spawn.get_executable()
-        r, w = ctx.Pipe(duplex=True)
-        self.proc = proc_cls(
-            target=_zygote_main, name="shmrt-zygote",
-            args=(r, os.getpid(), threading.current_thread() is threading.main_thread()),
-            daemon=True)
+        mine, theirs = connection.Pipe(duplex=True)
+        # a plain interpreter start (no multiprocessing bootstrap: see
+        # workers/zygote.py), with this process's flags and sys.path
+        argv = [self.executable, *subprocess._args_from_interpreter_flags(),  # type: ignore[attr-defined]
+                "-c", _BOOT, str(theirs.fileno()), str(os.getpid()),
+                "1" if threading.current_thread() is threading.main_thread() else "0",
+                *sys.path]
         try:
-            self.proc.start()
+            self.proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        except BaseException:
+            mine.close()
+            raise
         finally:
-            r.close()
-        self.conn = w
+            theirs.close()
+        self.conn = mine
         self.lock = threading.Lock()  # the connection: one request or read at a time
         self.forked: dict[int, int] = {}  # request id -> pid
         self.exits: dict[int, int] = {}  # pid -> exit code, as reported
@@ -75,7 +82,7 @@ class Zygote:
         return int(self.proc.pid)
 
     def alive(self) -> bool:
-        return not self.dead and self.proc.is_alive()
+        return not self.dead and self.proc.poll() is None
 
     def request(self, spec: bytes, wid: int, epoch: int, err: str, prep: dict[str, Any],
                 ready_r: int, log_fd: int | None) -> int:
@@ -145,22 +152,20 @@ class Zygote:
         with self.lock:
             self.dead = True
             self.conn.close()
-        self.proc.join(timeout)
-        if self.proc.is_alive():
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.join()
+            self.proc.wait()
 
 
-def _zygote_main(*args: Any) -> None:
-    from .workers import zygote
-
-    zygote.main(*args)
+_BOOT = ("import sys; sys.path[:] = sys.argv[4:]; from shmrt.workers.zygote import main; "
+         "main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == '1')")
 
 
-def get(ctx: Any, proc_cls: type) -> Zygote | None:
-    """This process's zygote, started if needed (a ``proc_cls`` process:
-    shmrt.launch's, which does not import ``__main__``); None where it
-    cannot be used (see the module docstring)."""
+def get() -> Zygote | None:
+    """This process's zygote, started if needed; None where it cannot be
+    used (see the module docstring)."""
     global _zygote
     if not enabled():
         return None
@@ -173,7 +178,7 @@ def get(ctx: Any, proc_cls: type) -> Zygote | None:
             z.close(0.5)
             z = None
         if z is None:
-            z = _zygote = Zygote(ctx, proc_cls)
+            z = _zygote = Zygote()
         return z
 
 

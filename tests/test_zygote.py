@@ -60,7 +60,7 @@ def test_stop_ends_it_and_the_next_pool_starts_another() -> None:
     old = zygote.current()
     assert old is not None
     zygote.stop()
-    assert zygote.current() is None and not old.proc.is_alive()
+    assert zygote.current() is None and old.proc.poll() is not None
     with shmrt.Pool(1) as p:
         assert p.submit(zt.parent).result(timeout=TIMEOUT)[1] != old.pid
 
@@ -69,3 +69,48 @@ def test_turned_off_workers_are_spawned(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("SHMRT_ZYGOTE", "0")
     with shmrt.Pool(1) as p:
         assert p.submit(zt.parent).result(timeout=TIMEOUT)[1] == os.getpid()
+
+
+def test_children_get_multiprocessing_state_with_or_without_it_imported() -> None:
+    """workers/prepare.py: the name, authkey and start method that spawn
+    would set, applied when the child imports multiprocessing -- whether the
+    zygote had imported it before the fork (a second pool) or not (the
+    first pool of a new zygote forks before the zygote's warm-up)."""
+    import multiprocessing as mp
+
+    zygote.stop()
+    mine = bytes(mp.current_process().authkey)
+    for _ in range(2):
+        with shmrt.Pool(1) as p:
+            name, key, method, _ = p.submit(zt.mp_state).result(timeout=TIMEOUT)
+            assert p.submit(zt.parent).result(timeout=TIMEOUT)[1] == zygote.current().pid
+        assert name == "shmrt-worker-0" and key == mine and method == mp.get_start_method()
+
+
+def test_after_import_runs_once_before_the_importer_sees_the_module(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from shmrt.workers.prepare import AfterImport
+
+    mod = f"zt_after_{os.getpid()}"
+    (tmp_path / f"{mod}.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[int] = []
+
+    def then(m: object) -> None:
+        seen.append(m.VALUE)  # type: ignore[attr-defined]
+        m.VALUE = 2  # type: ignore[attr-defined]
+
+    hook = AfterImport(mod, then)
+    sys.meta_path.insert(0, hook)
+    try:
+        assert __import__(mod).VALUE == 2 and seen == [1]
+        assert hook not in sys.meta_path
+        import inspect
+
+        assert "VALUE = 1" in inspect.getsource(sys.modules[mod])  # the real loader's
+    finally:
+        if hook in sys.meta_path:
+            sys.meta_path.remove(hook)
+        sys.modules.pop(mod, None)

@@ -28,3 +28,11 @@ def bits_after(s: float) -> tuple[int, int]:
 
 def cwd() -> str:
     return os.getcwd()
+
+
+def mp_state() -> tuple[str, bytes, str | None, bool]:
+    """What multiprocessing's spawn would have set up in this process."""
+    import multiprocessing as mp
+
+    cur = mp.current_process()
+    return cur.name, bytes(cur.authkey), mp.get_start_method(allow_none=True), "shmrt" in cur.name

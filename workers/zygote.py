@@ -4,26 +4,34 @@ coordinator side).
 
 Why: a spawned worker is a new interpreter.  On this kind of machine that
 is ~40 ms of CPU before it runs a task (site, the multiprocessing
-bootstrap, shmrt's and msgspec's imports), paid by every worker of every
-pool; ProcessPoolExecutor pays it once at the first submit.  The zygote
-pays it once per *process*: it is spawned (a fresh interpreter, like any
-spawn worker), imports shmrt's worker modules and nothing of the user's,
-and then forks a child per worker asked for.  A fork of this small,
-single-threaded process costs ~1 ms.
+bootstrap, shmrt's imports), paid by every worker of every pool;
+ProcessPoolExecutor pays it once at the first submit.  The zygote pays it
+once per *process*: it is started as a fresh interpreter, imports shmrt's
+worker modules and nothing of the user's, and then forks a child per worker
+asked for.  A fork of this small, single-threaded process costs ~1 ms.
+
+Why not through multiprocessing: the first pool of a process waits for the
+zygote's start-up, so it is kept to the interpreter and what a worker needs
+to run a task.  shmrt.zygote starts it with a plain ``-c`` (no spawn
+bootstrap, no resource tracker) and speaks the multiprocessing Connection
+framing over a socket pair (``Channel``) without importing multiprocessing;
+the modules a child may still want (multiprocessing itself, for a script's
+``__main__``) are imported once the first children are forked, while the
+zygote waits (``WARM``).
 
 What keeps spawn semantics: the zygote never imports the user's
 ``__main__``, modules or initializer, and never runs a task.  Each child,
 right after the fork, applies what multiprocessing's spawn would hand a
-new process *now* (sys.path, sys.argv, cwd, the process name and authkey,
-``os.environ``), reseeds ``random``, and then starts exactly as a spawned
-worker does (workers/boot.py: attach, imports, ``__main__`` as
-``__mp_main__``, logging, initializer).  What differs from a spawned
-worker is interpreter-level only: the hash seed, which the fork shares.
+new process *now* (workers/prepare.py: sys.path, sys.argv, cwd, the process
+name and authkey, ``os.environ``), reseeds ``random``, and then starts
+exactly as a spawned worker does (workers/boot.py: attach, imports,
+``__main__`` as ``__mp_main__``, logging, initializer).  What differs from a
+spawned worker is interpreter-level only: the hash seed, which the fork
+shares.
 
 A child waits for the pool's *ready* pipe before it attaches: the pool asks
-for its workers first and creates its segment (reserving it takes ~20 ms)
-while they start.  EOF on that pipe (the pool failed to build) ends the
-child quietly.
+for its workers first and creates its segment while they start.  EOF on
+that pipe (the pool failed to build) ends the child quietly.
 
 The zygote reaps its children and reports (pid, exit code); it stays
 single-threaded so that forking it is safe, and it exits when its
@@ -32,64 +40,117 @@ coordinator closes the connection (interpreter exit) or dies.
 
 from __future__ import annotations
 
+import _socket
 import os
 import pickle
+import select
 import signal
-import socket
+import struct
 import sys
 from typing import Any
 
-from shmrt.workers import boot
+from shmrt.workers import boot, prepare
+
+from shmrt import segment  # noqa: F401 - what every child attaches with
 
 POLL_S = 1.0  # how often an idle zygote checks that its coordinator lives
+#: imported after the first forks, while idle: what later children would
+#: otherwise import themselves (a script's __main__ needs multiprocessing)
+WARM = ("multiprocessing.spawn", "multiprocessing.reduction", "runpy", "socket")
+_LEN = struct.Struct("!i")  # multiprocessing.connection's frame header
+_LEN64 = struct.Struct("!Q")  # ... after a -1 header, for frames of 2 GiB and more
 
 
-def main(conn: Any, coord_pid: int, pdeathsig: bool) -> None:
-    """Entry point of the zygote process (spawned by shmrt.zygote)."""
+class Channel:
+    """The zygote's end of its socket pair: multiprocessing Connection
+    framing (the coordinator's end is a ``multiprocessing.connection``
+    Connection) and descriptors passed as ``multiprocessing.reduction``
+    sends them, on the raw ``_socket`` type."""
+
+    def __init__(self, fd: int):
+        self.sock = _socket.socket(fileno=fd)
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLIN)
+
+    def poll(self, timeout: float) -> bool:
+        return bool(self.poller.poll(int(timeout * 1000)))
+
+    def _exactly(self, n: int) -> bytes:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = self.sock.recv_into(view[got:], n - got)
+            if k == 0:
+                raise EOFError
+            got += k
+        return bytes(buf)
+
+    def recv_bytes(self) -> bytes:
+        (n,) = _LEN.unpack(self._exactly(4))
+        if n == -1:
+            (n,) = _LEN64.unpack(self._exactly(8))
+        return self._exactly(n)
+
+    def send_bytes(self, data: bytes) -> None:
+        self.sock.sendall(_LEN.pack(len(data)) + data)
+
+    def recv_fds(self, n: int) -> list[int]:
+        if n == 0:
+            return []
+        size = n * 4
+        msg, anc, _flags, _addr = self.sock.recvmsg(1, _socket.CMSG_SPACE(size))
+        if not msg and not anc:
+            raise EOFError
+        fds = []
+        for level, kind, data in anc:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += [int.from_bytes(data[i:i + 4], sys.byteorder, signed=True)
+                        for i in range(0, len(data) - len(data) % 4, 4)]
+        if len(fds) != n:
+            for fd in fds:
+                os.close(fd)
+            raise OSError(f"expected {n} descriptors, got {len(fds)}")
+        return fds
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def main(fd: int, coord_pid: int, pdeathsig: bool) -> None:
+    """Entry point of the zygote process (started by shmrt.zygote)."""
     if pdeathsig:
         boot.cpu._set_pdeathsig()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
-    import random  # noqa: F401 - imported here once, reseeded in every child
-    import runpy  # noqa: F401 - how every child imports __main__ (spawn's way)
-    from multiprocessing import spawn  # noqa: F401 - prepare(), for the children
-
-    from shmrt import segment  # noqa: F401 - what every child attaches with
-
+    conn = Channel(fd)
     boot.report_exits(conn)
-    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    warm = list(WARM)
     try:
         while True:
             try:
-                while not conn.poll(POLL_S):
-                    if os.getppid() != coord_pid:
+                while not conn.poll(0 if warm else POLL_S):
+                    if warm:
+                        __import__(warm.pop(0))
+                    elif os.getppid() != coord_pid:
                         return  # orphaned: the coordinator died
                 req = pickle.loads(conn.recv_bytes())
-                fds = _recv_fds(sock, req["nfds"])
+                fds = conn.recv_fds(req["nfds"])
             except (EOFError, OSError):
                 return
             pid = os.fork()
             if pid == 0:
-                _child(conn, sock, req, fds)  # never returns
+                _child(conn, req, fds)  # never returns
             for fd in fds:
                 os.close(fd)
             conn.send_bytes(boot.REPORT.pack(boot.FORKED, pid, req["id"]))
     finally:
-        sock.close()
+        conn.close()
 
 
-def _recv_fds(sock: socket.socket, n: int) -> list[int]:
-    if n == 0:
-        return []
-    from multiprocessing.reduction import recvfds
-
-    return list(recvfds(sock, n))
-
-
-def _child(conn: Any, sock: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
+def _child(conn: Channel, req: dict[str, Any], fds: list[int]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     code = 0
     try:
-        sock.close()
         conn.close()
         code = _start(req, fds)
     except SystemExit as e:
@@ -109,12 +170,11 @@ def _child(conn: Any, sock: socket.socket, req: dict[str, Any], fds: list[int]) 
 
 def _start(req: dict[str, Any], fds: list[int]) -> int:
     import random
-    from multiprocessing import spawn
 
     random.seed()  # not the zygote's sequence in every worker
     os.environ.clear()
     os.environ.update(req["env"])
-    spawn.prepare(req["prep"])  # sys.path, argv, cwd, name, authkey: as spawn now would
+    prepare.apply(req["prep"])  # sys.path, argv, cwd, name, authkey: as spawn now would
 
     def ready() -> bool:  # the segment is laid out (EOF: the pool failed to build)
         got = os.read(fds[0], 1)
@@ -124,6 +184,8 @@ def _start(req: dict[str, Any], fds: list[int]) -> int:
     spec: boot.WorkerSpec = pickle.loads(req["spec"])
     spec.pdeathsig = False  # our parent is the zygote: the worker watches its coordinator
     if spec.log is not None:  # the log socket came as a descriptor
+        import socket
+
         spec.log = (socket.socket(fileno=fds[1]), spec.log[1])
     # imports and __main__ while the pool reserves its segment
     boot.main(spec, req["wid"], req["epoch"], req["err"], ready=ready)

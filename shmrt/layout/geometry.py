@@ -5,7 +5,6 @@ a segment's validated layout, never from Python arithmetic on struct sizes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import ClassVar
 
 from .. import _core
@@ -34,29 +33,53 @@ CONFIG_DEFAULTS: dict[str, int] = {
 }
 
 
-@dataclass
 class Config:
-    """Sizes of a runtime's segment (see shmrt/_core/layout.h)."""
+    """Sizes of a runtime's segment (see shmrt/_core/layout.h); keyword
+    arguments, the others default to ``CONFIG_DEFAULTS``.  (A plain class,
+    not a dataclass: every worker imports this module at start-up, and the
+    dataclasses import alone costs ~5 ms there.)"""
 
+    __slots__ = ("n_workers", "n_slots", "slot_size", "local_cap", "n_clients", "n_funcs",
+                 "arena_size", "max_payload", "n_send", "send_cap", "n_waiters", "inflight")
     n_workers: int
-    n_slots: int = CONFIG_DEFAULTS["n_slots"]
-    slot_size: int = CONFIG_DEFAULTS["slot_size"]
-    local_cap: int = CONFIG_DEFAULTS["local_cap"]
-    n_clients: int = CONFIG_DEFAULTS["n_clients"]
-    n_funcs: int = CONFIG_DEFAULTS["n_funcs"]
-    arena_size: int = CONFIG_DEFAULTS["arena_size"]
-    max_payload: int | None = None
-    n_send: int = CONFIG_DEFAULTS["n_send"]
-    send_cap: int = CONFIG_DEFAULTS["send_cap"]
-    n_waiters: int = CONFIG_DEFAULTS["n_waiters"]
-    inflight: int = CONFIG_DEFAULTS["inflight"]
+    n_slots: int
+    slot_size: int
+    local_cap: int
+    n_clients: int
+    n_funcs: int
+    arena_size: int
+    max_payload: int | None  # None: a third of the arena (as_dict)
+    n_send: int
+    send_cap: int
+    n_waiters: int
+    inflight: int
+
+    def __init__(self, n_workers: int, *, max_payload: int | None = None, **sizes: int):
+        unknown = sizes.keys() - CONFIG_DEFAULTS.keys()
+        if unknown:
+            raise TypeError(f"Config: unknown size(s) {sorted(unknown)}")
+        self.n_workers = n_workers
+        self.max_payload = max_payload
+        for k, v in CONFIG_DEFAULTS.items():
+            setattr(self, k, sizes.get(k, v))
 
     def as_dict(self) -> dict[str, int]:
-        d = {k: v for k, v in self.__dict__.items() if v is not None}
+        d = {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}
         # an echo holds its argument and its result blocks at once: a third of
         # the arena each (half-step size classes round up by at most 1.5x)
         d.setdefault("max_payload", self.arena_size // 3)
         return d
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"Config({args})"
 
 
 def _align(v: int, a: int) -> int:

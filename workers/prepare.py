@@ -1,0 +1,92 @@
+"""What multiprocessing's spawn hands a new process, applied in a child of
+the process zygote (workers/zygote.py) without importing multiprocessing.
+
+Why: ``multiprocessing.spawn.prepare`` imports multiprocessing (~8 ms here),
+on the start-up path of the first pool's workers, for state only code that
+uses multiprocessing can see (the process name and authkey, its logging,
+``ORIGINAL_DIR``, the start method).  A worker whose user code never imports
+multiprocessing never needs it.  So the process-wide part (sys.path,
+sys.argv, cwd) is applied now, and the multiprocessing part the moment
+multiprocessing is imported -- by a script's ``__main__`` (workers/boot.py
+imports it for that), a task, or the zygote itself (then at once): an
+import hook that runs once, before the importer sees the module.
+
+``data`` is ``multiprocessing.spawn.get_preparation_data``'s dict as the
+coordinator built it (shmrt.launch.preparation_data: no ``init_main_*``
+keys, the authkey as bytes).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+#: the keys ``spawn.prepare`` applies to multiprocessing's own state
+MP_KEYS = ("name", "authkey", "log_to_stderr", "log_level", "orig_dir", "start_method")
+
+
+def apply(data: dict[str, Any]) -> None:
+    if "sys_path" in data:
+        sys.path = list(data["sys_path"])
+    if "sys_argv" in data:
+        sys.argv = list(data["sys_argv"])
+    if "dir" in data:
+        os.chdir(data["dir"])
+    mp = {k: data[k] for k in MP_KEYS if k in data}
+    if "multiprocessing" in sys.modules:
+        _apply_mp(mp)
+    else:
+        sys.meta_path.insert(0, AfterImport("multiprocessing", lambda _m: _apply_mp(mp)))
+
+
+def _apply_mp(mp: dict[str, Any]) -> None:
+    from multiprocessing import spawn
+
+    spawn.prepare(mp)
+
+
+class AfterImport:
+    """A meta path finder that runs ``then(module)`` once, right after
+    ``name`` is executed and before its importer gets it; it steps aside
+    (leaves ``sys.meta_path``) the first time it is asked, and the real
+    finders find the module."""
+
+    def __init__(self, name: str, then: Callable[[Any], None]):
+        self.name = name
+        self.then = then
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _Then(spec.loader, self.then)
+                return spec
+        return None
+
+
+class _Then:
+    """A loader that is ``loader`` and then calls ``then(module)``."""
+
+    def __init__(self, loader: Any, then: Callable[[Any], None]):
+        self._loader = loader
+        self._then = then
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)
+        self._then(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, is_package, ...: the real loader's
+        return getattr(self._loader, name)
