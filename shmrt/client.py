@@ -36,7 +36,6 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures as cf
-from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -511,6 +510,8 @@ class Client(cf.Executor):
     # ---- introspection ------------------------------------------------------
     def statistics(self) -> Statistics:
         """Counters of the runtime as this client sees them (docs/statistics.md)."""
+        from dataclasses import replace  # here: dataclasses costs ~5 ms to import
+
         from .stats import ClientStatistics, runtime_statistics
 
         return replace(runtime_statistics(self._seg),

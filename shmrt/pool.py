@@ -44,7 +44,6 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import _core, launch, layout, spare
@@ -412,6 +411,8 @@ class Pool(Supervisor, Client):
     def statistics(self) -> Statistics:
         """The runtime's counters (docs/statistics.md), with ``recycled``:
         workers retired by max_tasks_per_child / max_worker_memory."""
+        from dataclasses import replace
+
         return replace(super().statistics(), recycled=self._recycled)
 
     def __enter__(self) -> Pool:

@@ -4,7 +4,10 @@ process that forks the workers of every spawn-method pool it builds
 semantics).
 
 Lifetime: started by the first pool that can use it (in parallel with that
-pool's segment creation), kept while the process runs -- as
+pool's segment creation) as a plain ``python -c`` with this process's
+interpreter flags and ``sys.path`` -- a subprocess, not a multiprocessing
+Process, whose bootstrap and resource tracker would add to every first
+pool's wait (workers/zygote.py) -- kept while the process runs -- as
 multiprocessing keeps its resource tracker or fork server -- so that the
 next pool's workers are forked in a millisecond instead of started from
 scratch, and ended at interpreter exit (``atexit``: its connection is
@@ -29,7 +32,6 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
-import subprocess
 import sys
 import threading
 from typing import Any
@@ -53,6 +55,7 @@ class Zygote:
     """The connection to one zygote process."""
 
     def __init__(self) -> None:
+        import subprocess
         from multiprocessing import connection, spawn
 
         self.executable = spawn.get_executable()
@@ -149,6 +152,8 @@ class Zygote:
             self.dead = True
 
     def close(self, timeout: float = 5.0) -> None:
+        import subprocess
+
         with self.lock:
             self.dead = True
             self.conn.close()
