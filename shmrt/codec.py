@@ -69,7 +69,7 @@ PICKLE_START = 0x80
 SPECIAL = 0xC1
 K_OOB, K_SHARED, K_KW = 0x02, 0x04, 0x10
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
-MARSHAL_VERSION = 2  # no reference flags: the first byte stays below 0x80
+MARSHAL_VERSION = 2  # no reference flags: the first byte stays below 0x80 (written as 2 below)
 _marshal_dumps = marshal.dumps
 _marshal_loads = marshal.loads
 _U32 = struct.Struct("<I")
@@ -261,7 +261,7 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
                 if type(a) not in _PLAIN or (type(a) in (bytes, str) and len(a) > inline_cap):
                     break  # cannot be inline: no msgpack copy of a big string
             else:
-                msg = _marshal_dumps(value, MARSHAL_VERSION)
+                msg = _marshal_dumps(value, 2)
                 if len(msg) <= inline_cap:
                     return Encoded(msg, -1, len(msg))
         kw = bool(kwargs)
@@ -271,7 +271,7 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
     else:
         t = type(value)
         if t in _PLAIN or (t is list and len(value) <= 64 and all(type(x) in _PLAIN for x in value)):
-            msg = _marshal_dumps(value, MARSHAL_VERSION)
+            msg = _marshal_dumps(value, 2)
             if len(msg) <= inline_cap:
                 return Encoded(msg, -1, len(msg))
         kw = False
@@ -397,23 +397,6 @@ def _shared_buffers(mv: memoryview, n: int, seg: Any) -> tuple[list, int]:
     return buffers, 6 + count * _TRIPLE.size
 
 
-def _unmarshal(mv: memoryview, call: bool) -> Any:
-    """A marshal message: bounded by ``mv`` (marshal never reads past the
-    buffer: a truncated one raises EOFError), version 2 only (a reference
-    flag means it is not one of ours), a tuple for calls."""
-    if mv[0] & 0x80:
-        raise ValueError("malformed message: not a marshal v2 value")
-    try:
-        obj = _marshal_loads(mv)
-    except (EOFError, TypeError, ValueError) as e:
-        raise ValueError(f"malformed message: {e}") from None
-    if call:
-        if type(obj) is not tuple:
-            raise ValueError("malformed message: call arguments are not a tuple")
-        return obj, {}
-    return obj
-
-
 def decode(data: Any, *, call: bool, seg: Any = None) -> Any:
     """Decode a message (bytes or a BlobView).  For calls: (args, kwargs).
     seg: the segment shared arrays are read from (K_SHARED messages)."""
@@ -425,8 +408,18 @@ def decode(data: Any, *, call: bool, seg: Any = None) -> Any:
     if first == PICKLE_START:
         obj = pickle.loads(mv)
         return (tuple(obj), {}) if call else obj
-    if first != SPECIAL:
-        return _unmarshal(mv, call)
+    if first != SPECIAL:  # marshal v2 (a reference flag: not one of ours)
+        try:
+            if first & 0x80:
+                raise ValueError("not a marshal v2 value")
+            obj = _marshal_loads(mv)  # bounded by mv: a truncated message raises EOFError
+        except (EOFError, TypeError, ValueError) as e:
+            raise ValueError(f"malformed message: {e}") from None
+        if not call:
+            return obj
+        if type(obj) is not tuple:
+            raise ValueError("malformed message: call arguments are not a tuple")
+        return obj, {}
     if n < 2:
         raise ValueError("truncated message")
     kind = mv[1]
