@@ -162,6 +162,7 @@ SLOT_FIELDS: dict[str, int]
 QUEUE_FIELDS: dict[str, int]
 MAGIC: int
 SHMRT_LAYOUT_VERSION: int
+ARENA_LAZY: int  # 1: a new segment's arena is reserved as it is carved (arena.c)
 LOCAL_CAP_MAX: int
 HEADER_SIZE: int
 SLOT_HEADER_SIZE: int

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _core, launch, layout, spare
 from .client import Client
-from .segment import Config, create, random_name, shm_name, unlink
+from .segment import Config, create, random_name, reserved_bytes, shm_name, unlink
 from .supervisor import Supervisor, supervise
 from .workers import cpu
 
@@ -185,6 +185,7 @@ class Pool(Supervisor, Client):
                 self._log_rx.close()
             raise
         self._seg_size = seg.layout["total_size"]
+        self._seg_reserve = reserved_bytes(seg.layout)
         recycling = bool(max_tasks_per_child or max_worker_memory)
         self._use_standby = recycling if standby is None else bool(standby)
         # Supervisor's (after the constructor): the standby process or None,
@@ -287,7 +288,7 @@ class Pool(Supervisor, Client):
         self._stopping = True
         seg = self._seg
         if self._launcher.zygote_spec is not None and not self._interrupted:
-            spare.make(self._seg_size)  # the next pool's segment, reserved while we stop
+            spare.make(self._seg_size, self._seg_reserve)  # the next pool's, while we stop
         try:
             self._stop_processes()
         finally:  # whatever happened (a second Ctrl-C, a dying interpreter): no segment left

@@ -217,9 +217,13 @@ def create(name: str, cfg: Config, *, spare: Callable[[int], int | None] | None 
            ) -> tuple[_core.Segment, str]:
     """Create, reserve and lay out a new segment; returns (segment, shm name).
 
-    Every byte is reserved (posix_fallocate) before the header is written
-    and before this returns, so before any worker can map it: a full
-    /dev/shm raises OSError (ENOSPC) here and leaves nothing behind.
+    The control part (header to slots) is reserved (posix_fallocate) before
+    the header is written and before this returns, so before any worker can
+    map it; the arena is reserved as it is carved (shmrt/_core/arena.c,
+    where the kernel has MADV_POPULATE_WRITE; else here, all of it).  A
+    /dev/shm without room for the whole segment raises OSError (ENOSPC)
+    here and leaves nothing behind; one filled by others later makes an
+    arena allocation fail with OSError, never a SIGBUS.
 
     ``spare(size)``: a descriptor of an unnamed file of that size in
     /dev/shm, already reserved (shmrt.spare), or None; it is linked under
@@ -229,7 +233,10 @@ def create(name: str, cfg: Config, *, spare: Callable[[int], int | None] | None 
     d = cfg.as_dict()
     d["coord_pid"] = os.getpid()
     d["coord_start"] = proc_start_time(os.getpid())
-    size = _core.compute_layout(d)["total_size"]
+    lay = _core.compute_layout(d)
+    size = lay["total_size"]
+    reserve = reserved_bytes(lay)
+    d["arena_reserved"] = reserve - lay["arena_off"]
     fd = spare(size) if spare is not None else None
     if fd is not None:
         return _create_from(fd, name, sname, d), sname
@@ -247,12 +254,12 @@ def create(name: str, cfg: Config, *, spare: Callable[[int], int | None] | None 
         check_segment_stat(os.fstat(shm.fd), path)
         os.ftruncate(shm.fd, size)
         try:
-            os.posix_fallocate(shm.fd, 0, size)
+            os.posix_fallocate(shm.fd, 0, reserve)
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise OSError(e.errno, f"cannot reserve {size >> 20} MiB in /dev/shm for runtime "
+                raise OSError(e.errno, f"cannot reserve {reserve >> 20} MiB in /dev/shm for runtime "
                               f"{name!r}: {e.strerror}") from None
-            raise OSError(e.errno, f"/dev/shm is full: cannot reserve {size >> 20} MiB for "
+            raise OSError(e.errno, f"/dev/shm is full: cannot reserve {reserve >> 20} MiB for "
                           f"runtime {name!r} ({_shm_free() >> 20} MiB free now; another "
                           "process took the space?); free /dev/shm or lower arena_size / slots"
                           ) from None
@@ -263,6 +270,13 @@ def create(name: str, cfg: Config, *, spare: Callable[[int], int | None] | None 
     finally:
         shm.close_fd()
     return seg, sname
+
+
+def reserved_bytes(lay: dict[str, int]) -> int:
+    """How much of a new segment its creator reserves: up to the arena when
+    the arena reserves itself as it is carved (``_core.ARENA_LAZY``), else
+    all of it."""
+    return lay["arena_off"] if _core.ARENA_LAZY else lay["total_size"]
 
 
 def _create_from(fd: int, name: str, sname: str, d: dict) -> _core.Segment:

@@ -1,8 +1,10 @@
 """A reserved segment file kept for the next pool of this process.
 
 Why: reserving a segment (posix_fallocate: the kernel allocates and clears
-every page) takes ~20 ms at the default sizes, and it must be done before
-the header is written (shmrt.segment: a full /dev/shm is an error at
+every page) takes time -- ~3 ms for the control part at the default sizes
+when the arena reserves itself as it is carved, ~20 ms for all 74 MiB on a
+kernel without MADV_POPULATE_WRITE (shmrt.segment.reserved_bytes) -- and it
+must be done before the header is written (shmrt.segment: a full /dev/shm is an error at
 creation, never a SIGBUS later).  For a second pool in the same process
 that is most of its start-up once its workers are forked by the process
 zygote (shmrt.zygote).  So when a pool stops, a thread reserves a file of
@@ -30,20 +32,22 @@ _maker: threading.Thread | None = None  # reserving one now
 _timer: threading.Timer | None = None
 
 
-def make(size: int) -> None:
-    """Reserve a spare of ``size`` bytes in the background (a pool whose
-    workers the process zygote forked is stopping)."""
+def make(size: int, reserve: int) -> None:
+    """Make a spare of ``size`` bytes, its first ``reserve`` reserved, in
+    the background (a pool whose workers the process zygote forked is
+    stopping)."""
     global _maker
     if not hasattr(os, "O_TMPFILE"):
         return
     with _lock:
         if _maker is not None or (_fd >= 0 and _size == size):
             return
-        _maker = threading.Thread(target=_make, args=(size,), name="shmrt-spare", daemon=True)
+        _maker = threading.Thread(target=_make, args=(size, reserve), name="shmrt-spare",
+                                  daemon=True)
         _maker.start()
 
 
-def _make(size: int) -> None:
+def _make(size: int, reserve: int) -> None:
     global _fd, _size, _maker, _timer
     from .segment import SEGMENT_MODE, SHM_DIR
 
@@ -52,7 +56,7 @@ def _make(size: int) -> None:
         fd = os.open(SHM_DIR, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, SEGMENT_MODE)
         os.fchmod(fd, SEGMENT_MODE)
         os.ftruncate(fd, size)
-        os.posix_fallocate(fd, 0, size)
+        os.posix_fallocate(fd, 0, reserve)
     except OSError:  # no O_TMPFILE there, /dev/shm full: no spare, nothing lost
         if fd >= 0:
             os.close(fd)

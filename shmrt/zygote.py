@@ -12,9 +12,10 @@ multiprocessing keeps its resource tracker or fork server -- so that the
 next pool's workers are forked in a millisecond instead of started from
 scratch, and ended at interpreter exit (``atexit``: its connection is
 closed, it exits; it also exits when its coordinator dies).  It holds no
-segment, no task and none of the user's code.  ``shmrt.zygote.stop()``
-ends it earlier; ``SHMRT_ZYGOTE=0`` in the environment turns it off (every
-worker is then spawned).
+segment, no task and none of the user's code.  ``shmrt.zygote.start()``
+starts it ahead of the first pool, ``shmrt.zygote.stop()`` ends it
+earlier; ``SHMRT_ZYGOTE=0`` in the environment turns it off (every worker
+is then spawned).
 
 Not used (the pool spawns its workers as before) for the forkserver start
 method, without ``os.pidfd_open`` (the workers are the zygote's children: the
@@ -185,6 +186,24 @@ def get() -> Zygote | None:
         if z is None:
             z = _zygote = Zygote()
         return z
+
+
+def start() -> bool:
+    """Start this process's zygote now, without waiting for it: its
+    interpreter start-up (most of a first pool's wait for its first
+    result) then overlaps whatever the program does before its first pool
+    (imports, reading input).  Optional; the first pool starts it
+    otherwise.  False where it cannot be used (see the module docstring),
+    and a no-op returning False in a process that is importing its parent's
+    ``__main__`` (a spawned child: a worker, or any multiprocessing child) or
+    running tasks, so that a call at the top of a script is safe."""
+    from multiprocessing import process
+
+    from .workers import cpu
+
+    if cpu._current is not None or getattr(process.current_process(), "_inheriting", False):
+        return False
+    return get() is not None
 
 
 def current() -> Zygote | None:

@@ -152,8 +152,9 @@ def test_hold_table_full_copies_results() -> None:
         assert settle_live(p, base) == base
 
 
-ARENA_POINTS = [("arena.after_carve", 1), ("arena.after_pop", 2), ("hold.after_ref", 5),
-                ("hold.after_clear", 5)]
+ARENA_POINTS = [("arena.after_reserve", 1), ("arena.after_carve", 1), ("arena.after_pop", 2),
+                ("hold.after_ref", 5), ("hold.after_clear", 5)]
+BIG = 3 << 20  # bytes: past the first reservation chunk (2 MiB), so a carve reserves
 
 CLIENT_LOOP = textwrap.dedent("""
     import os, signal, sys
@@ -163,6 +164,7 @@ CLIENT_LOOP = textwrap.dedent("""
     for i in range(12):
         c.submit(helpers.nbytes_sum, helpers.make_bytes(30_000 + i)).result(timeout=30)
         a = c.submit(helpers.make_array, 9000 + i).result(timeout=30)
+        c.submit(helpers.nbytes_sum, helpers.make_bytes({big} + i)).result(timeout=30)
         del a
     print("not killed", flush=True)
 """)
@@ -185,7 +187,8 @@ def test_killed_at_arena_point(point: str, n: int, role: str, tmp_path: Path) ->
         if role == "worker":
             for i in range(30):  # results dropped as they come: blocks are recycled
                 fs = [p.submit(helpers.nbytes_sum, helpers.make_bytes(20_000 + i)),
-                      p.submit(helpers.make_array, 9000 + i)]
+                      p.submit(helpers.make_array, 9000 + i),
+                      p.submit(helpers.make_array, BIG // 8 + i)]
                 for f in fs:
                     try:
                         f.result(timeout=TIMEOUT)
@@ -195,7 +198,7 @@ def test_killed_at_arena_point(point: str, n: int, role: str, tmp_path: Path) ->
         else:
             env = dict(os.environ, SHMRT_CRASH_AT=f"{point}:{n}:client:{marker}")
             r = subprocess.run([sys.executable, "-c", CLIENT_LOOP.format(
-                tests=str(Path(__file__).parent), name=name)], env=env,
+                tests=str(Path(__file__).parent), name=name, big=BIG)], env=env,
                 capture_output=True, text=True, timeout=TIMEOUT)
             assert r.returncode == -signal.SIGKILL, (r.stdout, r.stderr)
         assert marker.exists(), f"{point} was never crossed"

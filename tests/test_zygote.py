@@ -114,3 +114,19 @@ def test_after_import_runs_once_before_the_importer_sees_the_module(
         if hook in sys.meta_path:
             sys.meta_path.remove(hook)
         sys.modules.pop(mod, None)
+
+
+def test_start_ahead_of_the_first_pool() -> None:
+    zygote.stop()
+    assert zygote.start() and zygote.start()  # idempotent: one zygote
+    z = zygote.current()
+    assert z is not None and z.alive()
+    with shmrt.Pool(2) as p:
+        assert p.submit(zt.parent).result(timeout=TIMEOUT)[1] == z.pid
+    assert zygote.current() is z
+
+
+def test_start_refuses_where_it_cannot_be_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    zygote.stop()
+    monkeypatch.setenv("SHMRT_ZYGOTE", "0")
+    assert not zygote.start() and zygote.current() is None

@@ -54,9 +54,11 @@ from shmrt.workers import boot, prepare
 from shmrt import segment  # noqa: F401 - what every child attaches with
 
 POLL_S = 1.0  # how often an idle zygote checks that its coordinator lives
-#: imported after the first forks, while idle: what later children would
-#: otherwise import themselves (a script's __main__ needs multiprocessing)
-WARM = ("multiprocessing.spawn", "multiprocessing.reduction", "runpy", "socket")
+#: imported after the first forks, while idle (or before any, when the zygote
+#: is started ahead: shmrt.zygote.start): what later children would otherwise
+#: import themselves -- a script's ``__main__`` needs multiprocessing, and one
+#: that imports shmrt's Pool pulls in concurrent.futures and the rest
+WARM = ("multiprocessing.spawn", "shmrt.pool", "runpy", "socket")
 _LEN = struct.Struct("!i")  # multiprocessing.connection's frame header
 _LEN64 = struct.Struct("!Q")  # ... after a -1 header, for frames of 2 GiB and more
 

@@ -27,13 +27,38 @@
  * Offsets are arena-relative block offsets (multiples of 64) on the wire, and
  * every one read back is checked: inside the arena, aligned, header magic and
  * class consistent, length within the block.
+ *
+ * Reservation (arena_reserve).  A segment's pages must exist in /dev/shm
+ * before anyone touches them: a page the kernel cannot allocate on first
+ * touch is a SIGBUS, where it must be an error.  The creator reserves the
+ * control part (header to slots) with posix_fallocate; the arena, most of
+ * the segment (64 MiB by default, ~20 ms of page clearing that every new
+ * pool used to wait for), is reserved as it is carved: before its bump CAS
+ * a carver populates the pages up to the end of its block, rounded up to
+ * RESERVE_CHUNK, with MADV_POPULATE_WRITE (which fails with an errno where
+ * a touch would SIGBUS), and then raises header.arena_reserved.  A block's
+ * memory is only ever touched after it is carved, so every touched arena
+ * page was populated first.  The mark is a hint, never trusted beyond the
+ * arena and only raised after a populate succeeded: a carver killed inside
+ * the populate leaves it where it was, and the next one populates again
+ * (idempotent; nothing else in the segment changed).  Without
+ * MADV_POPULATE_WRITE (kernels before 5.14: ARENA_LAZY is 0) the creator
+ * reserves the whole segment and sets the mark to the arena's size.
  */
 #include "arena.h"
 #include "freestack.h"
 #include "holds.h"
 #include "section.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#define RESERVE_CHUNK (2ULL << 20) /* populate at least this much at a time */
 
 u64 arena_class_size(u64 c) { return arena_class_bytes(c); }
 
@@ -66,8 +91,43 @@ static long long pop_free(SegmentObject *s, int c) {
     return r == ARENA_POP_OK ? (long long)off : -1;
 }
 
-/* Returns the block's arena offset, -1 when the arena is exhausted, or -2
- * when it is corrupt (the runtime is broken then, broken.c). */
+int arena_lazy_supported(void) {
+    static int ok = -1; /* probed once per process: an anonymous page */
+    if (ok < 0) {
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ok = p != MAP_FAILED && madvise(p, 4096, MADV_POPULATE_WRITE) == 0;
+        if (p != MAP_FAILED) munmap(p, 4096);
+    }
+    return ok;
+}
+
+/* Make the arena's pages below `end` exist (see the top of the file):
+ * 0, -2 corrupt (the runtime is broken), -3 the kernel refused (errno set:
+ * /dev/shm full, or out of memory). */
+static int arena_reserve(SegmentObject *s, u64 end) {
+    header_t *h = HDR(s);
+    u64 have = LOAD_ACQ(&h->arena_reserved); /* pairs with the CAS below: pages exist below it */
+    if (end <= have) return 0;
+    if (have > s->L.arena_size) {
+        seg_mark_broken(s, "arena: reserved mark %llu is past the arena (%llu bytes)",
+                        (unsigned long long)have, (unsigned long long)s->L.arena_size);
+        return -2;
+    }
+    u64 from = have & ~4095ULL, to = (end + RESERVE_CHUNK - 1) & ~(RESERVE_CHUNK - 1);
+    if (to > s->L.arena_size) to = s->L.arena_size; /* arena_size: a multiple of 4096 */
+    if (madvise(s->L.base + s->L.arena_off + from, (size_t)(to - from), MADV_POPULATE_WRITE))
+        return -3;
+    CRASH_POINT(CP_RESERVE);
+    /* raise it to `to` unless someone raised it further (acq_rel: our pages
+     * are in the file before the mark says so; pairs with the load above) */
+    while (have < to && !CAS_ACQREL(&h->arena_reserved, &have, to)) {
+    }
+    return 0;
+}
+
+/* Returns the block's arena offset, -1 when the arena is exhausted, -2
+ * when it is corrupt (the runtime is broken then, broken.c), or -3 when the
+ * kernel could not reserve its pages (errno set: /dev/shm is full). */
 long long arena_alloc_block(SegmentObject *s, u64 len) {
     if (len > s->L.arena_size) return -1;
     int c = class_for(len + BLOCK_HEADER_SIZE); /* class sizes count the header */
@@ -85,6 +145,11 @@ long long arena_alloc_block(SegmentObject *s, u64 len) {
                 return -2;
             }
             if (size > s->L.arena_size - bump) break;
+            int rr = arena_reserve(s, bump + size); /* before the CAS: see the top of the file */
+            if (rr) {
+                if (s->holds) STORE_RLX(&s->holds->carving, 0);
+                return rr;
+            }
             /* write-ahead for the reclaim's walk (holds.h): if we die
              * between the CAS and the header, this says how big the hole is */
             if (s->holds) STORE_RLX(&s->holds->carving, (HOLD_TOP(bump) << 8) | (u64)c);
@@ -341,6 +406,19 @@ static PyObject *AR_blob_alloc(SegmentObject *s, PyObject *arg) {
                             "(drop some views or arrays)", HOLD_CAP);
     long long off = arena_alloc_block(s, len);
     if (off == -2) return seg_raise_broken(s);
+    if (off == -3) { /* EFAULT: a touch would SIGBUS, i.e. no room in /dev/shm */
+        int e = errno == EFAULT ? ENOSPC : errno;
+        PyObject *exc = PyObject_CallFunction(
+            PyExc_OSError, "iN", e,
+            PyUnicode_FromFormat("/dev/shm cannot hold more of the arena: a block of %llu bytes "
+                                 "was refused (%s); free /dev/shm space, or lower arena_size",
+                                 (unsigned long long)len, strerror(e)));
+        if (exc) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        return NULL;
+    }
     if (off < 0) Py_RETURN_NONE;
     u64 n;
     char *data = arena_block_data(s, (u64)off, &n);

@@ -14,6 +14,9 @@ u64 arena_class_size(u64 cls); /* bytes of a block of size class cls (header inc
 /* a block with one reference, owned by the caller's data structure (a
  * function entry); -1 exhausted, -2 corrupt (broken) */
 long long arena_alloc_block(SegmentObject *s, u64 len);
+/* 1 if this kernel has MADV_POPULATE_WRITE: a new segment's arena is then
+ * reserved as it is carved (arena.c), else all at creation. */
+int arena_lazy_supported(void);
 char *arena_block_data(SegmentObject *s, u64 off, u64 *len_out);
 /* drop a slot's or an entry's reference (0, or -1: not a live block) */
 int arena_release_block(SegmentObject *s, u64 off);

@@ -44,6 +44,7 @@
     X(CP_PARKED, "park.after_state")           /* PARKED, idle not updated */   \
     X(CP_SEARCH, "search.after_idle")          /* counted searching, state not */ \
     X(CP_TAKEN, "relay_take.after_pop")        /* packet off the ring, unmarked */ \
+    X(CP_RESERVE, "arena.after_reserve")       /* pages populated, mark not raised */ \
     X(CP_CARVE, "arena.after_carve")           /* bump moved, no block header */ \
     X(CP_BLOCK_POP, "arena.after_pop")         /* free block popped, not counted */ \
     X(CP_HOLD_GET, "hold.after_ref")           /* block counted, not in the table */ \

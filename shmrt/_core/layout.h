@@ -43,7 +43,7 @@
 #include "atomics.h"
 
 #define SHMRT_MAGIC 0x3176544d524d4853ULL /* "SHMRMTv1" little endian */
-#define SHMRT_LAYOUT_VERSION 7
+#define SHMRT_LAYOUT_VERSION 8
 #define CACHE_LINE 64
 
 /* Local run queue capacity: a compile-time maximum.  The effective capacity
@@ -120,6 +120,10 @@ typedef struct {
     u64 arena_untracked; /* block references held by processes without a record
                           * (holds.h): while non-zero the reclaim does not
                           * recount the arena */
+    u64 arena_reserved;  /* arena bytes whose /dev/shm pages exist (arena.c,
+                          * arena_reserve): only raised, by a carver after its
+                          * populate succeeded; the arena's whole size when the
+                          * creator reserved it all (no MADV_POPULATE_WRITE) */
     /* lines 9-14: arena per-class free stacks, same packing as free_head */
     _Alignas(CACHE_LINE) u64 arena_free[ARENA_CLASSES];
     /* global counters (relaxed; for the inspector) */

@@ -51,6 +51,7 @@ static int header_fields(PyObject *m) {
     FIELD(d, header_t, retried); FIELD(d, header_t, n_send); FIELD(d, header_t, send_cap);
     FIELD(d, header_t, n_waiters); FIELD(d, header_t, inflight); FIELD(d, header_t, relay_off);
     FIELD(d, header_t, holds_off); FIELD(d, header_t, arena_untracked);
+    FIELD(d, header_t, arena_reserved);
     FIELD(d, header_t, broken_len); FIELD(d, header_t, broken_reason);
     return add_table(m, "HEADER_FIELDS", d);
 }
@@ -285,6 +286,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         struct_fields(m) || relay_fields(m))
         goto fail;
 #define CONST(n) if (PyModule_AddIntConstant(m, #n, (long long)(n))) goto fail
+    if (PyModule_AddIntConstant(m, "ARENA_LAZY", arena_lazy_supported())) goto fail;
     CONST(SHMRT_LAYOUT_VERSION); CONST(LOCAL_CAP_MAX); CONST(HEADER_SIZE);
     CONST(SLOT_HEADER_SIZE); CONST(CACHE_LINE); CONST(BLOCK_HEADER_SIZE);
     CONST(S_RUNNING); CONST(S_COMPLETE); CONST(S_NOTIFIED); CONST(S_JOIN_INTEREST);

@@ -313,6 +313,10 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw) {
         h->coord_pid = v;
         if (dict_u64(create, "coord_start", &v, 0)) goto fail;
         h->coord_start = v;
+        /* the arena bytes the creator reserved (segment.create: none when
+         * they are reserved as carved, arena.c; all by default) */
+        if (dict_u64(create, "arena_reserved", &v, L.arena_size)) goto fail;
+        h->arena_reserved = v < L.arena_size ? v : L.arena_size;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         h->created_ns = (u64)ts.tv_sec * 1000000000ULL + (u64)ts.tv_nsec;

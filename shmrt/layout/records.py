@@ -231,6 +231,7 @@ class Header(Record, table=_core.HEADER_FIELDS, size=_core.HEADER_SIZE,
     relay_off: int
     holds_off: int
     arena_untracked: int
+    arena_reserved: int
     broken_len: int
 
     def config(self) -> dict[str, int]:
