@@ -69,7 +69,8 @@ class WorkerStatistics(_Record):
 class ArenaStatistics(_Record):
     """The blob arena (large payloads)."""
 
-    size: int  # bytes reserved for the arena
+    size: int  # the arena's size in bytes
+    reserved: int  # bytes of it whose /dev/shm pages exist (reserved as carved; >= carved)
     carved: int  # bytes cut into blocks so far (the bump pointer)
     live: int  # bytes of blocks in use now
     untracked: int  # block references held by mappings without a process record (0 in a pool)

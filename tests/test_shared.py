@@ -146,3 +146,26 @@ def test_inspector_shows_who_holds_shared_arrays() -> None:
         with SegmentSource("/dev/shm" + p._sname, p.name) as src:
             rep = build_report(src.read(), Options(leak_after_s=0.0))
         assert [c.held_blocks for c in rep.clients] == [0]
+
+
+def test_arena_pages_are_reserved_as_they_are_carved() -> None:
+    """A new runtime takes /dev/shm pages for its control part only; the
+    arena's are reserved as blocks are carved (shmrt/_core/arena.c), before
+    anything touches them."""
+    import os
+
+    from shmrt import _core
+
+    if not _core.ARENA_LAZY:
+        pytest.skip("no MADV_POPULATE_WRITE: the whole segment is reserved at creation")
+    mib = 1 << 20
+    with shmrt.Pool(1, arena_size=64 * mib) as p:
+        path = "/dev/shm" + p._sname
+        s0, f0 = p.statistics()["arena"], os.stat(path).st_blocks * 512
+        assert s0["carved"] <= s0["reserved"] <= 2 * mib and f0 < 16 * mib
+        a = p.share(np.ones(20 * mib // 8))  # 20 MiB: carved, so reserved
+        s1, f1 = p.statistics()["arena"], os.stat(path).st_blocks * 512
+        assert s1["carved"] >= 20 * mib and s1["reserved"] >= s1["carved"]
+        assert s1["reserved"] - s1["carved"] < 2 * mib  # rounded up to a chunk, no more
+        assert f1 - f0 >= 20 * mib  # the file's pages exist now
+        assert p.submit(helpers.total, a).result(timeout=TIMEOUT) == 20 * mib // 8

@@ -452,9 +452,10 @@ SECTIONED(AR_blob_view)
 static PyObject *AR_arena_stats(SegmentObject *s, PyObject *unused) {
     if (seg_check_open(s, 0)) return NULL;
     header_t *h = HDR(s);
-    return Py_BuildValue("{sKsKsKsK}", "size", s->L.arena_size, "carved",
+    return Py_BuildValue("{sKsKsKsKsK}", "size", s->L.arena_size, "carved",
                          LOAD_RLX(&h->arena_bump), "live", LOAD_RLX(&h->arena_live_bytes),
-                         "untracked", LOAD_RLX(&h->arena_untracked));
+                         "untracked", LOAD_RLX(&h->arena_untracked), "reserved",
+                         LOAD_RLX(&h->arena_reserved));
 }
 
 /* arena_census() -> dict: every carved block, held (refs > 0) or free, and
