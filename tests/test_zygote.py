@@ -130,3 +130,15 @@ def test_start_refuses_where_it_cannot_be_used(monkeypatch: pytest.MonkeyPatch) 
     zygote.stop()
     monkeypatch.setenv("SHMRT_ZYGOTE", "0")
     assert not zygote.start() and zygote.current() is None
+
+
+def test_the_zygote_runs_the_coordinators_shmrt() -> None:
+    """The zygote loads shmrt and shmrt.workers from where this process has
+    them (shmrt/zygote.py _BOOT), as attributes of each other too."""
+    import shmrt.workers
+
+    zygote.stop()
+    with shmrt.Pool(1) as p:
+        got = p.submit(zt.shmrt_files).result(timeout=TIMEOUT)
+        assert p.submit(zt.parent).result(timeout=TIMEOUT)[1] == zygote.current().pid
+    assert got == (shmrt.__file__, shmrt.workers.__file__)

@@ -36,3 +36,9 @@ def mp_state() -> tuple[str, bytes, str | None, bool]:
 
     cur = mp.current_process()
     return cur.name, bytes(cur.authkey), mp.get_start_method(allow_none=True), "shmrt" in cur.name
+
+
+def shmrt_files() -> tuple[str, str]:
+    import shmrt
+
+    return str(shmrt.__file__), str(shmrt.workers.__file__)  # type: ignore[attr-defined]
