@@ -587,3 +587,12 @@ def test_resolve_finds_modules_in_the_current_directory(tmp_path: Path,
         resolve("mytransform_xyz:nope")
     with pytest.raises(ResolveError, match="is not callable"):
         resolve("os:sep")
+
+
+def test_the_console_entry_point_is_light() -> None:
+    """Spawn workers import the console script (a command's ``__main__``):
+    its entry point must not import click or the commands (shmrt/console.py)."""
+    code = ("import sys, shmrt.console; "
+            "print(sorted(m for m in ('click', 'shmrt.cli') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr)
