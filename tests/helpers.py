@@ -286,3 +286,22 @@ def fill(a: Any, value: Any) -> str:
 
 def total(a: Any) -> float:
     return float(a.sum())
+
+
+class DropMarker:
+    """An argument whose copy in a worker, when dropped, waits ``delay``
+    seconds and then creates ``path`` (the caller's own copy does nothing):
+    shows whether a task's arguments are gone before its result is."""
+
+    def __init__(self, path: str, delay: float):
+        self.path, self.delay, self.owner = path, delay, os.getpid()
+
+    def __del__(self) -> None:
+        if os.getpid() != self.owner:
+            time.sleep(self.delay)
+            with open(self.path, "w"):
+                pass
+
+
+def count_args(*args: Any) -> int:
+    return len(args)

@@ -235,3 +235,16 @@ def test_worker_killed_between_its_result_block_and_complete(retries: int, tmp_p
         assert outcomes.count("crashed") == (0 if retries else 1), outcomes
         helpers.slots_settle(p)
         assert settle_live(p, base) == base
+
+
+def test_a_tasks_arguments_are_dropped_before_its_result_is_delivered(tmp_path: Path) -> None:
+    """The worker clears every name that may hold a view of the task's args
+    (and so its arena block) before it finishes the task: a caller that
+    sends its next big payload as soon as it has a result finds the block
+    free (workers/cpu.py Worker.run).  The marker's drop is slowed, so that
+    a drop after the delivery would be seen here as a missing file."""
+    path = tmp_path / "dropped"
+    with shmrt.Pool(1) as p:
+        assert p.submit(helpers.count_args, helpers.DropMarker(str(path), 0.3)).result(
+            timeout=TIMEOUT) == 1
+        assert path.exists(), "the arguments outlived the task's result"

@@ -177,6 +177,12 @@ class Worker:
         if t is None:
             return  # cancelled before it started
         key, fn_id, data, _parent, kind = t
+        # Nothing of the task's may outlive it here: a view of its args block
+        # (``t``, ``data``, the arguments) keeps the block held, and the caller,
+        # which has the result once we finish, may need that memory for its
+        # next payload (a near-full arena refused it).  So every name that can
+        # hold one is cleared before ``finish``.
+        del t
         outer = self.stack[-1] if self.stack else -1
         if kind == 1:
             self.run_packet(idx, fn_id, data, outer)
@@ -202,6 +208,9 @@ class Worker:
             status = _core.ST_ERROR
         finally:
             self.stack.pop()
+        # dropped before finish (see above); the names may be unbound after an error
+        data = b""  # noqa: F841
+        args = kwargs = fn = result = None  # noqa: F841
         seg.finish(self.wid, idx, status, enc.inline, enc.blob, outer)
         if CRASH:
             _core.crash_point("worker.after_finish")
