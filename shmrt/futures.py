@@ -189,19 +189,28 @@ class TaskFuture(SharedConditionFuture):
 
 def _results(fs: list[cf.Future], end: float | None, flatten: bool) -> Iterator[Any]:
     """Results in order; batches are flattened by chain() in C, not per item
-    in Python (100,000 yields cost a few ms)."""
-    gen = _each(fs, end)
+    in Python (100,000 yields cost a few ms).  A batch's result is waited
+    for without the spin of ``TaskFuture.result``: a batch takes long by
+    construction, and on a machine with no core to spare the spinning
+    caller took one from the workers computing it (``map`` of 10^5 items
+    over 2 workers on 2 cores: ~15.5 -> ~17M items/s)."""
+    gen = _each(fs, end, spin=not flatten)
     return chain.from_iterable(gen) if flatten else gen
 
 
-def _each(fs: list[cf.Future], end: float | None) -> Iterator[Any]:
+def _each(fs: list[cf.Future], end: float | None, spin: bool = True) -> Iterator[Any]:
     """Each future's result, in order, holding no reference to a future or
     result already yielded (as ProcessPoolExecutor: a consumer that drops a
     result frees it)."""
     fs.reverse()
     try:
         while fs:
-            if end is None:
+            if not spin and fs[-1]._state == "PENDING" and isinstance(fs[-1],
+                                                                     SharedConditionFuture):
+                # a batch's result: sleep, do not spin (see _results)
+                SharedConditionFuture._wait_done(
+                    fs[-1], None if end is None else end - time.monotonic())
+            if end is None:  # (no name holds the future or its result while we yield)
                 yield fs.pop().result()
             else:
                 yield fs.pop().result(end - time.monotonic())
