@@ -69,7 +69,7 @@ PICKLE_START = 0x80
 SPECIAL = 0xC1
 K_OOB, K_SHARED, K_KW = 0x02, 0x04, 0x10
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
-MARSHAL_VERSION = 2  # no reference flags: the first byte stays below 0x80 (written as 2 below)
+MARSHAL_VERSION = 2  # no reference flags: the first byte stays below 0x80
 _marshal_dumps = marshal.dumps
 _marshal_loads = marshal.loads
 _U32 = struct.Struct("<I")
@@ -259,9 +259,9 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
         if not kwargs:
             for a in value:
                 if type(a) not in _PLAIN or (type(a) in (bytes, str) and len(a) > inline_cap):
-                    break  # cannot be inline: no msgpack copy of a big string
+                    break  # cannot be inline: no marshal copy of a big string
             else:
-                msg = _marshal_dumps(value, 2)
+                msg = _marshal_dumps(value, MARSHAL_VERSION)
                 if len(msg) <= inline_cap:
                     return Encoded(msg, -1, len(msg))
         kw = bool(kwargs)
@@ -271,7 +271,7 @@ def encode(seg: Any, value: Any, *, call: bool, kwargs: dict | None, inline_cap:
     else:
         t = type(value)
         if t in _PLAIN or (t is list and len(value) <= 64 and all(type(x) in _PLAIN for x in value)):
-            msg = _marshal_dumps(value, 2)
+            msg = _marshal_dumps(value, MARSHAL_VERSION)
             if len(msg) <= inline_cap:
                 return Encoded(msg, -1, len(msg))
         kw = False
@@ -408,10 +408,10 @@ def decode(data: Any, *, call: bool, seg: Any = None) -> Any:
     if first == PICKLE_START:
         obj = pickle.loads(mv)
         return (tuple(obj), {}) if call else obj
-    if first != SPECIAL:  # marshal v2 (a reference flag: not one of ours)
+    if first != SPECIAL:  # marshal v2
+        if first & 0x80:  # a reference flag: not one of ours
+            raise ValueError("malformed message: not a marshal v2 value")
         try:
-            if first & 0x80:
-                raise ValueError("not a marshal v2 value")
             obj = _marshal_loads(mv)  # bounded by mv: a truncated message raises EOFError
         except (EOFError, TypeError, ValueError) as e:
             raise ValueError(f"malformed message: {e}") from None

@@ -205,11 +205,11 @@ def _each(fs: list[cf.Future], end: float | None, spin: bool = True) -> Iterator
     fs.reverse()
     try:
         while fs:
-            if not spin and fs[-1]._state == "PENDING" and isinstance(fs[-1],
-                                                                     SharedConditionFuture):
-                # a batch's result: sleep, do not spin (see _results)
-                SharedConditionFuture._wait_done(
-                    fs[-1], None if end is None else end - time.monotonic())
+            if not spin and isinstance(fs[-1], SharedConditionFuture):
+                # a batch's result: sleep, do not spin (see _results); the
+                # base class's wait returns at once if it is done
+                SharedConditionFuture._wait_done(fs[-1], None if end is None
+                                                 else end - time.monotonic())
             if end is None:  # (no name holds the future or its result while we yield)
                 yield fs.pop().result()
             else:

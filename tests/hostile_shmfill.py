@@ -157,6 +157,7 @@ def scenario(mode: str) -> dict[str, Any]:
         st = os.statvfs("/dev/shm")
         out["free_while_running"] = st.f_bavail * st.f_frsize
         out["payloads"], out["refused"] = run_payloads(pool)
+        out["attempted"] = ROUNDS * len(SIZES)
         out["lazy"] = bool(_core.ARENA_LAZY)
         if pool.submit(sum, [1, 2, 3]).result(timeout=60) != 6:
             raise AssertionError("the pool does not run tasks after the payloads")

@@ -279,7 +279,7 @@ def test_full_dev_shm_never_kills_with_sigbus() -> None:
         assert res["outcome"] == "refused" and "/dev/shm is full" in res["error"], res
     for res in seen["filled-after-start"]:
         assert res["outcome"] == "ok" and res["free_while_running"] < (1 << 20), res
-        assert res["payloads"] + res["refused"] == 8  # every one intact, or refused cleanly
+        assert res["payloads"] + res["refused"] == res["attempted"] > 0, res  # intact or refused
         assert res["lazy"] or res["refused"] == 0, res  # all reserved up front: none refused
     for res in seen["filled-during-start"]:  # a race: either outcome, but a clean one
         assert res["outcome"] == "ok" or "/dev/shm" in res["error"], res

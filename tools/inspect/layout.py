@@ -278,27 +278,19 @@ def decode_client(buf: bytes | bytearray | memoryview, lay: Layout, cid: int) ->
 
 
 # ---- slots ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
 class SlotRaw:
-    """One slot header.  Values are raw and untrusted; helpers decode them."""
+    """One slot header and its index: every field of shmrt.layout's Slot
+    record (the one reader of slot_t) by name, plus the decoded refcount and
+    flags.  Values are raw and untrusted; helpers decode them."""
 
-    index: int
-    state: int
-    fn_id: int
-    holder: int
-    owner: int
-    flags: int
-    args_len: int
-    result: int
-    submitted_ns: int
-    started_ns: int
-    finished_ns: int
-    attempts: int
-    parent: int
-    gen: int
-    kind: int  # 0 task, 1 relay packet
-    flow: int = 0  # relay packets: flow id
-    seq: int = 0  # relay packets: sequence number within the flow
+    __slots__ = ("index", "rec")
+
+    def __init__(self, index: int, rec: SL.Slot):
+        self.index = index
+        self.rec = rec
+
+    def __getattr__(self, name: str) -> int:  # the record's fields (index, rec: ours)
+        return getattr(self.rec, name)  # type: ignore[no-any-return]
 
     @property
     def refs(self) -> int:
@@ -317,10 +309,7 @@ def decode_slot_at(buf: bytes | bytearray | memoryview, off: int, idx: int = 0) 
     """Decode the slot header that starts at ``off`` in ``buf``."""
     if off < 0 or off + SLOT_HEADER_SIZE > len(buf):
         raise InspectError(f"slot {idx}: header at {off} is outside the image")
-    g = SL.Slot.read(SL.bytes_loader(buf), off)
-    return SlotRaw(idx, g.state, g.fn_id, g.holder, g.owner, g.flags, g.args_len, g.result,
-                   g.submitted_ns, g.started_ns, g.finished_ns, g.attempts, g.parent, g.gen,
-                   g.kind, g.flow, g.seq)
+    return SlotRaw(idx, SL.Slot.read(SL.bytes_loader(buf), off))
 
 
 def decode_slot(buf: bytes | bytearray | memoryview, lay: Layout, idx: int) -> SlotRaw:
