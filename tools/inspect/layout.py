@@ -278,19 +278,25 @@ def decode_client(buf: bytes | bytearray | memoryview, lay: Layout, cid: int) ->
 
 
 # ---- slots ---------------------------------------------------------------------------------
-class SlotRaw:
-    """One slot header and its index: every field of shmrt.layout's Slot
-    record (the one reader of slot_t) by name, plus the decoded refcount and
-    flags.  Values are raw and untrusted; helpers decode them."""
+class Indexed:
+    """An entry of a table in the segment and its index: every field (and
+    property) of its shmrt.layout record, the one reader of its struct, by
+    name.  Values are raw and untrusted; helpers decode them."""
 
     __slots__ = ("index", "rec")
 
-    def __init__(self, index: int, rec: SL.Slot):
+    def __init__(self, index: int, rec: SL.Record):
         self.index = index
         self.rec = rec
 
-    def __getattr__(self, name: str) -> int:  # the record's fields (index, rec: ours)
+    def __getattr__(self, name: str) -> int:  # the record's (index, rec: ours)
         return getattr(self.rec, name)  # type: ignore[no-any-return]
+
+
+class SlotRaw(Indexed):
+    """One slot header (shmrt.layout.Slot), with its refcount and flags."""
+
+    __slots__ = ()
 
     @property
     def refs(self) -> int:
@@ -327,21 +333,11 @@ class RelayRaw:
     fifo_len: int  # tokens published in the FIFO (stale ones too)
 
 
-@dataclass(frozen=True)
-class WaiterRaw:
-    """waiter_t: one entry per client send() blocked on the budget."""
+class WaiterRaw(Indexed):
+    """waiter_t (shmrt.layout.Waiter: state, pid, wt, gen): one entry per
+    client send() blocked on the budget; pid 0 = free."""
 
-    index: int
-    state: int  # (gen << 8) | WT_*
-    pid: int  # 0 = free
-
-    @property
-    def wt(self) -> int:
-        return self.state & WT_MASK
-
-    @property
-    def gen(self) -> int:
-        return self.state >> 8
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -375,8 +371,7 @@ def decode_relay(buf: bytes | bytearray | memoryview, lay: Layout) -> RelayRaw:
 
 
 def decode_waiter(buf: bytes | bytearray | memoryview, lay: Layout, i: int) -> WaiterRaw:
-    w = SL.Waiter.read(SL.bytes_loader(buf), lay.waiter_off(i))
-    return WaiterRaw(i, w.state, w.pid)
+    return WaiterRaw(i, SL.Waiter.read(SL.bytes_loader(buf), lay.waiter_off(i)))
 
 
 def decode_send(buf: bytes | bytearray | memoryview, lay: Layout, i: int) -> SendRaw:
