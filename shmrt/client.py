@@ -34,10 +34,10 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent import futures as cf
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _core, codec
 from .errors import BrokenPool, PayloadTooLarge, RuntimeNotFound
@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from .stats import Statistics
 
 RESULT_SPIN_S = 200e-6
+# map's inputs whose slices are taken as chunks as they are (exact types: a
+# subclass may slice differently)
+_SLICEABLE = (list, tuple, range)
 # Tests widen the windows of the submit/deliver race with this (see
 # tests/test_client_race.py); None in normal runs.
 _race_hook: Callable[[str], None] | None = None
@@ -206,8 +209,17 @@ class Client(cf.Executor):
         single = len(iterables) == 1
         if buffersize is not None:
             return lazy_map(self, fn, iterables, end, chunksize or 1, buffersize)
-        items: list[Any] = (list(iterables[0]) if single
-                            else list(zip(*iterables)))  # noqa: B905 - stops at the shortest
+        items: Sequence[Any]
+        if not single:
+            items = list(zip(*iterables))  # noqa: B905 - stops at the shortest
+        elif type(iterables[0]) in _SLICEABLE:
+            # Sliced, not copied (the slices are taken here, at the call, as
+            # a copy would be).  A range's chunks are ranges: no list of ints
+            # built, pickled here and unpickled in the worker (map over
+            # range(10**5): ~17 -> ~26M items/s, docs/benchmarks.md).
+            items = cast("Sequence[Any]", iterables[0])
+        else:
+            items = list(iterables[0])
         if chunksize is None:
             chunksize = max(1, min(10_000, -(-len(items) // (self._workers * 4))))
         fs: list[cf.Future] = []

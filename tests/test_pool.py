@@ -91,6 +91,10 @@ def test_map_empty(pool: shmrt.Pool, chunksize: int | None) -> None:
     assert list(pool.map(helpers.square, [], chunksize=chunksize)) == []
 
 
+def test_map_of_no_iterable_is_empty(pool: shmrt.Pool) -> None:
+    assert list(pool.map(helpers.square)) == []  # as builtin map over zip()
+
+
 @pytest.mark.parametrize("chunksize", [None, 1, 7])
 def test_map_multiple_iterables(pool: shmrt.Pool, chunksize: int | None) -> None:
     a = list(range(30))
@@ -98,6 +102,49 @@ def test_map_multiple_iterables(pool: shmrt.Pool, chunksize: int | None) -> None
     got = list(pool.map(helpers.add, a, b, chunksize=chunksize))
     assert got == list(map(helpers.add, a, b))
     assert len(got) == 25
+
+
+class _ListSub(list):  # type: ignore[type-arg]
+    pass
+
+
+_MAP_INPUTS: dict[str, Any] = {
+    "range": lambda: range(3, 250, 7), "range-down": lambda: range(50, -50, -3),
+    "tuple": lambda: tuple(range(90)), "list": lambda: list(range(90)),
+    "list-subclass": lambda: _ListSub(range(40)), "iterator": lambda: iter(range(60)),
+}
+
+
+@pytest.mark.parametrize("kind", list(_MAP_INPUTS))
+@pytest.mark.parametrize("chunksize", [None, 1, 7])
+def test_map_inputs(pool: shmrt.Pool, kind: str, chunksize: int | None) -> None:
+    expect = [i * i for i in _MAP_INPUTS[kind]()]
+    got = list(pool.map(helpers.square, _MAP_INPUTS[kind](), chunksize=chunksize))
+    assert got == expect
+
+
+def test_map_chunks_of_a_sequence_are_its_slices(pool: shmrt.Pool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A range is sent as ranges (no list built, nothing pickled per item);
+    a list as list slices taken at the call: changing it afterwards changes
+    nothing."""
+    sent: list[Any] = []
+    submit = pool.submit
+
+    def spy(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(args[-1])
+        return submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(pool, "submit", spy)
+    got = pool.map(helpers.square, range(0, 100, 2), chunksize=10)
+    assert sent == [range(i, i + 20, 2) for i in range(0, 100, 20)]
+    assert list(got) == [i * i for i in range(0, 100, 2)]
+    sent.clear()
+    items = list(range(25))
+    got = pool.map(helpers.square, items, chunksize=10)
+    items[:] = [0] * 25
+    assert [type(c) for c in sent] == [list, list, list]
+    assert list(got) == [i * i for i in range(25)]
 
 
 def test_map_with_timeout(pool: shmrt.Pool) -> None:
