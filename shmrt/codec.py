@@ -180,7 +180,7 @@ def _pickle(value: Any, raw_oob: bool,
             body = f.getvalue()
     except Exception:  # a lambda, a closure, a class of a lost __main__, ...
         return _cloudpickle(value, raw_oob, seg)
-    if b"__main__" in body and main_by_value():
+    if main_by_value() and b"__main__" in body:  # (the flag first: no search of a big stream)
         return _cloudpickle(value, raw_oob, seg)
     return body, bufs
 
