@@ -19,8 +19,8 @@
 #include "section.h"
 #include "queue.h"
 #include "state.h"
+#include "wake.h"
 
-#include <sched.h>
 
 /* ---- function table ------------------------------------------------------ */
 static u64 fnv1a(const unsigned char *p, Py_ssize_t n) {
@@ -187,31 +187,17 @@ static PyObject *A_client_release(SegmentObject *s, PyObject *arg) {
 
 /* client_spin(cid, budget_s) -> bool: poll the completion ring with the GIL
  * released; True as soon as it is non-empty.  While spinning, completers skip
- * the futex wake (spinning counter). */
+ * the futex wake (wake.h: client_spin_core, the code tools/check explores). */
 static PyObject *A_client_spin(SegmentObject *s, PyObject *args) {
     unsigned long long cid;
     double budget;
     if (!PyArg_ParseTuple(args, "Kd", &cid, &budget) || seg_check_open(s, 1)) return NULL;
     client_t *c = client_at(s, cid);
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
-    int got = 0;
+    int got;
+    u64 budget_ns = budget > 0 ? (u64)(budget * 1e9) : 0;
     Py_BEGIN_ALLOW_THREADS
-    FETCH_ADD_SEQ(&c->spinning, 1);
-    u64 end = now_ns() + (u64)(budget * 1e9);
-    unsigned i = 0;
-    for (;;) {
-        if (ring_nonempty(client_ring(c), s->L.inject_cap)) { got = 1; break; }
-        if ((++i & 63) == 0) {
-            if (now_ns() >= end) break;
-            sched_yield();
-        } else {
-            cpu_relax();
-        }
-    }
-    FETCH_SUB_SEQ(&c->spinning, 1);
-    /* SeqCst RMW above, then re-check: a completer that saw spinning > 0
-     * skipped its wake; if it pushed, we see the length here. */
-    if (!got && ring_nonempty(client_ring(c), s->L.inject_cap)) got = 1;
+    got = client_spin_core(c, s->L.inject_cap, budget_ns);
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(got);
 }
@@ -219,7 +205,8 @@ static PyObject *A_client_spin(SegmentObject *s, PyObject *args) {
 /* client_wait(cid, timeout_s, seq=-1) -> bool (ring non-empty): sleep on the
  * client's futex word until a completion arrives (or client_wake).  A caller
  * that checks a flag of its own first passes the seq it read before that
- * check (client_seq), so a wake in between is not lost. */
+ * check (client_seq), so a wake in between is not lost (wake.h:
+ * client_wait_core). */
 static PyObject *A_client_wait(SegmentObject *s, PyObject *args) {
     unsigned long long cid;
     double timeout;
@@ -230,13 +217,7 @@ static PyObject *A_client_wait(SegmentObject *s, PyObject *args) {
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
     int got;
     Py_BEGIN_ALLOW_THREADS
-    u32 seq = seen >= 0 ? (u32)seen : (u32)LOAD_SEQ(&c->seq);
-    FETCH_ADD_SEQ(&c->sleeping, 1);
-    /* pairs with deliver(): push (SeqCst CAS), bump seq, load sleeping */
-    got = ring_nonempty(client_ring(c), s->L.inject_cap);
-    if (!got) futex_wait_u32(&c->seq, seq, timeout);
-    FETCH_SUB_SEQ(&c->sleeping, 1);
-    got = ring_nonempty(client_ring(c), s->L.inject_cap);
+    got = client_wait_core(c, s->L.inject_cap, seen, timeout);
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(got);
 }
@@ -254,8 +235,7 @@ static PyObject *A_client_wake(SegmentObject *s, PyObject *arg) {
     if (PyErr_Occurred() || seg_check_open(s, 1)) return NULL;
     client_t *c = client_at(s, cid);
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
-    FETCH_ADD_SEQ(&c->seq, 1);
-    return PyLong_FromLong(futex_wake_u32(&c->seq, 64));
+    return PyLong_FromLong(client_wake_all(c));
 }
 
 /* ---- workers ------------------------------------------------------------- */
