@@ -2,8 +2,9 @@
  * wake.h -- the client completion wake: a completer pushes a finished task
  * on its client's completion ring and wakes a client thread that sleeps;
  * client threads poll (spin) or sleep on the client's futex word `seq`.
- * task.c (deliver) and admin.c (client_spin, client_wait) wrap these; the
- * model checker (tools/check, scenario client) runs them as they are.
+ * slots.c (deliver) and admin.c (client_spin, client_wait, client_wake) wrap
+ * these; the model checker (tools/check, scenario client) runs them as they
+ * are.
  *
  *   completer:  push idx (SeqCst CAS on the cell); seq += 1; if sleeping and
  *               nobody spinning: futex_wake(seq)
