@@ -24,8 +24,8 @@ Why not plain ``ctx.Process``:
   replacement in a few milliseconds (workers/boot.py).  Its children are
   the coordinator's grandchildren: ``ForkedWorker`` gives them the
   Process interface the supervisor uses (a pidfd as sentinel, the exit
-  code the zygote reports).  Without ``os.pidfd_open`` replacements are
-  spawned.
+  code the zygote reports).  Where pidfds cannot be opened
+  (``zygote.pidfd_works``) every worker is spawned.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ class Launcher:
         """The zygote: a process that does everything a worker does before
         registering, then forks workers on request (``fork_from``); None
         where forked workers cannot be watched (no pidfd)."""
-        if not hasattr(os, "pidfd_open"):
+        if not zygote.pidfd_works():
             return None
         r, w = self.ctx.Pipe(duplex=True)
         err = self._err_file("standby")

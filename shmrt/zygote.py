@@ -44,12 +44,29 @@ _lock = threading.Lock()  # guards _zygote (its creation and replacement)
 _zygote: Zygote | None = None
 
 
+_pidfd_ok: bool | None = None  # pidfd_works(), tried once
+
+
+def pidfd_works() -> bool:
+    """Whether this process can open pidfds: ``os.pidfd_open`` exists from
+    Python 3.9 on Linux, but the call fails with ENOSYS before Linux 5.3,
+    under valgrind, and where a seccomp filter refuses it (EPERM)."""
+    global _pidfd_ok
+    if _pidfd_ok is None:
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+            _pidfd_ok = True
+        except (AttributeError, OSError):
+            _pidfd_ok = False
+    return _pidfd_ok
+
+
 def enabled() -> bool:
     """SHMRT_CRASH_AT (the crash tests' switch) is read by the C core when it
     is imported, which a zygote's child did before it got the environment."""
     env = os.environ
     return (env.get("SHMRT_ZYGOTE", "1") != "0" and not env.get("SHMRT_CRASH_AT")
-            and hasattr(os, "pidfd_open") and hasattr(os, "fork"))
+            and hasattr(os, "fork") and pidfd_works())
 
 
 class Zygote:

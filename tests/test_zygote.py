@@ -5,7 +5,9 @@ built, its own random sequence); a second pool reuses the zygote."""
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,24 @@ def test_turned_off_workers_are_spawned(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("SHMRT_ZYGOTE", "0")
     with shmrt.Pool(1) as p:
         assert p.submit(zt.parent).result(timeout=TIMEOUT)[1] == os.getpid()
+
+
+def test_without_pidfds_workers_are_spawned_and_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.pidfd_open exists but fails (ENOSYS before Linux 5.3 and under
+    valgrind, EPERM under a seccomp filter): no zygote, no standby; the pool
+    spawns its workers and replaces a killed one."""
+    def refused(pid: int, flags: int = 0) -> int:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", refused)
+    monkeypatch.setattr(zygote, "_pidfd_ok", None)
+    assert not zygote.enabled()
+    with shmrt.Pool(1) as p:
+        pid, ppid = p.submit(zt.parent).result(timeout=TIMEOUT)
+        assert ppid == os.getpid()
+        os.kill(pid, signal.SIGKILL)
+        pid2, ppid2 = p.submit(zt.parent).result(timeout=TIMEOUT)
+        assert pid2 != pid and ppid2 == os.getpid()
 
 
 def test_children_get_multiprocessing_state_with_or_without_it_imported() -> None:
