@@ -128,6 +128,8 @@ class SharedConditionFuture(cf.Future):
         if self._state == "FINISHED" and self._exception is None:
             return self._result  # (set before the state, under the GIL)
         self._wait_done(timeout)
+        if self._state == "FINISHED" and self._exception is None:
+            return self._result  # (as above: the base class would take the Condition)
         return super().result(0)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:

@@ -13,6 +13,7 @@
  * client_claim point the Segment's busy counter at the process's own record.
  */
 #include "arena.h"
+#include "fastargs.h"
 #include "holds.h"
 #include "scheduler.h"
 #include "slots.h"
@@ -188,10 +189,12 @@ static PyObject *A_client_release(SegmentObject *s, PyObject *arg) {
 /* client_spin(cid, budget_s) -> bool: poll the completion ring with the GIL
  * released; True as soon as it is non-empty.  While spinning, completers skip
  * the futex wake (wake.h: client_spin_core, the code tools/check explores). */
-static PyObject *A_client_spin(SegmentObject *s, PyObject *args) {
+static PyObject *A_client_spin(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long cid;
     double budget;
-    if (!PyArg_ParseTuple(args, "Kd", &cid, &budget) || seg_check_open(s, 1)) return NULL;
+    if (fa_nargs("client_spin", nargs, 2, 2) || fa_K(args[0], &cid) || fa_d(args[1], &budget) ||
+        seg_check_open(s, 1))
+        return NULL;
     client_t *c = client_at(s, cid);
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
     int got;
@@ -207,11 +210,12 @@ static PyObject *A_client_spin(SegmentObject *s, PyObject *args) {
  * that checks a flag of its own first passes the seq it read before that
  * check (client_seq), so a wake in between is not lost (wake.h:
  * client_wait_core). */
-static PyObject *A_client_wait(SegmentObject *s, PyObject *args) {
+static PyObject *A_client_wait(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long cid;
     double timeout;
     long long seen = -1;
-    if (!PyArg_ParseTuple(args, "Kd|L", &cid, &timeout, &seen) || seg_check_open(s, 1))
+    if (fa_nargs("client_wait", nargs, 2, 3) || fa_K(args[0], &cid) || fa_d(args[1], &timeout) ||
+        (nargs > 2 && fa_L(args[2], &seen)) || seg_check_open(s, 1))
         return NULL;
     client_t *c = client_at(s, cid);
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
@@ -331,9 +335,8 @@ PyMethodDef admin_methods[] = {
     {"get_fn", (PyCFunction)A_get_fn, METH_O, "get_fn(fn_id) -> bytes | None"},
     {"client_claim", (PyCFunction)A_client_claim, METH_VARARGS, "client_claim(pid, start) -> cid"},
     {"client_release", (PyCFunction)A_client_release, METH_O, "client_release(cid) -> dropped"},
-    {"client_spin", (PyCFunction)A_client_spin, METH_VARARGS, "client_spin(cid, budget) -> bool"},
-    {"client_wait", (PyCFunction)A_client_wait, METH_VARARGS,
-     "client_wait(cid, timeout, seq=-1) -> bool"},
+    FASTCALL_METHOD("client_spin", A_client_spin, "client_spin(cid, budget) -> bool"),
+    FASTCALL_METHOD("client_wait", A_client_wait, "client_wait(cid, timeout, seq=-1) -> bool"),
     {"client_seq", (PyCFunction)A_client_seq, METH_O, "client_seq(cid) -> int"},
     {"client_wake", (PyCFunction)A_client_wake, METH_O, "client_wake(cid)"},
     {"worker_register", (PyCFunction)A_worker_register, METH_VARARGS,

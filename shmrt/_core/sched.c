@@ -28,6 +28,7 @@
 #include "scheduler.h"
 #include "slots.h"
 #include "crash.h"
+#include "fastargs.h"
 #include "park.h"
 #include "queue.h"
 #include "runq.h"
@@ -71,13 +72,14 @@ static int has_work(SegmentObject *s, slot_t *joined, int all_queues) {
  * (not searching).  Spins first (GIL released) for spin_s seconds watching
  * for work.  With joined_key, the park also ends when that task completes
  * (the joiner must have set JOIN_WAKER on it before calling). */
-static PyObject *S_park(SegmentObject *s, PyObject *args) {
+static PyObject *S_park(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long wid;
     double spin_s, timeout_s;
     int searching;
     long long jkey = -1;
-    if (!PyArg_ParseTuple(args, "Kddp|L", &wid, &spin_s, &timeout_s, &searching, &jkey) ||
-        seg_check_open(s, 1))
+    if (fa_nargs("park", nargs, 4, 5) || fa_K(args[0], &wid) || fa_d(args[1], &spin_s) ||
+        fa_d(args[2], &timeout_s) || fa_p(args[3], &searching) ||
+        (nargs > 4 && fa_L(args[4], &jkey)) || seg_check_open(s, 1))
         return NULL;
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
@@ -134,10 +136,12 @@ static PyObject *S_try_search(SegmentObject *s, PyObject *arg) {
  * searcher wakes a parked worker when it saw more work than it took (tokio
  * wakes unconditionally; waking only on a backlog saves a futex wake per
  * task when one task at a time trickles in). */
-static PyObject *S_end_search(SegmentObject *s, PyObject *args) {
+static PyObject *S_end_search(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long wid;
     int more = 1;
-    if (!PyArg_ParseTuple(args, "K|p", &wid, &more) || seg_check_open(s, 1)) return NULL;
+    if (fa_nargs("end_search", nargs, 1, 2) || fa_K(args[0], &wid) ||
+        (nargs > 1 && fa_p(args[1], &more)) || seg_check_open(s, 1))
+        return NULL;
     if (!worker_at(s, wid)) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
     static __thread u64 rot = 0;
     if (search_end(&s->L, wid, more, &rot) < 0) /* the idle word counts no searcher */
@@ -240,10 +244,11 @@ static int check_local(SegmentObject *s, u64 wid) {
 /* next_local(wid, use_lifo) -> slot index (| NEXT_FROM_LIFO when it came
  * from the LIFO slot) or -1. */
 #define NEXT_FROM_LIFO (1L << 30)
-static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
+static PyObject *S_next_local(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long wid;
     int use_lifo, helping = 0;
-    if (!PyArg_ParseTuple(args, "Kp|p", &wid, &use_lifo, &helping) || seg_check_open(s, 1))
+    if (fa_nargs("next_local", nargs, 2, 3) || fa_K(args[0], &wid) || fa_p(args[1], &use_lifo) ||
+        (nargs > 2 && fa_p(args[2], &helping)) || seg_check_open(s, 1))
         return NULL;
     if (seg_broken(s)) return PyLong_FromLong(-1); /* corrupt: no more work (broken.c) */
     worker_t *w = worker_at(s, wid);
@@ -278,10 +283,12 @@ static PyObject *S_next_local(SegmentObject *s, PyObject *args) {
 /* refill(wid, helping=False) -> slot index or -1: take min(len / workers + 1,
  * cap / 2) from inject, run the first, keep the rest in the local queue.
  * Helping: roots are passed over (a bounded scan). */
-static PyObject *S_refill(SegmentObject *s, PyObject *args) {
+static PyObject *S_refill(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long wid;
     int helping = 0;
-    if (!PyArg_ParseTuple(args, "K|p", &wid, &helping) || seg_check_open(s, 1)) return NULL;
+    if (fa_nargs("refill", nargs, 1, 2) || fa_K(args[0], &wid) ||
+        (nargs > 1 && fa_p(args[1], &helping)) || seg_check_open(s, 1))
+        return NULL;
     if (seg_broken(s)) return PyLong_FromLong(-1); /* corrupt: no more work (broken.c) */
     worker_t *w = worker_at(s, wid);
     if (!w) return PyErr_Format(SegmentError, "bad worker id %llu", wid);
@@ -317,10 +324,11 @@ static PyObject *S_refill(SegmentObject *s, PyObject *args) {
 }
 
 /* steal(wid, victim) -> slot index or -1: steal half of victim's queue. */
-static PyObject *S_steal(SegmentObject *s, PyObject *args) {
+static PyObject *S_steal(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long wid, victim;
     int helping = 0;
-    if (!PyArg_ParseTuple(args, "KK|p", &wid, &victim, &helping) || seg_check_open(s, 1))
+    if (fa_nargs("steal", nargs, 2, 3) || fa_K(args[0], &wid) || fa_K(args[1], &victim) ||
+        (nargs > 2 && fa_p(args[2], &helping)) || seg_check_open(s, 1))
         return NULL;
     if (seg_broken(s)) return PyLong_FromLong(-1); /* corrupt: no more work (broken.c) */
     worker_t *w = worker_at(s, wid);
@@ -396,27 +404,27 @@ static PyObject *S_inject_push(SegmentObject *s, PyObject *arg) {
 }
 
 SECTIONED(S_try_search)
-SECTIONED(S_end_search)
+SECTIONED_FAST(S_end_search)
 SECTIONED(S_notify)
-SECTIONED(S_next_local)
-SECTIONED(S_refill)
-SECTIONED(S_steal)
+SECTIONED_FAST(S_next_local)
+SECTIONED_FAST(S_refill)
+SECTIONED_FAST(S_steal)
 SECTIONED(S_lq_push)
 SECTIONED(S_inject_pop)
 SECTIONED(S_inject_push)
 
 PyMethodDef sched_methods[] = {
-    {"park", (PyCFunction)S_park, METH_VARARGS,
-     "park(wid, spin_s, timeout_s, searching, joined_key=-1) -> 0 self-unparked, 1 notified "
-     "(searcher), 2 timeout"},
+    FASTCALL_METHOD("park", S_park,
+                    "park(wid, spin_s, timeout_s, searching, joined_key=-1) -> 0 self-unparked, "
+                    "1 notified (searcher), 2 timeout"),
     {"try_search", (PyCFunction)S_try_search_s, METH_O, "try_search(wid) -> bool"},
-    {"end_search", (PyCFunction)S_end_search_s, METH_VARARGS, "end_search(wid, more=True)"},
+    FASTCALL_METHOD("end_search", S_end_search_s, "end_search(wid, more=True)"),
     {"notify", (PyCFunction)S_notify_s, METH_NOARGS, "notify() -> bool: wake one parked worker"},
     {"wake_all", (PyCFunction)S_wake_all, METH_NOARGS, "wake_all() -> n"},
-    {"next_local", (PyCFunction)S_next_local_s, METH_VARARGS,
-     "next_local(wid, use_lifo, helping=False) -> idx|-1"},
-    {"refill", (PyCFunction)S_refill_s, METH_VARARGS, "refill(wid, helping=False) -> idx|-1"},
-    {"steal", (PyCFunction)S_steal_s, METH_VARARGS, "steal(wid, victim, helping=False) -> idx|-1"},
+    FASTCALL_METHOD("next_local", S_next_local_s,
+                    "next_local(wid, use_lifo, helping=False) -> idx|-1"),
+    FASTCALL_METHOD("refill", S_refill_s, "refill(wid, helping=False) -> idx|-1"),
+    FASTCALL_METHOD("steal", S_steal_s, "steal(wid, victim, helping=False) -> idx|-1"),
     {"queue_len", (PyCFunction)S_queue_len, METH_O, "queue_len(wid) -> int"},
     {"inject_len", (PyCFunction)S_inject_len, METH_NOARGS, "inject_len() -> int"},
     {"lq_push", (PyCFunction)S_lq_push_s, METH_VARARGS, "test hook: owner push"},

@@ -115,4 +115,18 @@ static inline void section_leave(SegmentObject *s) {
         return r;                                                             \
     }
 
+/* The same for a METH_FASTCALL method (fastargs.h). */
+#define SECTIONED_FAST(name)                                                   \
+    static PyObject *name##_s(SegmentObject *s, PyObject *const *args,       \
+                              Py_ssize_t nargs) {                             \
+        section_enter(s);                                                     \
+        PyObject *r = name(s, args, nargs);                                   \
+        section_leave(s);                                                     \
+        return r;                                                             \
+    }
+
+/* A METH_FASTCALL entry of a method table. */
+#define FASTCALL_METHOD(pyname, fn, doc) \
+    {pyname, (PyCFunction)(void (*)(void))(fn), METH_FASTCALL, doc}
+
 #endif

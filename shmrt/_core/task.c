@@ -24,6 +24,7 @@
 #include "park.h"
 #include "wake.h"
 #include "crash.h"
+#include "fastargs.h"
 #include "section.h"
 #include "queue.h"
 #include "state.h"
@@ -34,12 +35,14 @@
 
 /* submit(cid, fn_id, data, args_blob=-1, retries=0) -> key, or -1 if no slot.
  * args_blob >= 0: the slot takes over the caller's reference on that block. */
-static PyObject *T_submit(SegmentObject *s, PyObject *args) {
+static PyObject *T_submit(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long cid, fn_id, retries = 0;
     long long args_blob = -1;
     double limit_s = 0;
     Py_buffer b;
-    if (!PyArg_ParseTuple(args, "KKy*|LKd", &cid, &fn_id, &b, &args_blob, &retries, &limit_s))
+    if (fa_nargs("submit", nargs, 3, 6) || fa_K(args[0], &cid) || fa_K(args[1], &fn_id) ||
+        (nargs > 3 && fa_L(args[3], &args_blob)) || (nargs > 4 && fa_K(args[4], &retries)) ||
+        (nargs > 5 && fa_d(args[5], &limit_s)) || fa_y(args[2], &b))
         return NULL;
     client_t *c = client_at(s, cid);
     u64 key, idx;
@@ -61,11 +64,14 @@ static PyObject *T_submit(SegmentObject *s, PyObject *args) {
 }
 
 /* spawn(wid, fn_id, data, args_blob=-1, parent_idx=-1) -> key, or -1 */
-static PyObject *T_spawn(SegmentObject *s, PyObject *args) {
+static PyObject *T_spawn(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long wid, fn_id;
     long long args_blob = -1, parent = -1;
     Py_buffer b;
-    if (!PyArg_ParseTuple(args, "KKy*|LL", &wid, &fn_id, &b, &args_blob, &parent)) return NULL;
+    if (fa_nargs("spawn", nargs, 3, 5) || fa_K(args[0], &wid) || fa_K(args[1], &fn_id) ||
+        (nargs > 3 && fa_L(args[3], &args_blob)) || (nargs > 4 && fa_L(args[4], &parent)) ||
+        fa_y(args[2], &b))
+        return NULL;
     u64 key, idx, par = (parent >= 0 && (u64)parent < s->L.n_slots) ? (u64)parent + 1 : 0;
     int rc = worker_at(s, wid) ? task_new(s, HOLDER_WORKER | wid, fn_id, &b, args_blob, 0, par,
                                           NULL, &key, &idx)
@@ -80,9 +86,11 @@ static PyObject *T_spawn(SegmentObject *s, PyObject *args) {
 
 /* begin(wid, idx) -> None (cancelled: dropped) or (key, fn_id, data, parent, kind)
  * data is bytes (inline) or a BlobView (args block). */
-static PyObject *T_begin(SegmentObject *s, PyObject *args) {
+static PyObject *T_begin(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long wid, idx;
-    if (!PyArg_ParseTuple(args, "KK", &wid, &idx) || seg_check_open(s, 1)) return NULL;
+    if (fa_nargs("begin", nargs, 2, 2) || fa_K(args[0], &wid) || fa_K(args[1], &idx) ||
+        seg_check_open(s, 1))
+        return NULL;
     worker_t *w = worker_at(s, wid);
     slot_t *sl = slot_at(s, idx);
     if (!w || !sl) return PyErr_Format(SegmentError, "bad worker %llu or slot %llu", wid, idx);
@@ -118,16 +126,21 @@ static PyObject *T_begin(SegmentObject *s, PyObject *args) {
     if (!data) return NULL;
     u64 key = (LOAD_RLX(&sl->gen) << 32) | idx;
     long long parent = sl->parent ? (long long)sl->parent - 1 : -1;
-    return Py_BuildValue("(KKNLK)", key, (unsigned long long)sl->fn_id, data, parent,
-                         (unsigned long long)LOAD_RLX(&sl->kind));
+    PyObject *items[5] = {PyLong_FromUnsignedLongLong(key),
+                          PyLong_FromUnsignedLongLong(sl->fn_id), data,
+                          PyLong_FromLongLong(parent),
+                          PyLong_FromUnsignedLongLong(LOAD_RLX(&sl->kind))};
+    return fa_tuple(5, items);
 }
 
 /* finish(wid, idx, status, data, result_blob=-1, outer=-1) */
-static PyObject *T_finish(SegmentObject *s, PyObject *args) {
+static PyObject *T_finish(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long wid, idx, status;
     long long outer = -1, result_blob = -1;
     Py_buffer b;
-    if (!PyArg_ParseTuple(args, "KKKy*|LL", &wid, &idx, &status, &b, &result_blob, &outer))
+    if (fa_nargs("finish", nargs, 4, 6) || fa_K(args[0], &wid) || fa_K(args[1], &idx) ||
+        fa_K(args[2], &status) || (nargs > 4 && fa_L(args[4], &result_blob)) ||
+        (nargs > 5 && fa_L(args[5], &outer)) || fa_y(args[3], &b))
         return NULL;
     worker_t *w = worker_at(s, wid);
     slot_t *sl = slot_at(s, idx);
@@ -154,38 +167,49 @@ out:
     Py_RETURN_NONE;
 }
 
-/* Read a completed slot's result: (status, bytes | BlobView). */
-static PyObject *take_result(SegmentObject *s, u64 idx, slot_t *sl) {
+/* A completed slot's result: bytes (inline) or a BlobView, and its status;
+ * NULL with an exception (a corrupt length). */
+static PyObject *result_data(SegmentObject *s, u64 idx, slot_t *sl, u64 *status) {
     u64 r = LOAD_RLX(&sl->result), n = r & 0xffffffffULL;
     if (n > payload_cap(s))
         return seg_corrupt(s, "slot %llu: result length %llu exceeds the slot's %llu bytes",
                            (unsigned long long)idx, (unsigned long long)n,
                            (unsigned long long)payload_cap(s));
-    PyObject *data = (sl->flags & SLOT_F_RESULT_BLOB)
-                         ? blobview_slot(s, idx, sl->result_blob, "result")
-                         : PyBytes_FromStringAndSize(slot_payload(s, sl), (Py_ssize_t)n);
+    *status = r >> 32;
+    return (sl->flags & SLOT_F_RESULT_BLOB)
+               ? blobview_slot(s, idx, sl->result_blob, "result")
+               : PyBytes_FromStringAndSize(slot_payload(s, sl), (Py_ssize_t)n);
+}
+
+/* Read a completed slot's result: (status, bytes | BlobView). */
+static PyObject *take_result(SegmentObject *s, u64 idx, slot_t *sl) {
+    u64 status = 0;
+    PyObject *data = result_data(s, idx, sl, &status);
     if (!data) return NULL;
-    return Py_BuildValue("(KN)", r >> 32, data);
+    PyObject *items[2] = {PyLong_FromUnsignedLongLong(status), data};
+    return fa_tuple(2, items);
 }
 
 /* harvest(cid, max=1024) -> [(key, status, data), ...]; drops the handle refs */
-static PyObject *T_harvest(SegmentObject *s, PyObject *args) {
+static PyObject *T_harvest(SegmentObject *s, PyObject *const *args, Py_ssize_t nargs) {
     unsigned long long cid;
-    long max = 1024;
-    if (!PyArg_ParseTuple(args, "K|l", &cid, &max) || seg_check_open(s, 1)) return NULL;
+    long long max = 1024;
+    if (fa_nargs("harvest", nargs, 1, 2) || fa_K(args[0], &cid) ||
+        (nargs > 1 && fa_L(args[1], &max)) || seg_check_open(s, 1))
+        return NULL;
     client_t *c = client_at(s, cid);
     if (!c) return PyErr_Format(SegmentError, "bad client id %llu", cid);
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
-    char what[48];
-    snprintf(what, sizeof what, "client %llu completion ring", cid);
-    for (long i = 0; i < max; i++) {
+    char what[48]; /* written where a message needs it: not per call */
+    for (long long i = 0; i < max; i++) {
         long v = ring_pop_inl(client_ring(c), s->L.inject_cap);
         /* Corruption found here marks the runtime broken but is not raised:
          * the client's harvester thread ends on an exception (client.py),
          * and it must live on to fail the client's futures once the
          * runtime is not running.  The reason is in broken_reason(). */
         if (v < 0) { /* empty: is it, or is its head scribbled? (broken.c) */
+            snprintf(what, sizeof what, "client %llu completion ring", cid);
             if (ring_check_head(s, client_ring(c), s->L.inject_cap, what)) PyErr_Clear();
             break;
         }
@@ -197,20 +221,22 @@ static PyObject *T_harvest(SegmentObject *s, PyObject *args) {
                           : LOAD_RLX(&sl->holder) != cid ? "belongs to another holder"
                                                           : NULL;
         if (bad) {
+            snprintf(what, sizeof what, "client %llu completion ring", cid);
             seg_mark_broken(s, "%s: slot %ld %s (state %#llx, holder %#llx, n_slots %llu)",
                             what, v, bad, (unsigned long long)st,
                             (unsigned long long)(sl ? LOAD_RLX(&sl->holder) : 0),
                             (unsigned long long)s->L.n_slots);
             break;
         }
-        PyObject *res = take_result(s, (u64)v, sl);
-        if (!res) {
+        u64 status = 0, key = (LOAD_RLX(&sl->gen) << 32) | (u64)v;
+        PyObject *data = result_data(s, (u64)v, sl, &status);
+        if (!data) {
             Py_DECREF(out);
             return NULL;
         }
-        u64 key = (LOAD_RLX(&sl->gen) << 32) | (u64)v;
-        PyObject *item = Py_BuildValue("(KOO)", key, PyTuple_GET_ITEM(res, 0), PyTuple_GET_ITEM(res, 1));
-        Py_DECREF(res);
+        PyObject *parts[3] = {PyLong_FromUnsignedLongLong(key),
+                              PyLong_FromUnsignedLongLong(status), data};
+        PyObject *item = fa_tuple(3, parts);
         if (!item || PyList_Append(out, item)) {
             Py_XDECREF(item);
             Py_DECREF(out);
@@ -279,25 +305,27 @@ static PyObject *T_release(SegmentObject *s, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-SECTIONED(T_submit)
-SECTIONED(T_spawn)
-SECTIONED(T_begin)
-SECTIONED(T_finish)
-SECTIONED(T_harvest)
+SECTIONED_FAST(T_submit)
+SECTIONED_FAST(T_spawn)
+SECTIONED_FAST(T_begin)
+SECTIONED_FAST(T_finish)
+SECTIONED_FAST(T_harvest)
 SECTIONED(T_join_poll)
 SECTIONED(T_join_register)
 SECTIONED(T_cancel)
 SECTIONED(T_release)
 
 PyMethodDef task_methods[] = {
-    {"submit", (PyCFunction)T_submit_s, METH_VARARGS,
-     "submit(cid, fn_id, data, args_blob=-1, retries=0) -> key | -1 (no free slot)"},
-    {"spawn", (PyCFunction)T_spawn_s, METH_VARARGS,
-     "spawn(wid, fn_id, data, args_blob=-1, parent=-1) -> key | -1"},
-    {"begin", (PyCFunction)T_begin_s, METH_VARARGS, "begin(wid, idx) -> None | (key, fn, data, parent)"},
-    {"finish", (PyCFunction)T_finish_s, METH_VARARGS,
-     "finish(wid, idx, status, data, result_blob=-1, outer=-1)"},
-    {"harvest", (PyCFunction)T_harvest_s, METH_VARARGS, "harvest(cid, max) -> [(key, status, data)]"},
+    FASTCALL_METHOD("submit", T_submit_s,
+                    "submit(cid, fn_id, data, args_blob=-1, retries=0, limit_s=0) -> key | -1 "
+                    "(no free slot)"),
+    FASTCALL_METHOD("spawn", T_spawn_s,
+                    "spawn(wid, fn_id, data, args_blob=-1, parent=-1) -> key | -1"),
+    FASTCALL_METHOD("begin", T_begin_s,
+                    "begin(wid, idx) -> None | (key, fn, data, parent, kind)"),
+    FASTCALL_METHOD("finish", T_finish_s,
+                    "finish(wid, idx, status, data, result_blob=-1, outer=-1)"),
+    FASTCALL_METHOD("harvest", T_harvest_s, "harvest(cid, max=1024) -> [(key, status, data)]"),
     {"join_poll", (PyCFunction)T_join_poll_s, METH_O, "join_poll(key) -> None | (status, data)"},
     {"join_register", (PyCFunction)T_join_register_s, METH_O, "join_register(key) -> bool"},
     {"cancel", (PyCFunction)T_cancel_s, METH_O, "cancel(key) -> 0 cancelled, 1 running, 2 done"},
