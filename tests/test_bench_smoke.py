@@ -123,3 +123,21 @@ def test_cli_rejects_unknown_workload(capsys: pytest.CaptureFixture[str]) -> Non
 def test_every_workload_has_rows() -> None:
     for name, wk in WORKLOADS.items():
         assert wk.rows, name
+
+
+def test_targets_are_judged_per_row() -> None:
+    """startup's rows have targets of their own: a warm pool that meets its
+    target says PASS next to a first pool that misses (the workload says
+    MISS)."""
+    from shmrt.tools.bench.runner import annotate
+
+    wk = WORKLOADS["startup"]
+    rows = [{"label": r.label, "target": r.target, "speedup": {"shmrt": 1.0, "ppe": x},
+             "values": {}} for r, x in zip(wk.rows, (1.06, 1 / 0.2), strict=True)]
+    res: dict[str, Any] = {"rows": rows, "peers": {k: {"error": None} for k in PEERS}}
+    annotate(wk, {}, res, list(PEERS))
+    assert [r["status"] for r in res["rows"]] == ["MISS", "PASS"]
+    assert res["target_status"] == "MISS"
+    rows[0]["speedup"]["ppe"] = 1.3
+    annotate(wk, {}, res, list(PEERS))
+    assert [r["status"] for r in res["rows"]] == ["PASS", "PASS"] and res["target_status"] == "PASS"

@@ -313,11 +313,13 @@ def annotate(
     state = res["peers"]
     res["notes"] = []
     if wk.target is not None and "shmrt" in peer_keys:
-        status = wk.target(res)
-        for r in res["rows"]:
-            if r["target"]:
-                r["status"] = status
-        res["target_status"] = status
+        got = wk.target(res)  # one verdict, or one per row with a target
+        targeted = [r for r in res["rows"] if r["target"]]
+        per_row = got if isinstance(got, list) else [got] * len(targeted)
+        for r, st in zip(targeted, per_row):  # noqa: B905 - a verdict per targeted row
+            r["status"] = st
+        res["target_status"] = ("n/a" if "n/a" in per_row else
+                                "MISS" if "MISS" in per_row else "PASS")
     if wk.peer_note:
         res["notes"].append(wk.peer_note.format(**params))
     if wk.extra_note is not None:
