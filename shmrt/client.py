@@ -216,7 +216,7 @@ class Client(cf.Executor):
             # Sliced, not copied (the slices are taken here, at the call, as
             # a copy would be).  A range's chunks are ranges: no list of ints
             # built, pickled here and unpickled in the worker (map over
-            # range(10**5): ~17 -> ~26M items/s, docs/benchmarks.md).
+            # range(10**5): 12-19 -> 25-27M items/s, docs/benchmarks.md).
             items = cast("Sequence[Any]", iterables[0])
         else:
             items = list(iterables[0])
