@@ -181,3 +181,41 @@ def test_missing_main_guard_is_one_clear_error(tmp_path: Path) -> None:
     assert len(err.splitlines()) < 40, err
     assert "BrokenPool" in err
     assert elapsed < 60  # no restart loop
+
+
+def test_a_scripts_workers_import_its_main_without_multiprocessing(tmp_path: Path) -> None:
+    """Workers import a script's ``__main__`` as spawn does (as
+    ``__mp_main__``, aliased to ``__main__``) without importing
+    multiprocessing (~7 ms of each worker's start); a main that does import
+    it during that import finds the "bootstrapping" flag set, and the flag
+    is gone once the import is over."""
+    script = tmp_path / "probe.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        import shmrt, shmrt.zygote
+
+        SEEN = None
+        if "--mp" in sys.argv:
+            from multiprocessing import process
+            SEEN = getattr(process.current_process(), "_inheriting", False)
+
+        def probe():
+            main = sys.modules["__main__"]
+            from multiprocessing import process  # (the task's own import)
+            return (main.__name__, sys.modules["__mp_main__"] is main, main.SEEN,
+                    getattr(process.current_process(), "_inheriting", False))
+
+        def loaded():
+            return "multiprocessing" in sys.modules
+
+        if __name__ == "__main__":
+            shmrt.zygote.stop()  # this pool's workers: forked before the zygote warms up
+            with shmrt.Pool(1) as pool:
+                print(pool.submit(loaded).result(60), pool.submit(probe).result(60))
+    """))
+    plain = _run([str(script)], cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.split() == ["False", "('__mp_main__',", "True,", "None,", "False)"]
+    with_mp = _run([str(script), "--mp"], cwd=tmp_path)
+    assert with_mp.returncode == 0, with_mp.stderr
+    assert with_mp.stdout.split() == ["True", "('__mp_main__',", "True,", "True,", "False)"]

@@ -275,24 +275,45 @@ def _attach(shm_file: str) -> tuple[_core.Segment, tuple[int, int]]:
     return seg, (seg.load64(h["coord_pid"]), seg.load64(h["coord_start"]))
 
 
+_old_mains: list[Any] = []  # the __main__ modules replaced (spawn keeps them alive too)
+
+
 def _import_main(ref: tuple[str, str] | None) -> None:
     """Import the parent's ``__main__`` as ``__mp_main__`` (functions it
-    defines are pickled by reference as ``__main__.f``), flagged as
-    bootstrapping so that starting processes from it raises
-    multiprocessing's "bootstrapping phase" RuntimeError."""
+    defines are pickled by reference as ``__main__.f``), as
+    multiprocessing.spawn's ``_fixup_main_from_name`` / ``_from_path`` do
+    (the same skips, the same module names), flagged as bootstrapping so
+    that starting processes from it raises multiprocessing's "bootstrapping
+    phase" RuntimeError -- without importing multiprocessing, which cost
+    every worker of a script ~7 ms on the way to its first task."""
     if ref is None:
         return
-    from multiprocessing import process, spawn
+    from shmrt.workers import prepare
 
-    cur = process.current_process()
-    cur._inheriting = True  # type: ignore[attr-defined]
-    try:
-        if ref[0] == "name":
-            spawn._fixup_main_from_name(ref[1])  # type: ignore[attr-defined]
+    kind, target = ref
+    current = sys.modules["__main__"]
+    if kind == "name":
+        if target == "__main__" or target.endswith(".__main__"):
+            return
+        if getattr(getattr(current, "__spec__", None), "name", None) == target:
+            return
+    else:
+        if os.path.splitext(os.path.basename(target))[0] == "ipython":
+            return
+        if getattr(current, "__file__", None) == target:
+            return
+    import runpy
+    import types
+
+    _old_mains.append(current)
+    with prepare.bootstrapping():
+        if kind == "name":
+            content = runpy.run_module(target, run_name="__mp_main__", alter_sys=True)
         else:
-            spawn._fixup_main_from_path(ref[1])  # type: ignore[attr-defined]
-    finally:
-        del cur._inheriting  # type: ignore[attr-defined]
+            content = runpy.run_path(target, run_name="__mp_main__")
+    main = types.ModuleType("__mp_main__")
+    main.__dict__.update(content)
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = main
 
 
 def _run(w: cpu.Worker, epoch: int) -> None:

@@ -7,9 +7,11 @@ uses multiprocessing can see (the process name and authkey, its logging,
 ``ORIGINAL_DIR``, the start method).  A worker whose user code never imports
 multiprocessing never needs it.  So the process-wide part (sys.path,
 sys.argv, cwd) is applied now, and the multiprocessing part the moment
-multiprocessing is imported -- by a script's ``__main__`` (workers/boot.py
-imports it for that), a task, or the zygote itself (then at once): an
-import hook that runs once, before the importer sees the module.
+multiprocessing is imported -- by the parent's ``__main__``, a task, or the
+zygote itself (then at once): an import hook that runs once, before the
+importer sees the module.  The same goes for spawn's "bootstrapping" flag
+while ``__main__`` is imported (``bootstrapping``; workers/boot.py imports
+the main module the way spawn does, without multiprocessing).
 
 ``data`` is ``multiprocessing.spawn.get_preparation_data``'s dict as the
 coordinator built it (shmrt.launch.preparation_data: no ``init_main_*``
@@ -45,6 +47,45 @@ def _apply_mp(mp: dict[str, Any]) -> None:
     from multiprocessing import spawn
 
     spawn.prepare(mp)
+
+
+class bootstrapping:  # noqa: N801 - used as ``with bootstrapping():``, like a function
+    """While the parent's ``__main__`` is imported: multiprocessing's
+    "bootstrapping phase" flag (``current_process()._inheriting``), which
+    makes a process started from that import (a script without
+    ``if __name__ == "__main__":``) raise instead of recursing.  Set at once
+    if multiprocessing is loaded, else the moment the main module imports
+    it; cleared (and the hook removed) when the import is over."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.flagged: Any = None  # the process object we flagged
+        self.hook: AfterImport | None = None
+
+    def _flag(self, _module: Any = None) -> None:
+        if self.active:
+            from multiprocessing import process
+
+            self.flagged = process.current_process()
+            self.flagged._inheriting = True
+
+    def __enter__(self) -> None:
+        self.active = True
+        if "multiprocessing" in sys.modules:
+            self._flag()
+        else:
+            self.hook = AfterImport("multiprocessing", self._flag)
+            sys.meta_path.insert(0, self.hook)
+
+    def __exit__(self, *exc: object) -> None:
+        self.active = False
+        if self.hook is not None and self.hook in sys.meta_path:
+            sys.meta_path.remove(self.hook)
+        if self.flagged is not None:
+            try:
+                del self.flagged._inheriting
+            except AttributeError:
+                pass
 
 
 class AfterImport:
