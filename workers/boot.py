@@ -306,7 +306,7 @@ def _import_main(ref: tuple[str, str] | None) -> None:
     import types
 
     _old_mains.append(current)
-    with prepare.bootstrapping():
+    with prepare.Bootstrapping():
         if kind == "name":
             content = runpy.run_module(target, run_name="__mp_main__", alter_sys=True)
         else:

@@ -10,7 +10,7 @@ sys.argv, cwd) is applied now, and the multiprocessing part the moment
 multiprocessing is imported -- by the parent's ``__main__``, a task, or the
 zygote itself (then at once): an import hook that runs once, before the
 importer sees the module.  The same goes for spawn's "bootstrapping" flag
-while ``__main__`` is imported (``bootstrapping``; workers/boot.py imports
+while ``__main__`` is imported (``Bootstrapping``; workers/boot.py imports
 the main module the way spawn does, without multiprocessing).
 
 ``data`` is ``multiprocessing.spawn.get_preparation_data``'s dict as the
@@ -49,7 +49,7 @@ def _apply_mp(mp: dict[str, Any]) -> None:
     spawn.prepare(mp)
 
 
-class bootstrapping:  # noqa: N801 - used as ``with bootstrapping():``, like a function
+class Bootstrapping:
     """While the parent's ``__main__`` is imported: multiprocessing's
     "bootstrapping phase" flag (``current_process()._inheriting``), which
     makes a process started from that import (a script without
