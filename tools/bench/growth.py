@@ -44,14 +44,9 @@ from .peers import Peer
 from .peers_more import ALL_PEER_CLASSES
 from .progress import Progress
 from .runner import render_grid
-from .scenarios import (
-    _client_burst,
-    _payload_array,
-    numpy_available,
-    payload_ops,
-    payload_store,
-    payload_warm,
-)
+from .scenario_kit import numpy_available
+from .scenarios import client_burst
+from .scenarios_data import payload_array, payload_ops, payload_store, payload_warm
 
 __all__ = ["DEFAULT_BUDGET_S", "SERIES", "format_growth", "run_growth", "series_steps"]
 
@@ -82,7 +77,7 @@ class Series:
 
 
 def _spawn_sample(peer: Peer, n: int, st: dict[str, Any]) -> dict[str, Any]:
-    dt = _client_burst(peer, n)
+    dt = client_burst(peer, n)
     return {"time_s": dt, "per_unit_s": dt / n}
 
 
@@ -122,12 +117,12 @@ def _map_sample(peer: Peer, n: int, st: dict[str, Any]) -> dict[str, Any]:
 
 def _payload_prepare(peer: Peer, st: dict[str, Any]) -> None:
     payload_warm(peer)
-    a, expected = _payload_array(KIB)
+    a, expected = payload_array(KIB)
     payload_ops(peer, a, expected, 3)
 
 
 def _payload_sample(peer: Peer, size: int, st: dict[str, Any]) -> dict[str, Any]:
-    a, expected = _payload_array(size)
+    a, expected = payload_array(size)
     arg = a
     if st.get("store"):
         if st.get("stored_size") != size:
@@ -150,7 +145,7 @@ def _payload_sample(peer: Peer, size: int, st: dict[str, Any]) -> dict[str, Any]
 
 
 def _payload_warm_size(peer: Peer, size: int, st: dict[str, Any]) -> None:
-    a, expected = _payload_array(size)
+    a, expected = payload_array(size)
     if st.get("store"):
         st.pop("stored", None)
         got = payload_store(peer, a, expected)

@@ -47,16 +47,33 @@ What is measured and why:
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from . import workloads as wl
 from .peers import Peer
+from .scenario_kit import (
+    Params,
+    Row,
+    Sample,
+    Workload,
+    at_least,
+    calibrate_busy,
+    check,
+    ident,
+    ms,
+    numpy_available,
+    percentile,
+    rate,
+    scaled,
+    shmrt_value,
+    speedup,
+    us,
+    verdict,
+)
+from .scenarios_data import DATA_WORKLOADS
 
 __all__ = [
     "WORKLOADS",
@@ -64,126 +81,9 @@ __all__ = [
     "Sample",
     "Workload",
     "calibrate_busy",
+    "client_burst",
     "numpy_available",
 ]
-
-Sample = dict[str, Any]
-Params = dict[str, Any]
-#: target(result_of_workload) -> "PASS" / "MISS" / "n/a" (a figure is missing)
-#: for the workload, or one of those per row that has a target, in order
-TargetFn = Callable[[dict[str, Any]], "str | list[str]"]
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the result table, derived from one cost key of a sample."""
-
-    label: str
-    key: str  # cost key in the samples (lower is better)
-    unit: str  # display unit
-    display: Callable[[float, Params], float]  # median cost -> shown value
-    target: str = ""  # target text shown in this row ("" = none)
-    #: shmrt's cost key the ratio is taken against ("" = ``key``); the payload
-    #: object-store row (Ray only) is compared with shmrt's per-task payload
-    base_key: str = ""
-    #: left out of the table when no peer produced this cost
-    optional: bool = False
-
-
-@dataclass
-class Workload:
-    name: str
-    summary: str
-    rows: list[Row]
-    params: Callable[[float, bool], Params]
-    sample: Callable[[Peer, Params, dict[str, Any]], Sample]
-    prepare: Callable[[Peer, Params], dict[str, Any]] | None = None
-    target: TargetFn | None = None
-    peer_note: str = ""  # how peers differ from shmrt in this workload
-    fresh_pool: bool = False  # True: sample() builds its own pool (startup)
-    needs_numpy: bool = False
-    extra_note: Callable[[dict[str, Any]], str] | None = None
-
-
-# --------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------
-
-
-def numpy_available() -> bool:
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _scaled(n: int, scale: float, minimum: int = 1) -> int:
-    return max(minimum, round(n * scale))
-
-
-def _check(cond: bool, what: str) -> None:
-    if not cond:
-        raise AssertionError(f"wrong result: {what}")
-
-
-def _us(cost: float, _p: Params) -> float:
-    return cost * 1e6
-
-
-def _ms(cost: float, _p: Params) -> float:
-    return cost * 1e3
-
-
-def _ident(cost: float, _p: Params) -> float:
-    return cost
-
-
-def _rate(count_key: str) -> Callable[[float, Params], float]:
-    def rate(cost: float, p: Params) -> float:
-        return float(p[count_key]) / cost if cost > 0 else math.inf
-
-    return rate
-
-
-def _percentile(sorted_vals: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    k = max(0, min(len(sorted_vals) - 1, math.ceil(q * len(sorted_vals)) - 1))
-    return sorted_vals[k]
-
-
-_busy_sec_per_iter: float | None = None
-
-
-def calibrate_busy() -> float:
-    """Seconds per iteration of :func:`workloads.busy` (measured once)."""
-    global _busy_sec_per_iter
-    if _busy_sec_per_iter is None:
-        iters = 200_000
-        best = min(wl.busy(iters) for _ in range(5))
-        _busy_sec_per_iter = best / iters
-    return _busy_sec_per_iter
-
-
-def _speedup(res: dict[str, Any], peer: str, row: int = 0) -> float | None:
-    val = res["rows"][row]["speedup"].get(peer)
-    return None if val is None else float(val)
-
-
-def _shmrt_value(res: dict[str, Any], row: int = 0) -> float | None:
-    val = res["rows"][row]["values"].get("shmrt")
-    return None if val is None else float(val)
-
-
-def _verdict(ok: list[bool | None]) -> str:
-    if any(v is None for v in ok):
-        return "n/a"
-    return "PASS" if all(ok) else "MISS"
-
-
-def _at_least(x: float | None, bound: float) -> bool | None:
-    return None if x is None else x >= bound
-
 
 # --------------------------------------------------------------------------
 # rtt
@@ -196,7 +96,7 @@ RTT_MIN_CALLS = 50
 
 
 def _rtt_params(scale: float, quick: bool) -> Params:
-    return {"calls": _scaled(5000, scale, 50), "budget_s": RTT_BUDGET_S}
+    return {"calls": scaled(5000, scale, 50), "budget_s": RTT_BUDGET_S}
 
 
 def _rtt_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
@@ -215,13 +115,13 @@ def _rtt_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
         if t1 > deadline and i + 1 >= RTT_MIN_CALLS:
             break
     total = pc() - t_start
-    us = sorted(x / 1e3 for x in lat)
+    lat_us = sorted(x / 1e3 for x in lat)
     return {
-        "median_s": statistics.median(us) / 1e6,
-        "p99_s": _percentile(us, 0.99) / 1e6,
-        "mean_s": statistics.fmean(us) / 1e6,
-        "min_s": us[0] / 1e6,
-        "max_s": us[-1] / 1e6,
+        "median_s": statistics.median(lat_us) / 1e6,
+        "p99_s": percentile(lat_us, 0.99) / 1e6,
+        "mean_s": statistics.fmean(lat_us) / 1e6,
+        "min_s": lat_us[0] / 1e6,
+        "max_s": lat_us[-1] / 1e6,
         "total_s": total / 1e9,
         "calls": len(lat),
         "raw_latencies_us": [round(x / 1e3, 2) for x in lat],
@@ -229,10 +129,10 @@ def _rtt_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
 
 
 def _rtt_target(res: dict[str, Any]) -> str:
-    med = _shmrt_value(res)
-    x_ppe = _speedup(res, "ppe")
-    ok = [None if med is None else med <= 15.0, _at_least(x_ppe, 8.0)]
-    return _verdict(ok)
+    med = shmrt_value(res)
+    x_ppe = speedup(res, "ppe")
+    ok = [None if med is None else med <= 15.0, at_least(x_ppe, 8.0)]
+    return verdict(ok)
 
 
 # --------------------------------------------------------------------------
@@ -241,10 +141,10 @@ def _rtt_target(res: dict[str, Any]) -> str:
 
 
 def _spawn_params(scale: float, quick: bool) -> Params:
-    return {"tasks": _scaled(10_000, scale, 100)}
+    return {"tasks": scaled(10_000, scale, 100)}
 
 
-def _client_burst(peer: Peer, n: int) -> float:
+def client_burst(peer: Peer, n: int) -> float:
     """Submit ``n`` no-op tasks one by one, then wait for all; seconds."""
     submit, result, fn = peer.submit, peer.result, wl.noop
     t0 = time.perf_counter()
@@ -255,22 +155,22 @@ def _client_burst(peer: Peer, n: int) -> float:
 
 
 def _spawn_many_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
-    return {"time_s": _client_burst(peer, p["tasks"])}
+    return {"time_s": client_burst(peer, p["tasks"])}
 
 
 def _spawn_many_target(res: dict[str, Any]) -> str:
-    return _verdict([_at_least(_shmrt_value(res), 400_000.0),
-                     _at_least(_speedup(res, "ppe"), 10.0), _at_least(_speedup(res, "mp"), 4.0)])
+    return verdict([at_least(shmrt_value(res), 400_000.0),
+                     at_least(speedup(res, "ppe"), 10.0), at_least(speedup(res, "mp"), 4.0)])
 
 
 def _spawn_local_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
     n = p["tasks"]
     if not peer.can_spawn:
-        return {"time_s": _client_burst(peer, n)}
+        return {"time_s": client_burst(peer, n)}
     t0 = time.perf_counter()
     got = peer.call(wl.spawn_many_local_root, n)
     dt = time.perf_counter() - t0
-    _check(got == n, f"spawn_many_local_root returned {got!r}, expected {n}")
+    check(got == n, f"spawn_many_local_root returned {got!r}, expected {n}")
     return {"time_s": dt}
 
 
@@ -286,7 +186,7 @@ def _spawn_local_prepare(peer: Peer, p: Params) -> dict[str, Any]:
 
 
 def _chain_params(scale: float, quick: bool) -> Params:
-    return {"links": _scaled(1000, scale, 10)}
+    return {"links": scaled(1000, scale, 10)}
 
 
 def _chain_prepare(peer: Peer, p: Params) -> dict[str, Any]:
@@ -303,7 +203,7 @@ def _chain_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
         t0 = time.perf_counter()
         got = peer.call(wl.chain_root, n)
         dt = time.perf_counter() - t0
-        _check(got == n, f"chain_root returned {got!r}, expected {n}")
+        check(got == n, f"chain_root returned {got!r}, expected {n}")
         return {"time_s": dt}
     submit, result, step = peer.submit, peer.result, wl.chain_step
     t0 = time.perf_counter()
@@ -314,7 +214,7 @@ def _chain_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
 
 
 def _chain_target(res: dict[str, Any]) -> str:
-    return _verdict([_at_least(_speedup(res, "ppe"), 10.0)])
+    return verdict([at_least(speedup(res, "ppe"), 10.0)])
 
 
 # --------------------------------------------------------------------------
@@ -356,7 +256,7 @@ def _fib_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
         hs = [submit(leaf, m) for m in wl.fib_leaves(n, cutoff)]
         got = sum(result(h) for h in hs)
         dt = time.perf_counter() - t0
-    _check(got == expected, f"fib({n}) = {got!r}, expected {expected}")
+    check(got == expected, f"fib({n}) = {got!r}, expected {expected}")
     return {"time_s": dt}
 
 
@@ -366,7 +266,7 @@ def _fib_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
 
 
 def _skewed_params(scale: float, quick: bool) -> Params:
-    tasks = _scaled(2000, scale, 100)
+    tasks = scaled(2000, scale, 100)
     n_long = max(1, tasks // 100)
     short_us, long_us = 50.0, 5000.0
     sec_per_iter = calibrate_busy()
@@ -407,7 +307,7 @@ def _skewed_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
         hs = [submit(busy, it) for it in iters]
         durations = [result(h) for h in hs]
         makespan = time.perf_counter() - t0
-    _check(
+    check(
         len(durations) == len(iters),
         f"{len(durations)} durations for {len(iters)} tasks",
     )
@@ -422,8 +322,8 @@ def _skewed_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
 
 
 def _skewed_target(res: dict[str, Any]) -> str:
-    ratio = _shmrt_value(res, 1)
-    return _verdict([None if ratio is None else ratio <= 1.15])
+    ratio = shmrt_value(res, 1)
+    return verdict([None if ratio is None else ratio <= 1.15])
 
 
 def _skewed_note(res: dict[str, Any]) -> str:
@@ -431,223 +331,6 @@ def _skewed_note(res: dict[str, Any]) -> str:
     if ideal is None:
         return ""
     return f"shmrt ideal = measured work / workers = {ideal * 1e3:.1f} ms"
-
-
-# --------------------------------------------------------------------------
-# map
-# --------------------------------------------------------------------------
-
-MAP_CHUNKSIZES = (100, 1000, 5000)
-#: the inputs map is timed on, one cost key each: ``range(N)`` (shmrt sends
-#: each chunk as a range: nothing to pickle) and the same items in a list
-#: (every item pickled both ways, as in every peer)
-MAP_INPUTS = (("range", "time_s"), ("list", "time_list_s"))
-
-
-def _map_params(scale: float, quick: bool) -> Params:
-    n = _scaled(100_000, scale, 100)
-    return {
-        "items": n,
-        "expected_sum": n * (n + 1) // 2,
-        "peer_chunksizes": list(MAP_CHUNKSIZES),
-    }
-
-
-def _map_once(peer: Peer, p: Params, chunksize: int | None, kind: str = "range") -> float:
-    n = p["items"]
-    items = range(n) if kind == "range" else list(range(n))  # built before the clock
-    t0 = time.perf_counter()
-    out = peer.map(wl.inc, items, chunksize)
-    dt = time.perf_counter() - t0
-    _check(len(out) == n and sum(out) == p["expected_sum"], "map output")
-    return dt
-
-
-def _map_prepare(peer: Peer, p: Params) -> dict[str, Any]:
-    small = {**p, "items": 1000, "expected_sum": 1000 * 1001 // 2}
-    for cs in [None] if peer.key == "shmrt" else p["peer_chunksizes"]:
-        for kind, _key in MAP_INPUTS:
-            _map_once(peer, small, cs, kind)
-    return {}
-
-
-def _map_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
-    """shmrt: one run per input with automatic batching.  Peers: one run per
-    input and candidate chunksize in this same repeat, the fastest one counts
-    (so a noisy moment cannot lock a peer into a bad chunksize; biased in the
-    peers' favour)."""
-    sample: Sample = {}
-    for kind, key in MAP_INPUTS:
-        if peer.key == "shmrt":
-            sample[key] = _map_once(peer, p, None, kind)
-            continue
-        tried = {cs: _map_once(peer, p, cs, kind) for cs in p["peer_chunksizes"]}
-        best = min(tried, key=lambda cs: tried[cs])
-        sample[key] = tried[best]
-        if kind == "range":
-            sample["chunksize"] = best
-            sample.update({f"time_cs{k}_s": v for k, v in tried.items()})
-    return sample
-
-
-def _map_target(res: dict[str, Any]) -> list[str]:
-    """Per input: ≥ 1.5x the best peer."""
-    out = []
-    for row in res["rows"][:len(MAP_INPUTS)]:
-        xs = [x for k, x in row["speedup"].items() if k != "shmrt"]
-        if not xs or any(x is None for x in xs):
-            out.append("n/a")
-        else:
-            out.append(_verdict([_at_least(min(float(x) for x in xs if x is not None), 1.5)]))
-    return out
-
-
-def _map_note(res: dict[str, Any]) -> str:
-    from .peers_more import ALL_PEER_CLASSES
-
-    parts = []
-    for key, st in res["peers"].items():
-        wins = [s["chunksize"] for s in st.get("samples", []) if "chunksize" in s]
-        if wins:
-            best = max(set(wins), key=wins.count)
-            label = ALL_PEER_CLASSES[key].label
-            parts.append(f"{label} {best} ({wins.count(best)}/{len(wins)} repeats)")
-    tried = "/".join(str(c) for c in MAP_CHUNKSIZES)
-    return (
-        f"shmrt chunksize=auto (one run per repeat); peers: fastest of chunksize {tried} "
-        "in each repeat; most frequent winner: " + ", ".join(parts)
-    )
-
-
-# --------------------------------------------------------------------------
-# payload
-# --------------------------------------------------------------------------
-
-_payload_cache: dict[int, tuple[Any, int]] = {}
-
-
-def _payload_array(nbytes: int) -> tuple[Any, int]:
-    if nbytes not in _payload_cache:
-        import numpy as np
-
-        a = np.random.default_rng(7).integers(0, 2**63, size=nbytes // 8, dtype=np.uint64)
-        _payload_cache.clear()
-        _payload_cache[nbytes] = (a, wl.checksum(a))
-    return _payload_cache[nbytes]
-
-
-def _payload_params(scale: float, quick: bool) -> Params:
-    nbytes = 16 * 1024 * 1024 if scale >= 0.25 else 1024 * 1024
-    return {"bytes": nbytes, "ops": 5 if quick else 10}
-
-
-def payload_store(peer: Peer, a: Any, expected: int) -> dict[str, Any]:
-    """Put ``a`` once in the peer's object store (untimed for the rows, but
-    its time is kept); ``{}`` when the peer has no store."""
-    t0 = time.perf_counter()
-    stored = peer.put(a)
-    put_s = time.perf_counter() - t0
-    if stored is None:
-        return {}
-    _check(peer.call(wl.checksum, stored) == expected, "checksum (stored)")
-    return {"_stored": stored, "put_s": put_s}
-
-
-def payload_ops(peer: Peer, arg: Any, expected: int, ops: int) -> float:
-    """Seconds per ``checksum(arg)`` round trip, ``ops`` of them."""
-    submit, result, fn = peer.submit, peer.result, wl.checksum
-    t0 = time.perf_counter()
-    got = [result(submit(fn, arg)) for _ in range(ops)]
-    dt = time.perf_counter() - t0
-    _check(all(g == expected for g in got), "checksum")
-    return dt / ops
-
-
-def payload_warm(peer: Peer) -> None:
-    """Import numpy on every worker (a burst of held tasks reaches them all)."""
-    hs = [peer.submit(wl.warm_numpy, 0.05) for _ in range(2 * peer.workers)]
-    for h in hs:
-        peer.result(h)
-
-
-def _payload_prepare(peer: Peer, p: Params) -> dict[str, Any]:
-    a, expected = _payload_array(p["bytes"])
-    payload_warm(peer)
-    for _ in range(3):
-        _check(peer.call(wl.checksum, a) == expected, "checksum")
-    return payload_store(peer, a, expected)
-
-
-def _payload_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
-    a, expected = _payload_array(p["bytes"])
-    out = {"time_per_op_s": payload_ops(peer, a, expected, p["ops"])}
-    if "_stored" in prep:
-        out["store_time_per_op_s"] = payload_ops(peer, prep["_stored"], expected, p["ops"])
-    return out
-
-
-def _payload_note(res: dict[str, Any]) -> str:
-    from .peers_more import ALL_PEER_CLASSES
-
-    parts = []
-    for key, st in res["peers"].items():
-        put_s = st.get("prepare", {}).get("put_s")
-        if put_s is not None:
-            label = ALL_PEER_CLASSES[key].store_label or key
-            parts.append(f"{label}: the put took {put_s * 1e3:.1f} ms once, outside the timing")
-    return "; ".join(parts)
-
-
-def _payload_target(res: dict[str, Any]) -> str:
-    return _verdict([_at_least(_shmrt_value(res), 20.0), _at_least(_speedup(res, "ppe"), 10.0)])
-
-
-def _gbps(cost: float, p: Params) -> float:
-    return p["bytes"] / cost / 1e9 if cost > 0 else math.inf
-
-
-# --------------------------------------------------------------------------
-# startup
-# --------------------------------------------------------------------------
-
-
-def _startup_params(scale: float, quick: bool) -> Params:
-    return {}
-
-
-def _first_result(peer: Peer) -> tuple[float, float]:
-    """Start ``peer`` (not yet started), run one task: (seconds to the
-    result, seconds to shut it down)."""
-    t0 = time.perf_counter()
-    try:
-        peer.start()
-        peer.call(wl.noop)
-        dt = time.perf_counter() - t0
-    finally:
-        t1 = time.perf_counter()
-        err = peer.close()
-        shutdown = time.perf_counter() - t1
-    if err:
-        raise RuntimeError(err)
-    return dt, shutdown
-
-
-def _startup_sample(peer: Peer, p: Params, prep: dict[str, Any]) -> Sample:
-    """``peer`` is a *not yet started* instance.  Cold: nothing kept from an
-    earlier pool of this process (``forget_warm``: shmrt's zygote is
-    stopped, untimed); then a second pool right after it (warm)."""
-    peer.forget_warm()
-    dt, shutdown = _first_result(peer)
-    warm, _ = _first_result(type(peer)(peer.workers, **peer.options))
-    return {"time_s": dt, "shutdown_s": shutdown, "warm_s": warm}
-
-
-def _startup_target(res: dict[str, Any]) -> list[str]:
-    """Per row: the first pool ≤ 0.8x PPE's time, a second one ≤ 0.3x."""
-    out = [_verdict([_at_least(_speedup(res, "ppe"), 1.25)])]
-    if len(res["rows"]) > 1:
-        out.append(_verdict([_at_least(_speedup(res, "ppe", 1), 1 / 0.3)]))
-    return out
 
 
 # --------------------------------------------------------------------------
@@ -663,8 +346,8 @@ WORKLOADS: dict[str, Workload] = {
             "rtt",
             "one tiny task submitted and awaited, repeatedly (per-call latency)",
             [
-                Row("median latency", "median_s", "µs", _us, "≤15 µs & ≥8x PPE"),
-                Row("p99 latency", "p99_s", "µs", _us),
+                Row("median latency", "median_s", "µs", us, "≤15 µs & ≥8x PPE"),
+                Row("p99 latency", "p99_s", "µs", us),
             ],
             _rtt_params,
             _rtt_sample,
@@ -678,7 +361,7 @@ WORKLOADS: dict[str, Workload] = {
                     "throughput",
                     "time_s",
                     "tasks/s",
-                    _rate("tasks"),
+                    rate("tasks"),
                     "≥400k/s, ≥10x PPE & ≥4x mp.Pool",
                 )
             ],
@@ -689,7 +372,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "spawn_many_local",
             "one task spawns tiny children with shmrt.spawn and joins them",
-            [Row("throughput", "time_s", "tasks/s", _rate("tasks"))],
+            [Row("throughput", "time_s", "tasks/s", rate("tasks"))],
             _spawn_params,
             _spawn_local_sample,
             prepare=_spawn_local_prepare,
@@ -698,7 +381,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "chained_spawn",
             "chain of tasks, each spawning (and joining) the next",
-            [Row("chain time", "time_s", "ms", _ms, "≥10x PPE")],
+            [Row("chain time", "time_s", "ms", ms, "≥10x PPE")],
             _chain_params,
             _chain_sample,
             prepare=_chain_prepare,
@@ -708,7 +391,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "fork_join",
             "recursive fib with a sequential cutoff via spawn + join",
-            [Row("time", "time_s", "ms", _ms)],
+            [Row("time", "time_s", "ms", ms)],
             _fib_params,
             _fib_sample,
             prepare=_fib_prepare,
@@ -718,8 +401,8 @@ WORKLOADS: dict[str, Workload] = {
             "skewed",
             "busy tasks, 1% 100x longer, all spawned onto one worker",
             [
-                Row("makespan", "makespan_s", "ms", _ms),
-                Row("makespan / ideal", "ratio", "x", _ident, "≤1.15x ideal"),
+                Row("makespan", "makespan_s", "ms", ms),
+                Row("makespan / ideal", "ratio", "x", ident, "≤1.15x ideal"),
             ],
             _skewed_params,
             _skewed_sample,
@@ -729,55 +412,6 @@ WORKLOADS: dict[str, Workload] = {
             "shmrt spawns all from one task (stealing must balance), peers: client submits",
             extra_note=_skewed_note,
         ),
-        Workload(
-            "map",
-            "map over tiny items; shmrt auto batching, peers their best chunksize",
-            [
-                Row("range(N)", "time_s", "items/s", _rate("items"), "≥1.5x best peer"),
-                Row("list", "time_list_s", "items/s", _rate("items"), "≥1.5x best peer"),
-            ],
-            _map_params,
-            _map_sample,
-            prepare=_map_prepare,
-            target=_map_target,
-            extra_note=_map_note,
-        ),
-        Workload(
-            "payload",
-            "numpy array to a worker, checksum computed there and returned",
-            [
-                Row("throughput", "time_per_op_s", "GB/s", _gbps, "≥20 GB/s & ≥10x PPE"),
-                Row(
-                    "object store",
-                    "store_time_per_op_s",
-                    "GB/s",
-                    _gbps,
-                    base_key="time_per_op_s",
-                    optional=True,
-                ),
-            ],
-            _payload_params,
-            _payload_sample,
-            prepare=_payload_prepare,
-            target=_payload_target,
-            needs_numpy=True,
-            extra_note=_payload_note,
-            peer_note="{bytes} B uint64 array per call, XOR checksum in the worker; GB/s = bytes / round trip",
-        ),
-        Workload(
-            "startup",
-            "fresh pool: construction until the first result",
-            [
-                Row("to 1st result", "time_s", "ms", _ms, "≤0.8x PPE"),
-                Row("2nd pool (warm)", "warm_s", "ms", _ms, "≤0.3x PPE"),
-            ],
-            _startup_params,
-            _startup_sample,
-            target=_startup_target,
-            fresh_pool=True,
-            peer_note="fresh pool per repeat (not warmed; shmrt's process zygote stopped "
-            "first), then a second fresh pool in the same process (warm: shmrt forks its "
-            "workers from the zygote the first one left); PPE starts workers on demand",
-        ),
-    ]
+
+    ] + DATA_WORKLOADS
 }
