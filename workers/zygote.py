@@ -15,9 +15,9 @@ zygote's start-up, so it is kept to the interpreter and what a worker needs
 to run a task.  shmrt.zygote starts it with a plain ``-c`` (no spawn
 bootstrap, no resource tracker) and speaks the multiprocessing Connection
 framing over a socket pair (``Channel``) without importing multiprocessing;
-the modules a child may still want (multiprocessing itself, for a script's
-``__main__``) are imported once the first children are forked, while the
-zygote waits (``WARM``).
+the modules a child may still want (runpy, and multiprocessing for a
+``__main__`` that imports shmrt's Pool) are imported once the first
+children are forked, while the zygote waits (``WARM``).
 
 What keeps spawn semantics: the zygote never imports the user's
 ``__main__``, modules or initializer, and never runs a task.  Each child,
@@ -56,8 +56,8 @@ from shmrt import segment  # noqa: F401 - what every child attaches with
 POLL_S = 1.0  # how often an idle zygote checks that its coordinator lives
 #: imported after the first forks, while idle (or before any, when the zygote
 #: is started ahead: shmrt.zygote.start): what later children would otherwise
-#: import themselves -- a script's ``__main__`` needs multiprocessing, and one
-#: that imports shmrt's Pool pulls in concurrent.futures and the rest
+#: import themselves -- a ``__main__`` that imports shmrt's Pool pulls in
+#: multiprocessing, concurrent.futures and the rest; runpy imports the main
 WARM = ("multiprocessing.spawn", "shmrt.pool", "runpy", "socket")
 _LEN = struct.Struct("!i")  # multiprocessing.connection's frame header
 _LEN64 = struct.Struct("!Q")  # ... after a -1 header, for frames of 2 GiB and more
