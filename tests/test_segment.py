@@ -514,3 +514,42 @@ def test_fuzz_header_words(edits: list[tuple[int, str, int]]) -> None:
             s.close()
     finally:
         os.unlink(shm_path(name))
+
+
+# ---- argument checks of the per-task methods (fastargs.h) -----------------------------
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda s: s.submit(), r"submit\(\) takes from 3 to 6 arguments \(0 given\)"),
+    (lambda s: s.submit(0, 0, b"", -1, 0, 0.0, 7), r"submit\(\) takes from 3 to 6 arguments \(7"),
+    (lambda s: s.submit("0", 0, b""), "an integer is required, not str"),
+    (lambda s: s.submit(0, 0, "text"), "bytes-like object is required"),
+    (lambda s: s.submit(0, 0, b"", 1.5), "an integer is required, not float"),
+    (lambda s: s.submit(0, 0, b"", -1, 0, "soon"), "must be real number"),
+    (lambda s: s.spawn(0, 0), r"spawn\(\) takes from 3 to 5 arguments \(2 given\)"),
+    (lambda s: s.begin(0), r"begin\(\) takes exactly 2 arguments \(1 given\)"),
+    (lambda s: s.finish(0, 0, 0), r"finish\(\) takes from 4 to 6 arguments \(3 given\)"),
+    (lambda s: s.harvest(), r"harvest\(\) takes from 1 to 2 arguments \(0 given\)"),
+    (lambda s: s.park(0, "fast", 0.0, True), "must be real number"),
+    (lambda s: s.next_local(0), r"next_local\(\) takes from 2 to 3 arguments"),
+    (lambda s: s.steal(None, 1), "an integer is required, not NoneType"),
+    (lambda s: s.client_spin(0), r"client_spin\(\) takes exactly 2 arguments"),
+    (lambda s: s.client_wait(0, 0.0, 1, 2), r"client_wait\(\) takes from 2 to 3 arguments"),
+])
+def test_per_task_methods_refuse_bad_arguments(seg: Any, call: Callable[[Any], Any],
+                                               match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        call(seg)
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.submit(7, 0, b""),  # no such client
+    lambda s: s.harvest(2**64 - 1),
+    lambda s: s.begin(-1, 0),  # masked to 2**64 - 1, as PyArg's K did: no such worker
+    lambda s: s.begin(0, 10**6),  # no such slot
+    lambda s: s.finish(5, 0, 0, b""),
+    lambda s: s.client_wait(99, 0.0),
+])
+def test_per_task_methods_refuse_bad_ids(seg: Any, call: Callable[[Any], Any]) -> None:
+    with pytest.raises(SegmentError):
+        call(seg)
