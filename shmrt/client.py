@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from .stats import Statistics
 
 RESULT_SPIN_S = 200e-6
+_ST_OK = _core.ST_OK
 # map's inputs whose slices are taken as chunks as they are (exact types: a
 # subclass may slice differently)
 _SLICEABLE = (list, tuple, range)
@@ -310,7 +311,10 @@ class Client(cf.Executor):
         module docstring); the second finds the future done."""
         fut._pins = ()  # the task is done with the shared arrays it was given
         try:
-            value, exc = task_outcome(status, data)
+            if status == _ST_OK:  # (task_outcome's first case, without its frame and tuple)
+                value, exc = codec.decode(data, call=False), None
+            else:
+                value, exc = task_outcome(status, data)
         except BaseException as e:  # noqa: B036 - a result that cannot be decoded goes there too
             value, exc = None, e
         del data  # the result's arena block: a failed task's exception must not keep it
