@@ -219,3 +219,23 @@ def test_a_scripts_workers_import_its_main_without_multiprocessing(tmp_path: Pat
     with_mp = _run([str(script), "--mp"], cwd=tmp_path)
     assert with_mp.returncode == 0, with_mp.stderr
     assert with_mp.stdout.split() == ["True", "('__mp_main__',", "True,", "True,", "False)"]
+
+
+def test_a_module_run_with_dash_m_is_the_workers_main(tmp_path: Path) -> None:
+    """``python -m modmain``: workers import ``modmain`` as ``__mp_main__``
+    (spawn's _fixup_main_from_name), so its functions resolve by reference."""
+    (tmp_path / "modmain.py").write_text(textwrap.dedent("""
+        import sys
+        import shmrt
+
+        def where(x):
+            main = sys.modules["__main__"]
+            return x * 2, main.__name__, main.__spec__.name
+
+        if __name__ == "__main__":
+            with shmrt.Pool(1) as pool:
+                print(pool.submit(where, 21).result(60))
+    """))
+    out = _run(["-m", "modmain"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(42, '__mp_main__', 'modmain')"
