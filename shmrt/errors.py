@@ -15,9 +15,9 @@ way: they are built on first use (module ``__getattr__``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ._core import SegmentError, ShmrtError
+
+TYPE_CHECKING = False  # typing's, without importing typing: ~2 ms of a worker's start
 
 __all__ = [
     "ShmrtError",
