@@ -3,9 +3,9 @@
 Why: reserving a segment (posix_fallocate: the kernel allocates and clears
 every page) takes time -- ~3 ms for the control part at the default sizes
 when the arena reserves itself as it is carved, ~20 ms for all 74 MiB on a
-kernel without MADV_POPULATE_WRITE (shmrt.segment.reserved_bytes) -- and it
-must be done before the header is written (shmrt.segment: a full /dev/shm is an error at
-creation, never a SIGBUS later).  For a second pool in the same process
+kernel without MADV_POPULATE_WRITE (shmrt.segment.reserved_bytes) -- and
+it must be done before the header is written (shmrt.segment: a full
+/dev/shm is an error at creation, never a SIGBUS later).  For a second pool in the same process
 that is most of its start-up once its workers are forked by the process
 zygote (shmrt.zygote).  So when a pool stops, a thread reserves a file of
 the same size for the next one: an unnamed file in /dev/shm (O_TMPFILE,

@@ -185,8 +185,9 @@ class Zygote:
 # The zygote's first lines: this process's sys.path, then shmrt and
 # shmrt.workers loaded from where this process has them -- the very same
 # code, whatever the path would find, and without an import hook's search
-# (an editable install's finder took ~3 ms of every cold start).
-_BOOT = """\
+# (an editable install's finder took ~3 ms of every cold start).  argv: 1-3
+# main's arguments, 4-7 _packages(), 8- sys.path.
+_LOAD = """\
 import sys
 from importlib.util import module_from_spec, spec_from_file_location
 a = sys.argv
@@ -197,6 +198,8 @@ if a[4]:
         mod = sys.modules[name] = module_from_spec(spec)
         spec.loader.exec_module(mod)
     sys.modules["shmrt"].workers = sys.modules["shmrt.workers"]
+"""
+_BOOT = _LOAD + """\
 from shmrt.workers.zygote import main
 main(int(a[1]), int(a[2]), a[3] == "1")
 """

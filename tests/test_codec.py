@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import marshal
 import math
-import os
 import sys
-import textwrap
 from typing import Any
 
 import pytest
@@ -79,29 +77,16 @@ def test_worker_start_up_imports_none_of_the_heavy_modules() -> None:
     """What the zygote imports before it forks a pool's first workers is on
     every cold pool's way to its first result: not msgspec (why marshal), not
     multiprocessing (the main import does without it), not dataclasses or
-    typing (~5 and ~2-3 ms).  Run without ``site`` (whose ``.pth`` files may
-    import any of them), loading shmrt from where this process has it, as the
-    zygote does."""
+    typing (~5 and ~2-3 ms).  The zygote's own first lines (shmrt/zygote.py
+    _LOAD), run without ``site``, whose ``.pth`` files may import any of them."""
     import subprocess
 
-    import posix_ipc
-    import shmrt.workers
+    from shmrt import zygote
 
-    code = textwrap.dedent(f"""
-        import sys
-        from importlib.util import module_from_spec, spec_from_file_location
-        sys.path[:0] = [{os.path.dirname(posix_ipc.__file__)!r}]
-        def load(name, where):
-            spec = spec_from_file_location(name, where + "/__init__.py",
-                                           submodule_search_locations=[where])
-            mod = sys.modules[name] = module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            return mod
-        load("shmrt", {shmrt.__path__[0]!r}).workers = load("shmrt.workers", {shmrt.workers.__path__[0]!r})
-        import shmrt.workers.boot, shmrt.workers.zygote, shmrt.segment
-        print(sorted(m for m in ("msgspec", "multiprocessing", "dataclasses", "typing") if m in sys.modules))
-    """)
-    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
-                         timeout=60)
+    probe = ("import shmrt.workers.boot, shmrt.workers.zygote, shmrt.segment\n"
+             "print(sorted(m for m in ('msgspec', 'multiprocessing', 'dataclasses', 'typing')"
+             " if m in sys.modules))\n")
+    argv = ["-S", "-c", zygote._LOAD + probe, "", "", "", *zygote._packages(), *sys.path]
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

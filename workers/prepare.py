@@ -40,16 +40,26 @@ def apply(data: dict[str, Any]) -> None:
     if "dir" in data:
         os.chdir(data["dir"])
     mp = {k: data[k] for k in MP_KEYS if k in data}
-    if "multiprocessing" in sys.modules:
-        _apply_mp(mp)
-    else:
-        sys.meta_path.insert(0, AfterImport("multiprocessing", lambda _m: _apply_mp(mp)))
+    on_multiprocessing(lambda _m: _apply_mp(mp))
 
 
 def _apply_mp(mp: dict[str, Any]) -> None:
     from multiprocessing import spawn
 
     spawn.prepare(mp)
+
+
+def on_multiprocessing(then: Callable[[Any], None]) -> AfterImport | None:
+    """``then(multiprocessing)`` now if it is loaded, else the moment it is
+    first imported (an ``AfterImport`` hook, returned for whoever may want it
+    removed before that)."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None:
+        then(mp)
+        return None
+    hook = AfterImport("multiprocessing", then)
+    sys.meta_path.insert(0, hook)
+    return hook
 
 
 class Bootstrapping:
@@ -65,7 +75,7 @@ class Bootstrapping:
         self.flagged: Any = None  # the process object we flagged
         self.hook: AfterImport | None = None
 
-    def _flag(self, _module: Any = None) -> None:
+    def _flag(self, _module: Any) -> None:
         if self.active:
             from multiprocessing import process
 
@@ -74,11 +84,7 @@ class Bootstrapping:
 
     def __enter__(self) -> None:
         self.active = True
-        if "multiprocessing" in sys.modules:
-            self._flag()
-        else:
-            self.hook = AfterImport("multiprocessing", self._flag)
-            sys.meta_path.insert(0, self.hook)
+        self.hook = on_multiprocessing(self._flag)
 
     def __exit__(self, *exc: object) -> None:
         self.active = False

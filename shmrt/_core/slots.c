@@ -272,6 +272,9 @@ int complete_slot(SegmentObject *s, u64 idx, slot_t *sl, u64 status, Py_buffer *
      * leaves them for the retry.  Dropped exactly once (see
      * slot_release_blobs); we still hold the scheduler's reference, so
      * nobody frees the slot meanwhile. */
+    /* (the plain look as above: the flag was set before the slot was
+     * published, and our begin's acquire of the state made it visible; the
+     * RMW, which pairs with slot_release_blobs', decides who drops it) */
     if ((LOAD_RLX(&sl->flags) & SLOT_F_ARGS_BLOB) &&
         (FETCH_AND_ACQREL(&sl->flags, ~SLOT_F_ARGS_BLOB) & SLOT_F_ARGS_BLOB) &&
         arena_release_block(s, LOAD_RLX(&sl->args_blob)))
