@@ -87,9 +87,15 @@ def transform(packet: memoryview) -> bytes:
 
 
 def record(packet: object, flow: int) -> None:
-    """Append (flow u64, seq u32) to $SHMRT_SOAK_SINK (the sink runs in the send worker)."""
+    """Append (flow u64, seq u64) to $SHMRT_SOAK_SINK (the sink runs in the
+    send worker).  16 bytes, so that with O_APPEND every record starts at a
+    multiple of 16 and never straddles a page: a send worker killed inside
+    the write leaves the whole record or none (the kernel stops a write
+    killed by SIGKILL between pages; 12-byte records were torn so, ~1 soak
+    run in 30, and parsed out of step)."""
     global _sink_fd
     if _sink_fd is None:
         _sink_fd = os.open(os.environ["SHMRT_SOAK_SINK"], os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                            0o600)
-    os.write(_sink_fd, flow.to_bytes(8, "little") + bytes(memoryview(packet)[:4]))  # type: ignore[arg-type]
+    seq = bytes(memoryview(packet)[:4])  # type: ignore[arg-type]
+    os.write(_sink_fd, flow.to_bytes(8, "little") + seq + bytes(4))
